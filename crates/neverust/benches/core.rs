@@ -1,0 +1,256 @@
+//! Storage-node core benchmarks, in one run so figures can be read as ratios:
+//! sha256 on 64 KiB blocks (the floor every upload pays), chunk+hash+tree, an end-to-end
+//! 256 MiB upload through the HTTP API into the disk store, put/get latency of a 64 KiB
+//! block on each store, and an idle node's RSS. A summary table closes the run.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, Criterion, Throughput};
+use neverust_content::{block_cid, sha256, Chunker, MerkleTree, BLOCK_SIZE};
+use neverust_node::{Node, NodeConfig, StoreKind};
+use neverust_store::{BlockStore, DiskStore, MemoryStore, StoreConfig};
+
+/// Per-iteration times of each benchmark, for the closing summary.
+static SAMPLES: Mutex<Vec<(&'static str, Vec<Duration>)>> = Mutex::new(Vec::new());
+
+fn record(name: &'static str, took: Duration, iters: u64) {
+    let mut all = SAMPLES.lock().unwrap();
+    let per = took / iters.max(1) as u32;
+    match all.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, v)) => v.push(per),
+        None => all.push((name, vec![per])),
+    }
+}
+
+fn quantile(name: &str, q: f64) -> Option<Duration> {
+    let all = SAMPLES.lock().unwrap();
+    let mut v = all.iter().find(|(n, _)| *n == name)?.1.clone();
+    v.sort();
+    v.get(((v.len() - 1) as f64 * q).round() as usize).copied()
+}
+
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+const DATASET: usize = 64 << 20;
+const UPLOAD: usize = 256 << 20;
+
+fn hashing(c: &mut Criterion) {
+    let block = pseudo_random(BLOCK_SIZE);
+    let mut g = c.benchmark_group("content");
+    g.throughput(Throughput::Bytes(BLOCK_SIZE as u64));
+    g.bench_function("sha256_64KiB", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                std::hint::black_box(sha256(std::hint::black_box(&block)));
+            }
+            let took = t.elapsed();
+            record("sha256_64KiB", took, iters);
+            took
+        })
+    });
+    let data = pseudo_random(DATASET);
+    g.throughput(Throughput::Bytes(DATASET as u64));
+    g.sample_size(10);
+    g.bench_function("chunk_hash_tree_64MiB", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let mut chunker = Chunker::new(BLOCK_SIZE);
+                let mut leaves = Vec::with_capacity(DATASET / BLOCK_SIZE);
+                for piece in data.chunks(256 * 1024) {
+                    chunker.push(piece, |blk| leaves.push(sha256(&blk)));
+                }
+                chunker.finish(|blk| leaves.push(sha256(&blk)));
+                let tree = MerkleTree::new(leaves).unwrap();
+                std::hint::black_box(tree.root_cid());
+            }
+            let took = t.elapsed();
+            record("chunk_hash_tree_64MiB", took, iters);
+            took
+        })
+    });
+    g.finish();
+}
+
+fn upload(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::ephemeral(dir.path().to_path_buf());
+    config.storage_quota = 64 << 30;
+    let node = rt.block_on(Node::start(config)).unwrap();
+    let url = format!("{}/data", node.api_url());
+    let client = reqwest::Client::new();
+    let mut g = c.benchmark_group("api");
+    g.throughput(Throughput::Bytes(UPLOAD as u64));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(30));
+    let mut seed = 0u8;
+    g.bench_function("upload_256MiB_disk", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                // Fresh content each time: re-uploading identical blocks would only dedup.
+                seed = seed.wrapping_add(1);
+                let mut body = pseudo_random(UPLOAD);
+                body.iter_mut().step_by(BLOCK_SIZE).for_each(|b| *b ^= seed);
+                let body = Bytes::from(body);
+                let t = Instant::now();
+                let resp = rt
+                    .block_on(client.post(&url).body(body).send())
+                    .expect("upload");
+                assert!(resp.status().is_success(), "upload failed: {}", resp.status());
+                total += t.elapsed();
+                // Keep the disk from filling across samples.
+                let cid = rt.block_on(resp.text()).unwrap();
+                rt.block_on(client.delete(format!("{url}/{cid}")).send()).unwrap();
+            }
+            record("upload_256MiB_disk", total, iters);
+            total
+        })
+    });
+    g.finish();
+    rt.block_on(node.shutdown());
+}
+
+fn store_latency(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || StoreConfig {
+        quota_max_bytes: 64 << 30,
+        block_ttl: Duration::from_secs(3600),
+    };
+    let stores: Vec<(&'static str, &'static str, Arc<dyn BlockStore>)> = vec![
+        ("put_memory", "get_memory", Arc::new(MemoryStore::new(cfg()))),
+        (
+            "put_disk",
+            "get_disk",
+            Arc::new(DiskStore::open(dir.path(), cfg()).unwrap()),
+        ),
+    ];
+    let mut g = c.benchmark_group("store_64KiB");
+    for (put_name, get_name, store) in stores {
+        let blocks: Vec<(neverust_content::Cid, Bytes)> = (0..512u32)
+            .map(|i| {
+                let mut d = pseudo_random(BLOCK_SIZE);
+                d[..4].copy_from_slice(&i.to_le_bytes());
+                (block_cid(&d), Bytes::from(d))
+            })
+            .collect();
+        let mut next = 0usize;
+        g.bench_function(put_name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (_, data) = &blocks[next % blocks.len()];
+                    // A new CID each time so every put really writes.
+                    let mut fresh = data.to_vec();
+                    fresh[4..12].copy_from_slice(&(next as u64).to_le_bytes());
+                    next += 1;
+                    let cid = block_cid(&fresh);
+                    let fresh = Bytes::from(fresh);
+                    let t = Instant::now();
+                    store.put_block(&cid, fresh).unwrap();
+                    let took = t.elapsed();
+                    record(put_name, took, 1);
+                    total += took;
+                    store.delete_block(&cid).unwrap();
+                }
+                total
+            })
+        });
+        for (cid, data) in &blocks {
+            store.put_block(cid, data.clone()).unwrap();
+        }
+        let mut i = 0usize;
+        g.bench_function(get_name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (cid, _) = &blocks[i % blocks.len()];
+                    i += 1;
+                    let t = Instant::now();
+                    std::hint::black_box(store.get_block(cid).unwrap().unwrap());
+                    let took = t.elapsed();
+                    record(get_name, took, 1);
+                    total += took;
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+fn idle_rss_kib() -> Option<u64> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().ok()?;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_neverust"))
+        .args(["start", "--api-port", "0", "--listen-port", "0", "--disc-port", "0"])
+        .args(["--listen-ip", "127.0.0.1", "--log-level", "warn", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let stdout = child.stdout.take()?;
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("READY "));
+    std::thread::sleep(Duration::from_secs(2));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    if !ready {
+        return None;
+    }
+    status?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn summary() {
+    let mbps = |name: &str, bytes: usize| {
+        quantile(name, 0.5).map(|d| bytes as f64 / d.as_secs_f64() / (1 << 20) as f64)
+    };
+    let sha = mbps("sha256_64KiB", BLOCK_SIZE);
+    let tree = mbps("chunk_hash_tree_64MiB", DATASET);
+    let up = mbps("upload_256MiB_disk", UPLOAD);
+    println!("\n== neverust core summary (medians of this run) ==");
+    let ratio = |x: Option<f64>| match (x, sha) {
+        (Some(x), Some(s)) => format!("{:.0} MiB/s  ({:.0} % of sha256)", x, 100.0 * x / s),
+        _ => "n/a".into(),
+    };
+    println!("sha256 64 KiB blocks      : {}", ratio(sha));
+    println!("chunk + hash + tree       : {}", ratio(tree));
+    println!("upload 256 MiB, HTTP→disk : {}", ratio(up));
+    for name in ["put_memory", "get_memory", "put_disk", "get_disk"] {
+        if let (Some(p50), Some(p99)) = (quantile(name, 0.5), quantile(name, 0.99)) {
+            println!("{name:<26}: p50 {:>8.1} µs   p99 {:>8.1} µs", p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6);
+        }
+    }
+    match idle_rss_kib() {
+        Some(kib) => println!("idle node RSS             : {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("idle node RSS             : n/a (node did not start)"),
+    }
+}
+
+criterion_group!(benches, hashing, upload, store_latency);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}

@@ -1,0 +1,184 @@
+//! Command-line flags. Every flag of `start` has an environment variable (for containers);
+//! values are validated here so a bad one is reported with the flag's name.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use neverust_node::config::DEFAULT_STORAGE_QUOTA;
+use neverust_node::{Mode, NodeConfig, StoreKind};
+
+#[derive(Parser, Debug)]
+#[command(name = "neverust", version, about = "Archivist-compatible peer-to-peer storage node")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a storage node until SIGINT/SIGTERM.
+    Start(StartArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ModeArg {
+    Altruistic,
+    Marketplace,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum StoreArg {
+    Disk,
+    Memory,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// How the node serves peers: for free, or against per-peer credit.
+    #[arg(long, value_enum, default_value = "altruistic", env = "NEVERUST_MODE")]
+    pub mode: ModeArg,
+    /// TCP port for peer-to-peer connections (0 picks a free one).
+    #[arg(long, default_value_t = 8070, env = "NEVERUST_LISTEN_PORT")]
+    pub listen_port: u16,
+    /// UDP port for discovery.
+    #[arg(long, default_value_t = 8090, env = "NEVERUST_DISC_PORT")]
+    pub disc_port: u16,
+    /// TCP port of the REST API (0 picks a free one).
+    #[arg(long, default_value_t = 8080, env = "NEVERUST_API_PORT")]
+    pub api_port: u16,
+    /// Address the peer-to-peer listener binds to.
+    #[arg(long, default_value = "0.0.0.0", env = "NEVERUST_LISTEN_IP")]
+    pub listen_ip: IpAddr,
+    /// Address the REST API binds to (use 0.0.0.0 in containers).
+    #[arg(long, default_value = "127.0.0.1", env = "NEVERUST_API_BINDADDR")]
+    pub api_bindaddr: IpAddr,
+    /// Directory holding everything the node keeps: database and node key.
+    #[arg(long, default_value = "./data", env = "NEVERUST_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// TRACE, DEBUG, INFO, NOTICE, WARN, ERROR or FATAL.
+    #[arg(long, default_value = "info", env = "NEVERUST_LOG_LEVEL", value_parser = parse_log_level)]
+    pub log_level: String,
+    /// The bootstrap node's API address, HOST:PORT.
+    #[arg(long, env = "BOOTSTRAP_NODE", value_parser = parse_host_port)]
+    pub bootstrap_node: Option<String>,
+    /// Storage quota, in bytes or with a unit (e.g. 20GiB, 512MB).
+    #[arg(long, env = "NEVERUST_STORAGE_QUOTA", value_parser = parse_size, default_value_t = DEFAULT_STORAGE_QUOTA)]
+    pub storage_quota: u64,
+    /// How long stored blocks live, e.g. 30d, 12h, 3600 (seconds).
+    #[arg(long, env = "NEVERUST_BLOCK_TTL", value_parser = parse_duration, default_value = "30d")]
+    pub block_ttl: Duration,
+    /// How often expired blocks are reclaimed, e.g. 10m.
+    #[arg(long, env = "NEVERUST_MAINTENANCE_INTERVAL", value_parser = parse_duration, default_value = "10m")]
+    pub block_maintenance_interval: Duration,
+    /// Where blocks live: a database under --data-dir, or memory only.
+    #[arg(long, value_enum, default_value = "disk", env = "NEVERUST_STORE")]
+    pub store: StoreArg,
+}
+
+impl StartArgs {
+    pub fn into_config(self) -> Result<NodeConfig, String> {
+        if self.block_ttl.is_zero() {
+            return Err("--block-ttl must be longer than zero".into());
+        }
+        if self.block_maintenance_interval.is_zero() {
+            return Err("--block-maintenance-interval must be longer than zero".into());
+        }
+        Ok(NodeConfig {
+            mode: match self.mode {
+                ModeArg::Altruistic => Mode::Altruistic,
+                ModeArg::Marketplace => Mode::Marketplace,
+            },
+            listen_ip: self.listen_ip,
+            api_ip: self.api_bindaddr,
+            listen_port: self.listen_port,
+            disc_port: self.disc_port,
+            api_port: self.api_port,
+            data_dir: self.data_dir,
+            log_level: self.log_level,
+            bootstrap_node: self.bootstrap_node,
+            storage_quota: self.storage_quota,
+            block_ttl: self.block_ttl,
+            maintenance_interval: self.block_maintenance_interval,
+            store: match self.store {
+                StoreArg::Disk => StoreKind::Disk,
+                StoreArg::Memory => StoreKind::Memory,
+            },
+        })
+    }
+}
+
+fn parse_log_level(s: &str) -> Result<String, String> {
+    neverust_node::logging::parse_level(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_host_port(s: &str) -> Result<String, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("expected HOST:PORT, got {s:?}"))?;
+    if host.is_empty() {
+        return Err(format!("expected HOST:PORT, the host is empty in {s:?}"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("expected HOST:PORT, {port:?} is not a port number"))?;
+    Ok(s.to_string())
+}
+
+/// Bytes, or a number with a unit: B, KB/MB/GB/TB (powers of 1000), KiB/MiB/GiB/TiB or
+/// K/M/G/T (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 1073741824, 512MiB, 20GB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000u64.pow(2),
+        "gb" => 1000u64.pow(3),
+        "tb" => 1000u64.pow(4),
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    let bytes = value * mult as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{s:?} is out of range: the size must be at least 1 byte"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Seconds, or a duration with units as humantime reads them (30d, 12h, 10m, 1h30m).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration (e.g. 3600, 30d, 12h): {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("2KiB").unwrap(), 2048);
+        assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! The one way tests start a node: the real `neverust` binary as a child process on
+//! ephemeral loopback ports, with a client for its API.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct TestNode {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub peer_id: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_neverust")
+}
+
+impl TestNode {
+    /// Starts a node on `data_dir` with extra flags and waits for its READY line.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> TestNode {
+        let mut child = Command::new(binary())
+            .arg("start")
+            .args(["--api-port", "0", "--listen-port", "0", "--disc-port", "0"])
+            .args(["--listen-ip", "127.0.0.1", "--log-level", "warn"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning neverust");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("READY ") => break line,
+                Some(Ok(_)) => continue,
+                _ => {
+                    let status = child.wait().unwrap();
+                    panic!("node exited before READY: {status}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let field = |key: &str| {
+            ready
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {ready:?}"))
+                .to_string()
+        };
+        TestNode {
+            base: field("api="),
+            peer_id: field("peer_id="),
+            child,
+            data_dir: data_dir.to_path_buf(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/archivist/v1{}", self.base, path)
+    }
+
+    pub async fn upload(&self, data: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(self.url("/data"))
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Disposition", "attachment; filename=\"test.bin\"")
+            .body(data)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    pub async fn upload_ok(&self, data: Vec<u8>) -> String {
+        let resp = self.upload(data).await;
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert_eq!(status, 200, "upload failed: {body}");
+        body
+    }
+
+    pub async fn download(&self, cid: &str) -> (u16, Vec<u8>) {
+        let resp = self
+            .http
+            .get(self.url(&format!("/data/{cid}")))
+            .send()
+            .await
+            .expect("download request");
+        let status = resp.status().as_u16();
+        (status, resp.bytes().await.unwrap().to_vec())
+    }
+
+    pub async fn space(&self) -> serde_json::Value {
+        self.http
+            .get(self.url("/space"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deterministic, incompressible-looking test data.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -1,0 +1,282 @@
+//! The storage node end to end: a real `neverust start` process, spoken to over HTTP.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{data, TestNode};
+use sha2::{Digest, Sha256};
+
+const BLOCK: usize = 64 * 1024;
+
+#[tokio::test]
+async fn upload_then_download_returns_identical_bytes_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    for (i, len) in [1usize, BLOCK - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 123].into_iter().enumerate() {
+        let payload = data(len, i as u64);
+        let cid = node.upload_ok(payload.clone()).await;
+        assert!(cid.starts_with('z'), "manifest CIDs print as base58btc: {cid}");
+        let resp = node
+            .http
+            .get(node.url(&format!("/data/{cid}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"test.bin\"");
+        assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+        assert_eq!(resp.headers()["content-length"], len.to_string().as_str());
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(Sha256::digest(&body), Sha256::digest(&payload), "len {len}");
+    }
+    let list: serde_json::Value = node
+        .http
+        .get(node.url("/data"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let content = list["content"].as_array().unwrap();
+    assert_eq!(content.len(), 5);
+    assert!(content
+        .iter()
+        .all(|item| item["manifest"]["filename"] == "test.bin"
+            && item["manifest"]["blockSize"] == BLOCK
+            && item["manifest"]["protected"] == false));
+}
+
+#[tokio::test]
+async fn same_content_same_cid_and_blocks_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let payload = data(3 * BLOCK, 7);
+    let first = node.upload_ok(payload.clone()).await;
+    let used_once = node.space().await["quotaUsedBytes"].as_u64().unwrap();
+    let second = node.upload_ok(payload).await;
+    assert_eq!(first, second);
+    let space = node.space().await;
+    assert_eq!(space["quotaUsedBytes"].as_u64().unwrap(), used_once);
+    // 3 data blocks and 1 manifest.
+    assert_eq!(space["totalBlocks"], 4);
+}
+
+#[tokio::test]
+async fn bad_cids_are_400_and_unknown_cids_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let (status, body) = node.download("not-a-cid").await;
+    assert_eq!(status, 400);
+    assert!(!body.is_empty(), "a 400 carries a message");
+    // A well-formed manifest CID that this node never stored.
+    let cid = node.upload_ok(data(10, 1)).await;
+    let resp = node.http.delete(node.url(&format!("/data/{cid}"))).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, _) = node.download(&cid).await;
+    assert_eq!(status, 404);
+    let resp = node
+        .http
+        .get(node.url(&format!("/data/{cid}/network/manifest")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn delete_frees_space_but_keeps_blocks_shared_with_other_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let a = data(4 * BLOCK, 11);
+    let mut b = a[..2 * BLOCK].to_vec();
+    b.extend(data(2 * BLOCK, 12));
+    let cid_a = node.upload_ok(a).await;
+    let cid_b = node.upload_ok(b.clone()).await;
+    let resp = node.http.delete(node.url(&format!("/data/{cid_a}"))).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, body) = node.download(&cid_b).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, b);
+    // b's 4 blocks + its manifest remain.
+    assert_eq!(node.space().await["totalBlocks"], 5);
+}
+
+#[tokio::test]
+async fn over_quota_is_refused_with_the_quota_in_the_message_and_nothing_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &["--storage-quota", "1MiB"]);
+    let before = node.space().await;
+    // With a Content-Length: refused before the body is read.
+    let resp = node.upload(data(2 << 20, 3)).await;
+    assert_eq!(resp.status(), 422);
+    let msg = resp.text().await.unwrap();
+    assert!(msg.contains("1048576"), "message names the quota: {msg}");
+    // Chunked (no length): refused when the quota runs out mid-stream.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..32).map(|i| Ok(data(BLOCK, 100 + i))).collect();
+    let resp = node
+        .http
+        .post(node.url("/data"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await;
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), 422);
+        assert!(resp.text().await.unwrap().contains("1048576"));
+    }
+    let after = wait_for_space(&node, &before).await;
+    assert_eq!(after, before, "a refused upload leaves nothing behind");
+    // What fits still goes in.
+    node.upload_ok(data(BLOCK, 4)).await;
+}
+
+async fn wait_for_space(node: &TestNode, expected: &serde_json::Value) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = node.space().await;
+        if &now == expected || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_upload_leaves_no_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let before = node.space().await;
+    let addr = node.base.trim_start_matches("http://").to_string();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/archivist/v1/data HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        64 * BLOCK
+    )
+    .unwrap();
+    conn.write_all(&data(10 * BLOCK, 9)).unwrap();
+    conn.flush().unwrap();
+    // Let the node store some of those blocks, then vanish.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conn);
+    let after = wait_for_space(&node, &before).await;
+    assert_eq!(after, before);
+}
+
+#[tokio::test]
+async fn kill_9_after_an_acknowledged_upload_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let peer_id = node.peer_id.clone();
+    let payloads: Vec<Vec<u8>> = (0..3).map(|i| data(3 * BLOCK + i * 1000, 50 + i as u64)).collect();
+    let mut cids = Vec::new();
+    for p in &payloads {
+        cids.push(node.upload_ok(p.clone()).await);
+    }
+    // A fourth upload is cut off by the kill mid-stream: it must not survive half-stored.
+    let addr = node.base.trim_start_matches("http://").to_string();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/archivist/v1/data HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        64 * BLOCK
+    )
+    .unwrap();
+    conn.write_all(&data(8 * BLOCK, 99)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    node.kill9();
+    drop(conn);
+
+    let node = TestNode::start(dir.path(), &[]);
+    assert_eq!(node.peer_id, peer_id, "the node key lives in the data dir");
+    for (cid, p) in cids.iter().zip(&payloads) {
+        let (status, body) = node.download(cid).await;
+        assert_eq!(status, 200);
+        assert_eq!(&body, p);
+    }
+    // Only the three datasets remain: 4 blocks + a manifest each.
+    let space = node.space().await;
+    assert_eq!(space["totalBlocks"], 15, "{space}");
+    // 12 data blocks plus three manifests of a few hundred bytes each.
+    let used = space["quotaUsedBytes"].as_u64().unwrap();
+    assert!(
+        (12 * BLOCK as u64..12 * BLOCK as u64 + 3 * 1024).contains(&used),
+        "quota used {used}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_node_cleanly_and_restart_serves_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let payload = data(2 * BLOCK + 5, 77);
+    let cid = node.upload_ok(payload.clone()).await;
+    let status = node.terminate();
+    assert!(status.success(), "graceful stop exits 0: {status}");
+    let node = TestNode::start(dir.path(), &[]);
+    assert_eq!(node.download(&cid).await, (200, payload));
+}
+
+#[tokio::test]
+async fn metrics_and_node_identity_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &["--mode", "marketplace"]);
+    node.upload_ok(data(BLOCK, 5)).await;
+    let metrics = node.http.get(format!("{}/metrics", node.base)).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        "neverust_block_count 2",
+        "neverust_block_bytes ",
+        "neverust_uptime_seconds ",
+        "mode=\"marketplace\"",
+        "neverust_api_requests_total{method=\"POST\",route=\"/api/archivist/v1/data\",status=\"200\"} 1",
+        "neverust_store_op_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle:?}:\n{metrics}");
+    }
+    let id: serde_json::Value = node.http.get(node.url("/peerid")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(id["id"], node.peer_id.as_str());
+    let text = node
+        .http
+        .get(node.url("/peerid"))
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, node.peer_id);
+    let spr: serde_json::Value = node.http.get(node.url("/spr")).send().await.unwrap().json().await.unwrap();
+    assert!(spr["spr"].as_str().unwrap().starts_with("spr:"));
+    let info: serde_json::Value = node.http.get(node.url("/debug/info")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["id"], node.peer_id.as_str());
+    let resp = node.http.post(node.url("/debug/chronicles/loglevel?level=LOUD")).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = node.http.post(node.url("/debug/chronicles/loglevel?level=DEBUG")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let health = node.http.get(format!("{}/health", node.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[test]
+fn bad_flags_exit_non_zero_naming_the_flag() {
+    for (args, flag) in [
+        (&["start", "--mode", "greedy"][..], "--mode"),
+        (&["start", "--storage-quota", "12parsecs"][..], "--storage-quota"),
+        (&["start", "--block-ttl", "soon"][..], "--block-ttl"),
+        (&["start", "--api-port", "99999"][..], "--api-port"),
+        (&["start", "--bootstrap-node", "nohost"][..], "--bootstrap-node"),
+        (&["start", "--log-level", "LOUD"][..], "--log-level"),
+    ] {
+        let out = Command::new(common::binary()).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{args:?}: stderr does not name {flag}: {stderr}");
+    }
+}
+

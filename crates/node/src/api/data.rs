@@ -1,0 +1,278 @@
+//! Dataset routes: upload, list, download, delete, manifest lookup and space.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use neverust_content::{codec, Cid, Manifest};
+use serde_json::{json, Value};
+
+use super::{parse_cid, ApiError};
+use crate::download;
+use crate::state::NodeState;
+use crate::upload::{self, UploadMeta};
+
+/// The JSON form of a manifest in Archivist's `DataItem`.
+pub fn manifest_json(manifest: &Manifest) -> Value {
+    let mut m = json!({
+        "treeCid": manifest.tree_cid.to_string(),
+        "datasetSize": manifest.dataset_size,
+        "blockSize": manifest.block_size,
+        "protected": manifest.erasure.is_some(),
+    });
+    if let Some(f) = &manifest.filename {
+        m["filename"] = json!(f);
+    }
+    if let Some(t) = &manifest.mimetype {
+        m["mimetype"] = json!(t);
+    }
+    m
+}
+
+fn data_item(cid: &Cid, manifest: &Manifest) -> Value {
+    json!({ "cid": cid.to_string(), "manifest": manifest_json(manifest) })
+}
+
+pub async fn upload(
+    State(state): State<Arc<NodeState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<String, ApiError> {
+    let meta = upload_meta(&headers)?;
+    if let Some(len) = content_length(&headers) {
+        check_quota(&state, len).await?;
+    }
+    let uploaded = upload::ingest(&state, body.into_data_stream(), meta).await?;
+    tracing::info!(cid = %uploaded.manifest_cid, size = uploaded.manifest.dataset_size, "stored dataset");
+    Ok(uploaded.manifest_cid.to_string())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Refuses an upload that cannot fit before reading any of it, so a client does not stream
+/// gigabytes only to be told no. Uploads without a length are checked block by block.
+async fn check_quota(state: &NodeState, len: u64) -> Result<(), ApiError> {
+    let space = state.with_store("space", |s| s.space()).await?;
+    let blocks = len.div_ceil(neverust_content::BLOCK_SIZE as u64);
+    let needed = blocks * neverust_content::BLOCK_SIZE as u64;
+    let free = space
+        .quota_max_bytes
+        .saturating_sub(space.quota_used_bytes + space.quota_reserved_bytes);
+    if needed > free {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "Not enough storage quota: the upload needs {needed} bytes, {free} of the quota of {} bytes are free (used: {}, reserved: {})",
+                space.quota_max_bytes, space.quota_used_bytes, space.quota_reserved_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn upload_meta(headers: &HeaderMap) -> Result<UploadMeta, ApiError> {
+    let invalid = |what: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, what.to_string());
+    let mimetype = match headers.get(header::CONTENT_TYPE) {
+        None => None,
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| invalid("The MIME type is not valid."))?;
+            validate_mimetype(v)
+                .map_err(|()| invalid(&format!("The MIME type '{v}' is not valid.")))?
+        }
+    };
+    let filename = match headers.get(header::CONTENT_DISPOSITION) {
+        None => None,
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| invalid("The filename is not valid."))?;
+            match filename_from_disposition(v) {
+                Some(name) if !is_valid_filename(&name) => {
+                    return Err(invalid("The filename is not valid."))
+                }
+                other => other,
+            }
+        }
+    };
+    Ok(UploadMeta { filename, mimetype })
+}
+
+/// A known `type/subtype` (parameters ignored) is kept; curl's default form type for
+/// `--data-binary` says nothing about the file and is dropped rather than refused.
+fn validate_mimetype(raw: &str) -> Result<Option<String>, ()> {
+    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence.is_empty() || essence == "application/x-www-form-urlencoded" {
+        return Ok(None);
+    }
+    match mime_guess::get_mime_extensions_str(&essence) {
+        Some(exts) if !exts.is_empty() => Ok(Some(essence)),
+        _ => Err(()),
+    }
+}
+
+fn filename_from_disposition(value: &str) -> Option<String> {
+    let start = value.find("filename=")? + "filename=".len();
+    let rest = value[start..].trim();
+    let name = if let Some(quoted) = rest.strip_prefix('"') {
+        &quoted[..quoted.find('"')?]
+    } else {
+        rest.split(';').next().unwrap_or("").trim()
+    };
+    Some(name.to_string())
+}
+
+/// The rules of Nim's `isValidFilename`, which Archivist applies: no path separators or
+/// characters that are special on common file systems, no control characters, sane length.
+fn is_valid_filename(name: &str) -> bool {
+    const FORBIDDEN: &[char] = &['/', '\\', ':', '*', '?', '"', '<', '>', '|'];
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with(' ')
+        && !name.ends_with(' ')
+        && !name.ends_with('.')
+        && !name.chars().any(|c| c.is_control() || FORBIDDEN.contains(&c))
+}
+
+pub async fn list(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, ApiError> {
+    let manifests = state.with_store("list", |s| s.list_manifests()).await?;
+    let content: Vec<Value> = manifests
+        .iter()
+        .filter_map(|(cid, bytes)| Manifest::decode(bytes).ok().map(|m| data_item(cid, &m)))
+        .collect();
+    Ok(Json(json!({ "content": content })))
+}
+
+pub async fn download(
+    State(state): State<Arc<NodeState>>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let cid = parse_cid(&raw)?;
+    let content = download::open(&state, cid).await?;
+    Ok(content_response(content))
+}
+
+fn content_response(content: download::Content) -> Response {
+    let mut headers = HeaderMap::new();
+    let manifest = content.manifest.as_ref();
+    let mime = manifest
+        .and_then(|m| m.mimetype.as_deref())
+        .and_then(|m| HeaderValue::from_str(m).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, mime);
+    let disposition = manifest
+        .and_then(|m| m.filename.as_deref())
+        .and_then(|f| HeaderValue::from_str(&format!("attachment; filename=\"{f}\"")).ok())
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(content.len));
+    headers.insert(
+        "Access-Control-Expose-Headers",
+        HeaderValue::from_static("Content-Disposition"),
+    );
+    // A missing block mid-stream cuts the connection: the client sees a short body against
+    // Content-Length instead of silently truncated data.
+    let stream = tokio_stream_from(content.body).map(|item| item.map_err(std::io::Error::other));
+    (headers, Body::from_stream(stream)).into_response()
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+}
+
+pub async fn delete(
+    State(state): State<Arc<NodeState>>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let cid = parse_cid(&raw)?;
+    if cid.codec() == codec::MANIFEST {
+        match download::local_manifest(&state, cid).await {
+            Ok(m) => {
+                let (tree, blocks) = (m.tree_cid, m.blocks_count());
+                state
+                    .with_store("delete", move |s| s.delete_dataset(&cid, &tree, blocks))
+                    .await?;
+            }
+            // Deleting what is not here leaves the node as asked: nothing to do.
+            Err(download::DownloadError::NotFound { .. }) => {}
+            Err(download::DownloadError::BadManifest { .. }) => {
+                state
+                    .with_store("delete", move |s| s.delete_block(&cid))
+                    .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        state
+            .with_store("delete", move |s| s.delete_block(&cid))
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Local only until the node joins a network: the manifest if this node holds it.
+pub async fn network_manifest(
+    State(state): State<Arc<NodeState>>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cid = parse_cid(&raw)?;
+    if cid.codec() != codec::MANIFEST {
+        return Err(ApiError::bad_request(format!(
+            "{cid} is not a manifest CID (codec 0x{:x}, expected 0xcd01)",
+            cid.codec()
+        )));
+    }
+    let manifest = download::local_manifest(&state, cid).await?;
+    Ok(Json(data_item(&cid, &manifest)))
+}
+
+pub async fn space(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, ApiError> {
+    let space = state.with_store("space", |s| s.space()).await?;
+    Ok(Json(json!({
+        "totalBlocks": space.total_blocks,
+        "quotaMaxBytes": space.quota_max_bytes,
+        "quotaUsedBytes": space.quota_used_bytes,
+        "quotaReservedBytes": space.quota_reserved_bytes,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_follow_archivist_rules() {
+        assert_eq!(
+            filename_from_disposition("attachment; filename=\"file.bin\""),
+            Some("file.bin".into())
+        );
+        assert_eq!(filename_from_disposition("attachment"), None);
+        assert!(is_valid_filename("file.bin"));
+        assert!(!is_valid_filename("../etc/passwd"));
+        assert!(!is_valid_filename("a\u{0}b"));
+    }
+
+    #[test]
+    fn mimetypes_are_checked_but_curl_default_is_dropped() {
+        assert_eq!(
+            validate_mimetype("image/png; q=1"),
+            Ok(Some("image/png".into()))
+        );
+        assert_eq!(validate_mimetype("application/x-www-form-urlencoded"), Ok(None));
+        assert!(validate_mimetype("not a type").is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! Node configuration: everything `neverust start` can be told, already validated.
+//!
+//! Parsing flags and environment variables is the binary's job; this module only holds
+//! the resulting values and the few rules that tie them together.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a node treats peers asking it for blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Serves any peer for free.
+    Altruistic,
+    /// Keeps per-peer accounts and serves within a credit limit.
+    Marketplace,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Altruistic => "altruistic",
+            Mode::Marketplace => "marketplace",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which block store backs the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// redb database under the data dir: survives restarts.
+    Disk,
+    /// Process memory only: for benchmarks and throwaway nodes.
+    Memory,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub mode: Mode,
+    /// Address the peer-to-peer listeners bind to.
+    pub listen_ip: IpAddr,
+    /// Address the REST API binds to (loopback unless the node runs in a container).
+    pub api_ip: IpAddr,
+    pub listen_port: u16,
+    pub disc_port: u16,
+    pub api_port: u16,
+    pub data_dir: PathBuf,
+    pub log_level: String,
+    /// The bootstrap node's API address (`HOST:PORT`), as the seed's compose files give it.
+    pub bootstrap_node: Option<String>,
+    pub storage_quota: u64,
+    pub block_ttl: Duration,
+    pub maintenance_interval: Duration,
+    pub store: StoreKind,
+}
+
+/// Archivist's defaults: 20 GiB quota, 30 day block TTL, maintenance every 10 minutes.
+pub const DEFAULT_STORAGE_QUOTA: u64 = 20 * 1024 * 1024 * 1024;
+pub const DEFAULT_BLOCK_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
+
+impl NodeConfig {
+    /// A node on loopback with ephemeral ports, for tests and benchmarks.
+    pub fn ephemeral(data_dir: PathBuf) -> Self {
+        NodeConfig {
+            mode: Mode::Altruistic,
+            listen_ip: IpAddr::from([127, 0, 0, 1]),
+            api_ip: IpAddr::from([127, 0, 0, 1]),
+            listen_port: 0,
+            disc_port: 0,
+            api_port: 0,
+            data_dir,
+            log_level: "info".into(),
+            bootstrap_node: None,
+            storage_quota: DEFAULT_STORAGE_QUOTA,
+            block_ttl: DEFAULT_BLOCK_TTL,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            store: StoreKind::Disk,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The Neverust storage node: configuration, lifecycle, the Archivist-compatible REST API,
+//! metrics, and the upload/download paths between the API and the block store.
+//!
+//! Networking between nodes (libp2p, discovery, block exchange) is not here yet.
+
+pub mod api;
+pub mod config;
+pub mod download;
+pub mod identity;
+pub mod logging;
+pub mod metrics;
+pub mod node;
+mod procfs;
+pub mod state;
+pub mod upload;
+
+pub use config::{Mode, NodeConfig, StoreKind};
+pub use node::{run_until_signal, Node, StartError};

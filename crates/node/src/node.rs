@@ -1,0 +1,209 @@
+//! Node lifecycle: config → identity → store → API, a maintenance timer, and a graceful stop.
+//!
+//! `Node::start` returns once the API is listening, so callers (the binary, tests,
+//! benchmarks) can talk to it at once; `shutdown` stops accepting requests, lets in-flight
+//! ones finish for a bounded time, and closes the store so everything acknowledged is on disk.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use libp2p::multiaddr::Protocol;
+use libp2p::Multiaddr;
+use neverust_store::{BlockStore, DiskStore, MemoryStore, StoreConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{NodeConfig, StoreKind};
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::state::NodeState;
+
+/// How long in-flight requests may run on after a stop was asked for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("cannot create the data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error("cannot open the block store: {0}")]
+    Store(#[from] neverust_store::StoreError),
+    #[error("cannot listen for the API on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Node {
+    state: Arc<NodeState>,
+    api_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
+}
+
+impl Node {
+    pub async fn start(config: NodeConfig) -> Result<Node, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let identity = Identity::load_or_create(&config.data_dir)?;
+        let store_config = StoreConfig {
+            quota_max_bytes: config.storage_quota,
+            block_ttl: config.block_ttl,
+        };
+        let (store, store_kind): (Arc<dyn BlockStore>, _) = match config.store {
+            StoreKind::Disk => {
+                let dir = config.data_dir.clone();
+                let store = tokio::task::spawn_blocking(move || DiskStore::open(&dir, store_config))
+                    .await
+                    .expect("opening the store does not panic")?;
+                (Arc::new(store), "disk")
+            }
+            StoreKind::Memory => (Arc::new(MemoryStore::new(store_config)), "memory"),
+        };
+
+        let api_addr = SocketAddr::new(config.api_ip, config.api_port);
+        let listener = tokio::net::TcpListener::bind(api_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: api_addr,
+                source,
+            })?;
+        let api_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: api_addr,
+            source,
+        })?;
+
+        let listen_addrs = vec![Multiaddr::empty()
+            .with(Protocol::from(config.listen_ip))
+            .with(Protocol::Tcp(config.listen_port))];
+        let metrics = Metrics::new(config.mode, identity.peer_id().to_string());
+        let maintenance_interval = config.maintenance_interval;
+        let state = Arc::new(NodeState {
+            config,
+            identity,
+            store,
+            store_kind,
+            metrics,
+            listen_addrs,
+        });
+
+        let (stop, stopped) = watch::channel(false);
+        let router = crate::api::router(state.clone());
+        let mut server_stop = stopped.clone();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "API server failed");
+            }
+        });
+        let maintenance = tokio::spawn(maintain_forever(
+            state.store.clone(),
+            maintenance_interval,
+            stopped,
+        ));
+        tracing::info!(
+            peer_id = %state.identity.peer_id(),
+            api = %api_addr,
+            mode = %state.config.mode,
+            data_dir = %state.config.data_dir.display(),
+            "node started"
+        );
+        Ok(Node {
+            state,
+            api_addr,
+            stop,
+            server,
+            maintenance,
+        })
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api/archivist/v1", self.api_addr)
+    }
+
+    pub fn state(&self) -> &Arc<NodeState> {
+        &self.state
+    }
+
+    /// Stops the node: no new requests, in-flight ones get `DRAIN_TIMEOUT`, then the store
+    /// is closed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let Node {
+            state,
+            server,
+            maintenance,
+            ..
+        } = self;
+        if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+            tracing::warn!("in-flight requests outlived the drain timeout; their uploads are dropped uncommitted");
+        }
+        let _ = maintenance.await;
+        // Dropping the last handle closes the database; uncommitted uploads were aborted by
+        // their own drops, or are reclaimed on the next start.
+        drop(state);
+        tracing::info!("node stopped");
+    }
+}
+
+async fn maintain_forever(
+    store: Arc<dyn BlockStore>,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.maintain(SystemTime::now())).await {
+            Ok(Ok(reclaimed)) => tracing::debug!(?reclaimed, "maintenance done"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "maintenance failed"),
+            Err(e) => tracing::warn!(error = %e, "maintenance task panicked"),
+        }
+    }
+}
+
+/// Runs a node until SIGINT or SIGTERM, then stops it gracefully.
+pub async fn run_until_signal(config: NodeConfig) -> anyhow::Result<()> {
+    crate::logging::init(&config.log_level)?;
+    let node = Node::start(config).await?;
+    // One machine-readable line on stdout: launchers and tests wait for it and read the
+    // API address from it, which is how ephemeral ports (--api-port 0) become usable.
+    println!(
+        "READY api=http://{} peer_id={}",
+        node.api_addr(),
+        node.state().identity.peer_id()
+    );
+    wait_for_signal().await;
+    tracing::info!("stop requested");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,65 @@
+//! What every request handler shares: config, identity, the block store and metrics.
+//!
+//! Store calls are synchronous (redb is); `with_store` runs them on tokio's blocking pool and
+//! times them, so no handler ever blocks the reactor on disk I/O.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use libp2p::Multiaddr;
+use neverust_store::{BlockStore, StoreError};
+
+use crate::config::NodeConfig;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+
+pub struct NodeState {
+    pub config: NodeConfig,
+    pub identity: Identity,
+    pub store: Arc<dyn BlockStore>,
+    /// `"disk"` or `"memory"`: the label of store metrics.
+    pub store_kind: &'static str,
+    pub metrics: Metrics,
+    /// Addresses peers can reach us on, as announced in the SPR and `/debug/info`.
+    pub listen_addrs: Vec<Multiaddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("store task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl NodeState {
+    /// Runs one store operation off the async reactor and records its latency.
+    pub async fn with_store<T, F>(&self, op: &'static str, f: F) -> Result<T, BlockingError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn BlockStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || f(store.as_ref())).await?;
+        self.metrics
+            .observe_store_op(op, self.store_kind, started.elapsed());
+        Ok(result?)
+    }
+
+    pub fn spr(&self) -> Option<String> {
+        self.identity.spr(self.listen_addrs.clone()).ok()
+    }
+
+    /// Refreshes the gauges that mirror the store before a scrape.
+    pub fn refresh_store_gauges(&self) {
+        let stats = self.store.stats();
+        let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+        self.metrics.block_count.set(clamp(stats.block_count));
+        self.metrics.block_bytes.set(clamp(stats.block_bytes));
+        self.metrics
+            .quota_max_bytes
+            .set(clamp(self.config.storage_quota));
+    }
+}

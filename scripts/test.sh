@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# All of Neverust's tests: formatting, lints, the known-answer files, unit/property/
+# integration tests, and the OpenAPI fuzzing of a real node.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+echo "== fmt";    cargo fmt --all -- --check
+echo "== clippy"; cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== golden"; python3 scripts/golden_content.py --check
+echo "== tests";  cargo test --workspace
+echo "== api fuzz"; bash scripts/api-fuzz.sh
