@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, Criterion, Throughput};
 use neverust_content::{block_cid, sha256, Chunker, MerkleTree, BLOCK_SIZE};
-use neverust_node::{Node, NodeConfig, StoreKind};
+use neverust_node::{Node, NodeConfig};
 use neverust_store::{BlockStore, DiskStore, MemoryStore, StoreConfig};
 
 /// Per-iteration times of each benchmark, for the closing summary.
@@ -111,11 +111,16 @@ fn upload(c: &mut Criterion) {
                 let resp = rt
                     .block_on(client.post(&url).body(body).send())
                     .expect("upload");
-                assert!(resp.status().is_success(), "upload failed: {}", resp.status());
+                assert!(
+                    resp.status().is_success(),
+                    "upload failed: {}",
+                    resp.status()
+                );
                 total += t.elapsed();
                 // Keep the disk from filling across samples.
                 let cid = rt.block_on(resp.text()).unwrap();
-                rt.block_on(client.delete(format!("{url}/{cid}")).send()).unwrap();
+                rt.block_on(client.delete(format!("{url}/{cid}")).send())
+                    .unwrap();
             }
             record("upload_256MiB_disk", total, iters);
             total
@@ -132,7 +137,11 @@ fn store_latency(c: &mut Criterion) {
         block_ttl: Duration::from_secs(3600),
     };
     let stores: Vec<(&'static str, &'static str, Arc<dyn BlockStore>)> = vec![
-        ("put_memory", "get_memory", Arc::new(MemoryStore::new(cfg()))),
+        (
+            "put_memory",
+            "get_memory",
+            Arc::new(MemoryStore::new(cfg())),
+        ),
         (
             "put_disk",
             "get_disk",
@@ -197,8 +206,22 @@ fn idle_rss_kib() -> Option<u64> {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().ok()?;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_neverust"))
-        .args(["start", "--api-port", "0", "--listen-port", "0", "--disc-port", "0"])
-        .args(["--listen-ip", "127.0.0.1", "--log-level", "warn", "--data-dir"])
+        .args([
+            "start",
+            "--api-port",
+            "0",
+            "--listen-port",
+            "0",
+            "--disc-port",
+            "0",
+        ])
+        .args([
+            "--listen-ip",
+            "127.0.0.1",
+            "--log-level",
+            "warn",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -238,7 +261,11 @@ fn summary() {
     println!("upload 256 MiB, HTTP→disk : {}", ratio(up));
     for name in ["put_memory", "get_memory", "put_disk", "get_disk"] {
         if let (Some(p50), Some(p99)) = (quantile(name, 0.5), quantile(name, 0.99)) {
-            println!("{name:<26}: p50 {:>8.1} µs   p99 {:>8.1} µs", p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6);
+            println!(
+                "{name:<26}: p50 {:>8.1} µs   p99 {:>8.1} µs",
+                p50.as_secs_f64() * 1e6,
+                p99.as_secs_f64() * 1e6
+            );
         }
     }
     match idle_rss_kib() {

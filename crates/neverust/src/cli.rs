@@ -10,7 +10,11 @@ use neverust_node::config::DEFAULT_STORAGE_QUOTA;
 use neverust_node::{Mode, NodeConfig, StoreKind};
 
 #[derive(Parser, Debug)]
-#[command(name = "neverust", version, about = "Archivist-compatible peer-to-peer storage node")]
+#[command(
+    name = "neverust",
+    version,
+    about = "Archivist-compatible peer-to-peer storage node"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -152,7 +156,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     let bytes = value * mult as f64;
     if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(format!("{s:?} is out of range: the size must be at least 1 byte"));
+        return Err(format!(
+            "{s:?} is out of range: the size must be at least 1 byte"
+        ));
     }
     Ok(bytes as u64)
 }
@@ -178,7 +184,10 @@ mod tests {
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("0").is_err());
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
         assert!(parse_duration("soon").is_err());
     }
 }

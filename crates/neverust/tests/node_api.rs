@@ -16,10 +16,16 @@ const BLOCK: usize = 64 * 1024;
 async fn upload_then_download_returns_identical_bytes_and_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), &[]);
-    for (i, len) in [1usize, BLOCK - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 123].into_iter().enumerate() {
+    for (i, len) in [1usize, BLOCK - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 123]
+        .into_iter()
+        .enumerate()
+    {
         let payload = data(len, i as u64);
         let cid = node.upload_ok(payload.clone()).await;
-        assert!(cid.starts_with('z'), "manifest CIDs print as base58btc: {cid}");
+        assert!(
+            cid.starts_with('z'),
+            "manifest CIDs print as base58btc: {cid}"
+        );
         let resp = node
             .http
             .get(node.url(&format!("/data/{cid}")))
@@ -27,7 +33,10 @@ async fn upload_then_download_returns_identical_bytes_and_metadata() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"test.bin\"");
+        assert_eq!(
+            resp.headers()["content-disposition"],
+            "attachment; filename=\"test.bin\""
+        );
         assert_eq!(resp.headers()["content-type"], "application/octet-stream");
         assert_eq!(resp.headers()["content-length"], len.to_string().as_str());
         let body = resp.bytes().await.unwrap();
@@ -75,7 +84,12 @@ async fn bad_cids_are_400_and_unknown_cids_404() {
     assert!(!body.is_empty(), "a 400 carries a message");
     // A well-formed manifest CID that this node never stored.
     let cid = node.upload_ok(data(10, 1)).await;
-    let resp = node.http.delete(node.url(&format!("/data/{cid}"))).send().await.unwrap();
+    let resp = node
+        .http
+        .delete(node.url(&format!("/data/{cid}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
     let (status, _) = node.download(&cid).await;
     assert_eq!(status, 404);
@@ -97,7 +111,12 @@ async fn delete_frees_space_but_keeps_blocks_shared_with_other_datasets() {
     b.extend(data(2 * BLOCK, 12));
     let cid_a = node.upload_ok(a).await;
     let cid_b = node.upload_ok(b.clone()).await;
-    let resp = node.http.delete(node.url(&format!("/data/{cid_a}"))).send().await.unwrap();
+    let resp = node
+        .http
+        .delete(node.url(&format!("/data/{cid_a}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
     let (status, body) = node.download(&cid_b).await;
     assert_eq!(status, 200);
@@ -173,7 +192,9 @@ async fn kill_9_after_an_acknowledged_upload_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), &[]);
     let peer_id = node.peer_id.clone();
-    let payloads: Vec<Vec<u8>> = (0..3).map(|i| data(3 * BLOCK + i * 1000, 50 + i as u64)).collect();
+    let payloads: Vec<Vec<u8>> = (0..3)
+        .map(|i| data(3 * BLOCK + 1000 + i * 1000, 50 + i as u64))
+        .collect();
     let mut cids = Vec::new();
     for p in &payloads {
         cids.push(node.upload_ok(p.clone()).await);
@@ -227,7 +248,15 @@ async fn metrics_and_node_identity_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), &["--mode", "marketplace"]);
     node.upload_ok(data(BLOCK, 5)).await;
-    let metrics = node.http.get(format!("{}/metrics", node.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = node
+        .http
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for needle in [
         "neverust_block_count 2",
         "neverust_block_bytes ",
@@ -238,7 +267,15 @@ async fn metrics_and_node_identity_endpoints() {
     ] {
         assert!(metrics.contains(needle), "missing {needle:?}:\n{metrics}");
     }
-    let id: serde_json::Value = node.http.get(node.url("/peerid")).send().await.unwrap().json().await.unwrap();
+    let id: serde_json::Value = node
+        .http
+        .get(node.url("/peerid"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(id["id"], node.peer_id.as_str());
     let text = node
         .http
@@ -251,15 +288,46 @@ async fn metrics_and_node_identity_endpoints() {
         .await
         .unwrap();
     assert_eq!(text, node.peer_id);
-    let spr: serde_json::Value = node.http.get(node.url("/spr")).send().await.unwrap().json().await.unwrap();
+    let spr: serde_json::Value = node
+        .http
+        .get(node.url("/spr"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(spr["spr"].as_str().unwrap().starts_with("spr:"));
-    let info: serde_json::Value = node.http.get(node.url("/debug/info")).send().await.unwrap().json().await.unwrap();
+    let info: serde_json::Value = node
+        .http
+        .get(node.url("/debug/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["id"], node.peer_id.as_str());
-    let resp = node.http.post(node.url("/debug/chronicles/loglevel?level=LOUD")).send().await.unwrap();
+    let resp = node
+        .http
+        .post(node.url("/debug/chronicles/loglevel?level=LOUD"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = node.http.post(node.url("/debug/chronicles/loglevel?level=DEBUG")).send().await.unwrap();
+    let resp = node
+        .http
+        .post(node.url("/debug/chronicles/loglevel?level=DEBUG"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let health = node.http.get(format!("{}/health", node.base)).send().await.unwrap();
+    let health = node
+        .http
+        .get(format!("{}/health", node.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 }
 
@@ -267,16 +335,24 @@ async fn metrics_and_node_identity_endpoints() {
 fn bad_flags_exit_non_zero_naming_the_flag() {
     for (args, flag) in [
         (&["start", "--mode", "greedy"][..], "--mode"),
-        (&["start", "--storage-quota", "12parsecs"][..], "--storage-quota"),
+        (
+            &["start", "--storage-quota", "12parsecs"][..],
+            "--storage-quota",
+        ),
         (&["start", "--block-ttl", "soon"][..], "--block-ttl"),
         (&["start", "--api-port", "99999"][..], "--api-port"),
-        (&["start", "--bootstrap-node", "nohost"][..], "--bootstrap-node"),
+        (
+            &["start", "--bootstrap-node", "nohost"][..],
+            "--bootstrap-node",
+        ),
         (&["start", "--log-level", "LOUD"][..], "--log-level"),
     ] {
         let out = Command::new(common::binary()).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(flag), "{args:?}: stderr does not name {flag}: {stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?}: stderr does not name {flag}: {stderr}"
+        );
     }
 }
-

@@ -63,9 +63,10 @@ impl Node {
         let (store, store_kind): (Arc<dyn BlockStore>, _) = match config.store {
             StoreKind::Disk => {
                 let dir = config.data_dir.clone();
-                let store = tokio::task::spawn_blocking(move || DiskStore::open(&dir, store_config))
-                    .await
-                    .expect("opening the store does not panic")?;
+                let store =
+                    tokio::task::spawn_blocking(move || DiskStore::open(&dir, store_config))
+                        .await
+                        .expect("opening the store does not panic")?;
                 (Arc::new(store), "disk")
             }
             StoreKind::Memory => (Arc::new(MemoryStore::new(store_config)), "memory"),

@@ -116,7 +116,9 @@ where
 async fn abort(upload: Box<dyn Upload>) {
     match tokio::task::spawn_blocking(move || upload.abort()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "aborting an upload failed; maintenance reclaims it"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "aborting an upload failed; maintenance reclaims it")
+        }
         Err(e) => tracing::warn!(error = %e, "aborting an upload failed; maintenance reclaims it"),
     }
 }

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use neverust_content::{codec, Cid, Manifest};
+use neverust_content::{cid_string, codec, Cid, Manifest};
 use serde_json::{json, Value};
 
 use super::{parse_cid, ApiError};
@@ -19,7 +19,7 @@ use crate::upload::{self, UploadMeta};
 /// The JSON form of a manifest in Archivist's `DataItem`.
 pub fn manifest_json(manifest: &Manifest) -> Value {
     let mut m = json!({
-        "treeCid": manifest.tree_cid.to_string(),
+        "treeCid": cid_string(&manifest.tree_cid),
         "datasetSize": manifest.dataset_size,
         "blockSize": manifest.block_size,
         "protected": manifest.erasure.is_some(),
@@ -34,7 +34,7 @@ pub fn manifest_json(manifest: &Manifest) -> Value {
 }
 
 fn data_item(cid: &Cid, manifest: &Manifest) -> Value {
-    json!({ "cid": cid.to_string(), "manifest": manifest_json(manifest) })
+    json!({ "cid": cid_string(cid), "manifest": manifest_json(manifest) })
 }
 
 pub async fn upload(
@@ -48,7 +48,7 @@ pub async fn upload(
     }
     let uploaded = upload::ingest(&state, body.into_data_stream(), meta).await?;
     tracing::info!(cid = %uploaded.manifest_cid, size = uploaded.manifest.dataset_size, "stored dataset");
-    Ok(uploaded.manifest_cid.to_string())
+    Ok(cid_string(&uploaded.manifest_cid))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -113,7 +113,12 @@ fn upload_meta(headers: &HeaderMap) -> Result<UploadMeta, ApiError> {
 /// A known `type/subtype` (parameters ignored) is kept; curl's default form type for
 /// `--data-binary` says nothing about the file and is dropped rather than refused.
 fn validate_mimetype(raw: &str) -> Result<Option<String>, ()> {
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence.is_empty() || essence == "application/x-www-form-urlencoded" {
         return Ok(None);
     }
@@ -143,7 +148,9 @@ fn is_valid_filename(name: &str) -> bool {
         && !name.starts_with(' ')
         && !name.ends_with(' ')
         && !name.ends_with('.')
-        && !name.chars().any(|c| c.is_control() || FORBIDDEN.contains(&c))
+        && !name
+            .chars()
+            .any(|c| c.is_control() || FORBIDDEN.contains(&c))
 }
 
 pub async fn list(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, ApiError> {
@@ -272,7 +279,10 @@ mod tests {
             validate_mimetype("image/png; q=1"),
             Ok(Some("image/png".into()))
         );
-        assert_eq!(validate_mimetype("application/x-www-form-urlencoded"), Ok(None));
+        assert_eq!(
+            validate_mimetype("application/x-www-form-urlencoded"),
+            Ok(None)
+        );
         assert!(validate_mimetype("not a type").is_err());
     }
 }

@@ -161,7 +161,8 @@ fn prefers_text(headers: &axum::http::HeaderMap) -> bool {
         .map(|accept| {
             let text = accept.find("text/plain");
             let json = accept.find("application/json");
-            matches!((text, json), (Some(_), None)) || matches!((text, json), (Some(t), Some(j)) if t < j)
+            matches!((text, json), (Some(_), None))
+                || matches!((text, json), (Some(t), Some(j)) if t < j)
         })
         .unwrap_or(false)
 }

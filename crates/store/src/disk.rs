@@ -1,0 +1,642 @@
+//! The durable store: one redb database (`blocks.redb`) in the data dir.
+//!
+//! Every mutation is one write transaction that updates blocks, reference counts, expiry
+//! and the quota counters together, so a crash can never leave the counters disagreeing
+//! with the blocks. Uploads write their blocks in batches with non-durable commits (cheap;
+//! nothing is acknowledged yet) and finish with one durable commit; the pending table
+//! remembers what each unfinished upload holds, so an abort, or the next open after a
+//! crash, releases exactly that.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+
+use crate::{
+    is_manifest, unix_secs, BlockStore, Cid, LeafRef, Reclaimed, Space, StoreConfig, StoreError,
+    StoreStats, Upload,
+};
+
+const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+/// cid → (references, expires at unix secs)
+const META: TableDefinition<&[u8], (u64, u64)> = TableDefinition::new("block_meta");
+/// (tree cid, index) → [cid length][cid][proof]
+const LEAVES: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("leaves");
+/// manifest cid → (tree cid, blocks)
+const DATASETS: TableDefinition<&[u8], (&[u8], u64)> = TableDefinition::new("datasets");
+/// (upload id, sequence) → cid held by that unfinished upload
+const PENDING: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("pending");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// Blocks an upload buffers before writing them in one transaction (4 MiB of 64 KiB blocks).
+const UPLOAD_BATCH: usize = 64;
+/// Enough for the hot metadata pages; block payloads are read through the OS page cache.
+const CACHE_BYTES: usize = 16 << 20;
+
+struct Shared {
+    db: Database,
+    cfg: StoreConfig,
+    used: AtomicU64,
+    blocks: AtomicU64,
+    next_upload: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct DiskStore {
+    shared: Arc<Shared>,
+}
+
+fn db<E: Into<redb::Error>>(doing: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::db(doing)(e.into())
+}
+
+impl DiskStore {
+    /// Opens (or creates) `dir/blocks.redb`, and releases what uploads cut off by a crash held.
+    pub fn open(dir: &Path, cfg: StoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let path = dir.join("blocks.redb");
+        let database = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let store = DiskStore {
+            shared: Arc::new(Shared {
+                db: database,
+                cfg,
+                used: AtomicU64::new(0),
+                blocks: AtomicU64::new(0),
+                next_upload: AtomicU64::new(0),
+            }),
+        };
+        store.write("recovering uploads", Durability::Immediate, |tx| {
+            let ids: Vec<u64> = {
+                let pending = tx.txn.open_table(PENDING).map_err(db("opening pending"))?;
+                let mut ids: Vec<u64> = pending
+                    .iter()
+                    .map_err(db("reading pending"))?
+                    .filter_map(|e| e.ok().map(|(k, _)| k.value().0))
+                    .collect();
+                ids.dedup();
+                ids
+            };
+            for id in ids {
+                tracing::info!(upload = id, "releasing an upload a crash cut off");
+                tx.abort(id)?;
+            }
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    fn cfg(&self) -> &StoreConfig {
+        &self.shared.cfg
+    }
+
+    fn write<T>(
+        &self,
+        doing: &'static str,
+        durability: Durability,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.shared.db.begin_write().map_err(db(doing))?;
+        txn.set_durability(durability).map_err(|e| StoreError::Db {
+            doing,
+            reason: e.to_string(),
+        })?;
+        let (out, used, blocks) = {
+            let mut tx = Tx::new(&txn, &self.shared.cfg)?;
+            let out = f(&mut tx)?;
+            tx.save_counters()?;
+            (out, tx.used, tx.blocks)
+        };
+        txn.commit().map_err(db(doing))?;
+        self.shared.used.store(used, Ordering::Relaxed);
+        self.shared.blocks.store(blocks, Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+/// One write transaction with the quota counters loaded: the shared logic of every mutation.
+struct Tx<'a> {
+    txn: &'a WriteTransaction,
+    cfg: &'a StoreConfig,
+    used: u64,
+    blocks: u64,
+}
+
+fn encode_leaf(leaf: &LeafRef) -> Vec<u8> {
+    let cid = leaf.cid.to_bytes();
+    let mut v = Vec::with_capacity(1 + cid.len() + leaf.proof.len());
+    v.push(cid.len() as u8);
+    v.extend_from_slice(&cid);
+    v.extend_from_slice(&leaf.proof);
+    v
+}
+
+fn decode_leaf(bytes: &[u8]) -> Result<LeafRef, StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        what: "leaf reference".into(),
+    };
+    let n = *bytes.first().ok_or_else(corrupt)? as usize;
+    let cid_bytes = bytes.get(1..1 + n).ok_or_else(corrupt)?;
+    let cid = Cid::try_from(cid_bytes).map_err(|_| corrupt())?;
+    Ok(LeafRef {
+        cid,
+        proof: Bytes::copy_from_slice(&bytes[1 + n..]),
+    })
+}
+
+impl<'a> Tx<'a> {
+    fn new(txn: &'a WriteTransaction, cfg: &'a StoreConfig) -> Result<Self, StoreError> {
+        let counters = txn.open_table(COUNTERS).map_err(db("opening counters"))?;
+        let get = |k: &str| -> Result<u64, StoreError> {
+            Ok(counters
+                .get(k)
+                .map_err(db("reading counters"))?
+                .map(|v| v.value())
+                .unwrap_or(0))
+        };
+        let (used, blocks) = (get("used")?, get("blocks")?);
+        drop(counters);
+        Ok(Tx {
+            txn,
+            cfg,
+            used,
+            blocks,
+        })
+    }
+
+    fn save_counters(&self) -> Result<(), StoreError> {
+        let mut counters = self
+            .txn
+            .open_table(COUNTERS)
+            .map_err(db("opening counters"))?;
+        counters
+            .insert("used", self.used)
+            .map_err(db("writing counters"))?;
+        counters
+            .insert("blocks", self.blocks)
+            .map_err(db("writing counters"))?;
+        Ok(())
+    }
+
+    /// Stores the block if absent (quota permitting), adds `refs`, extends expiry.
+    fn add(&mut self, cid: &Cid, data: &[u8], refs: u64) -> Result<bool, StoreError> {
+        let key = cid.to_bytes();
+        let expires = unix_secs(SystemTime::now()).saturating_add(self.cfg.block_ttl.as_secs());
+        let mut meta = self
+            .txn
+            .open_table(META)
+            .map_err(db("opening block meta"))?;
+        let existing = meta
+            .get(key.as_slice())
+            .map_err(db("reading block meta"))?
+            .map(|v| v.value());
+        if let Some((r, e)) = existing {
+            meta.insert(key.as_slice(), (r + refs, e.max(expires)))
+                .map_err(db("writing block meta"))?;
+            return Ok(false);
+        }
+        let len = data.len() as u64;
+        if self.used + len > self.cfg.quota_max_bytes {
+            return Err(StoreError::QuotaExceeded {
+                needed: len,
+                used: self.used,
+                max: self.cfg.quota_max_bytes,
+            });
+        }
+        meta.insert(key.as_slice(), (refs, expires))
+            .map_err(db("writing block meta"))?;
+        let mut blocks = self.txn.open_table(BLOCKS).map_err(db("opening blocks"))?;
+        blocks
+            .insert(key.as_slice(), data)
+            .map_err(db("writing a block"))?;
+        self.used += len;
+        self.blocks += 1;
+        Ok(true)
+    }
+
+    /// Removes a block; returns its size if it was there.
+    fn remove(&mut self, cid: &Cid) -> Result<Option<u64>, StoreError> {
+        let key = cid.to_bytes();
+        let mut blocks = self.txn.open_table(BLOCKS).map_err(db("opening blocks"))?;
+        let len = blocks
+            .remove(key.as_slice())
+            .map_err(db("deleting a block"))?
+            .map(|v| v.value().len() as u64);
+        drop(blocks);
+        let mut meta = self
+            .txn
+            .open_table(META)
+            .map_err(db("opening block meta"))?;
+        meta.remove(key.as_slice())
+            .map_err(db("deleting block meta"))?;
+        if let Some(len) = len {
+            self.used -= len.min(self.used);
+            self.blocks = self.blocks.saturating_sub(1);
+        }
+        Ok(len)
+    }
+
+    fn refs(&self, cid: &Cid) -> Result<Option<(u64, u64)>, StoreError> {
+        let meta = self
+            .txn
+            .open_table(META)
+            .map_err(db("opening block meta"))?;
+        let v = meta
+            .get(cid.to_bytes().as_slice())
+            .map_err(db("reading block meta"))?
+            .map(|v| v.value());
+        Ok(v)
+    }
+
+    fn add_ref(&mut self, cid: &Cid) -> Result<(), StoreError> {
+        if let Some((r, e)) = self.refs(cid)? {
+            let mut meta = self
+                .txn
+                .open_table(META)
+                .map_err(db("opening block meta"))?;
+            meta.insert(cid.to_bytes().as_slice(), (r + 1, e))
+                .map_err(db("writing block meta"))?;
+        }
+        Ok(())
+    }
+
+    /// Drops one reference; deletes the block when none is left. Returns bytes freed.
+    fn release(&mut self, cid: &Cid) -> Result<u64, StoreError> {
+        let Some((r, e)) = self.refs(cid)? else {
+            return Ok(0);
+        };
+        if r <= 1 {
+            return Ok(self.remove(cid)?.unwrap_or(0));
+        }
+        let mut meta = self
+            .txn
+            .open_table(META)
+            .map_err(db("opening block meta"))?;
+        meta.insert(cid.to_bytes().as_slice(), (r - 1, e))
+            .map_err(db("writing block meta"))?;
+        Ok(0)
+    }
+
+    fn insert_leaf(&mut self, tree: &Cid, index: u64, leaf: &LeafRef) -> Result<(), StoreError> {
+        let tree_key = tree.to_bytes();
+        let mut leaves = self.txn.open_table(LEAVES).map_err(db("opening leaves"))?;
+        let fresh = leaves
+            .insert((tree_key.as_slice(), index), encode_leaf(leaf).as_slice())
+            .map_err(db("writing a leaf"))?
+            .is_none();
+        drop(leaves);
+        if fresh {
+            self.add_ref(&leaf.cid)?;
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, id: u64) -> Result<(), StoreError> {
+        let held: Vec<(u64, Cid)> = {
+            let pending = self
+                .txn
+                .open_table(PENDING)
+                .map_err(db("opening pending"))?;
+            let range = pending
+                .range((id, 0)..=(id, u64::MAX))
+                .map_err(db("reading pending"))?;
+            range
+                .filter_map(|e| e.ok())
+                .filter_map(|(k, v)| Cid::try_from(v.value()).ok().map(|c| (k.value().1, c)))
+                .collect()
+        };
+        let mut pending = self
+            .txn
+            .open_table(PENDING)
+            .map_err(db("opening pending"))?;
+        for (seq, _) in &held {
+            pending.remove((id, *seq)).map_err(db("deleting pending"))?;
+        }
+        drop(pending);
+        for (_, cid) in held {
+            self.release(&cid)?;
+        }
+        Ok(())
+    }
+
+    fn delete_dataset(
+        &mut self,
+        manifest: &Cid,
+        tree: &Cid,
+        blocks: u64,
+    ) -> Result<Reclaimed, StoreError> {
+        let mut r = Reclaimed {
+            datasets: 1,
+            ..Default::default()
+        };
+        let tree_key = tree.to_bytes();
+        let mut datasets = self
+            .txn
+            .open_table(DATASETS)
+            .map_err(db("opening datasets"))?;
+        datasets
+            .remove(manifest.to_bytes().as_slice())
+            .map_err(db("deleting a dataset"))?;
+        let shared_tree = datasets
+            .iter()
+            .map_err(db("reading datasets"))?
+            .filter_map(|e| e.ok())
+            .any(|(_, v)| v.value().0 == tree_key.as_slice());
+        drop(datasets);
+        if let Some(bytes) = self.remove(manifest)? {
+            r.blocks += 1;
+            r.bytes += bytes;
+        }
+        if shared_tree {
+            return Ok(r);
+        }
+        for index in 0..blocks {
+            let mut leaves = self.txn.open_table(LEAVES).map_err(db("opening leaves"))?;
+            let leaf = leaves
+                .remove((tree_key.as_slice(), index))
+                .map_err(db("deleting a leaf"))?
+                .map(|v| decode_leaf(v.value()));
+            drop(leaves);
+            if let Some(leaf) = leaf {
+                let freed = self.release(&leaf?.cid)?;
+                if freed > 0 {
+                    r.blocks += 1;
+                    r.bytes += freed;
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+impl BlockStore for DiskStore {
+    fn put_block(&self, cid: &Cid, data: Bytes) -> Result<bool, StoreError> {
+        self.write("storing a block", Durability::Immediate, |tx| {
+            tx.add(cid, &data, 0)
+        })
+    }
+
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
+        let txn = self.shared.db.begin_read().map_err(db("reading"))?;
+        let blocks = match txn.open_table(BLOCKS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db("opening blocks")(e)),
+        };
+        let v = blocks
+            .get(cid.to_bytes().as_slice())
+            .map_err(db("reading a block"))?
+            .map(|v| Bytes::copy_from_slice(v.value()));
+        Ok(v)
+    }
+
+    fn has_block(&self, cid: &Cid) -> Result<bool, StoreError> {
+        let txn = self.shared.db.begin_read().map_err(db("reading"))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(db("opening block meta")(e)),
+        };
+        let found = meta
+            .get(cid.to_bytes().as_slice())
+            .map_err(db("reading block meta"))?
+            .is_some();
+        Ok(found)
+    }
+
+    fn delete_block(&self, cid: &Cid) -> Result<bool, StoreError> {
+        self.write("deleting a block", Durability::Immediate, |tx| {
+            Ok(tx.remove(cid)?.is_some())
+        })
+    }
+
+    fn get_leaf(&self, tree: &Cid, index: u64) -> Result<Option<LeafRef>, StoreError> {
+        let txn = self.shared.db.begin_read().map_err(db("reading"))?;
+        let leaves = match txn.open_table(LEAVES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db("opening leaves")(e)),
+        };
+        let tree_key = tree.to_bytes();
+        let v = leaves
+            .get((tree_key.as_slice(), index))
+            .map_err(db("reading a leaf"))?;
+        v.map(|v| decode_leaf(v.value())).transpose()
+    }
+
+    fn put_leaf(&self, tree: &Cid, index: u64, leaf: LeafRef) -> Result<(), StoreError> {
+        self.write("storing a leaf", Durability::Immediate, |tx| {
+            tx.insert_leaf(tree, index, &leaf)
+        })
+    }
+
+    fn begin_upload(&self) -> Result<Box<dyn Upload>, StoreError> {
+        Ok(Box::new(DiskUpload {
+            store: self.clone(),
+            id: self.shared.next_upload.fetch_add(1, Ordering::Relaxed) + 1,
+            seq: 0,
+            batch: Vec::with_capacity(UPLOAD_BATCH),
+            open: true,
+        }))
+    }
+
+    fn delete_dataset(&self, manifest: &Cid, tree: &Cid, blocks: u64) -> Result<(), StoreError> {
+        self.write("deleting a dataset", Durability::Immediate, |tx| {
+            tx.delete_dataset(manifest, tree, blocks).map(|_| ())
+        })
+    }
+
+    fn list_manifests(&self) -> Result<Vec<(Cid, Bytes)>, StoreError> {
+        let txn = self.shared.db.begin_read().map_err(db("reading"))?;
+        let (datasets, blocks) = match (txn.open_table(DATASETS), txn.open_table(BLOCKS)) {
+            (Ok(d), Ok(b)) => (d, b),
+            _ => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for entry in datasets.iter().map_err(db("listing datasets"))? {
+            let (k, _) = entry.map_err(db("listing datasets"))?;
+            let Ok(cid) = Cid::try_from(k.value()) else {
+                continue;
+            };
+            if let Some(v) = blocks.get(k.value()).map_err(db("reading a manifest"))? {
+                out.push((cid, Bytes::copy_from_slice(v.value())));
+            }
+        }
+        Ok(out)
+    }
+
+    fn space(&self) -> Result<Space, StoreError> {
+        Ok(Space {
+            total_blocks: self.shared.blocks.load(Ordering::Relaxed),
+            quota_max_bytes: self.cfg().quota_max_bytes,
+            quota_used_bytes: self.shared.used.load(Ordering::Relaxed),
+            quota_reserved_bytes: 0,
+        })
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            block_count: self.shared.blocks.load(Ordering::Relaxed),
+            block_bytes: self.shared.used.load(Ordering::Relaxed),
+        }
+    }
+
+    fn maintain(&self, now: SystemTime) -> Result<Reclaimed, StoreError> {
+        let now = unix_secs(now);
+        self.write("maintenance", Durability::Immediate, |tx| {
+            let expired: Vec<(Cid, u64)> = {
+                let meta = tx.txn.open_table(META).map_err(db("opening block meta"))?;
+                let rows = meta.iter().map_err(db("scanning block meta"))?;
+                rows.filter_map(|e| e.ok())
+                    .filter(|(_, v)| v.value().1 <= now)
+                    .filter_map(|(k, v)| Cid::try_from(k.value()).ok().map(|c| (c, v.value().0)))
+                    .collect()
+            };
+            let mut total = Reclaimed::default();
+            for (cid, refs) in expired {
+                let dataset = if is_manifest(&cid) {
+                    let datasets = tx
+                        .txn
+                        .open_table(DATASETS)
+                        .map_err(db("opening datasets"))?;
+                    let v = datasets
+                        .get(cid.to_bytes().as_slice())
+                        .map_err(db("reading datasets"))?
+                        .map(|v| (v.value().0.to_vec(), v.value().1));
+                    v
+                } else {
+                    None
+                };
+                if let Some((tree, blocks)) = dataset {
+                    let tree = Cid::try_from(tree.as_slice()).map_err(|_| StoreError::Corrupt {
+                        what: "dataset tree cid".into(),
+                    })?;
+                    let r = tx.delete_dataset(&cid, &tree, blocks)?;
+                    total.datasets += r.datasets;
+                    total.blocks += r.blocks;
+                    total.bytes += r.bytes;
+                } else if refs == 0 {
+                    if let Some(bytes) = tx.remove(&cid)? {
+                        total.blocks += 1;
+                        total.bytes += bytes;
+                    }
+                }
+            }
+            Ok(total)
+        })
+    }
+}
+
+struct DiskUpload {
+    store: DiskStore,
+    id: u64,
+    seq: u64,
+    batch: Vec<(Cid, Bytes)>,
+    open: bool,
+}
+
+impl DiskUpload {
+    fn flush(&mut self, durability: Durability) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut self.batch);
+        let (id, mut seq) = (self.id, self.seq);
+        self.store
+            .write("writing upload blocks", durability, |tx| {
+                for (cid, data) in &batch {
+                    tx.add(cid, data, 1)?;
+                    let mut pending = tx.txn.open_table(PENDING).map_err(db("opening pending"))?;
+                    pending
+                        .insert((id, seq), cid.to_bytes().as_slice())
+                        .map_err(db("writing pending"))?;
+                    seq += 1;
+                }
+                Ok(())
+            })?;
+        self.seq = seq;
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        self.open = false;
+        self.batch.clear();
+        let id = self.id;
+        if let Err(e) = self
+            .store
+            .write("aborting an upload", Durability::None, |tx| tx.abort(id))
+        {
+            tracing::warn!(upload = id, error = %e, "abort failed; the next open reclaims it");
+        }
+    }
+}
+
+impl Upload for DiskUpload {
+    fn put_block(&mut self, cid: &Cid, data: Bytes) -> Result<(), StoreError> {
+        self.batch.push((*cid, data));
+        if self.batch.len() >= UPLOAD_BATCH {
+            self.flush(Durability::None)?;
+        }
+        Ok(())
+    }
+
+    fn commit(
+        mut self: Box<Self>,
+        tree: &Cid,
+        leaves: Vec<LeafRef>,
+        manifest_cid: &Cid,
+        manifest: Bytes,
+    ) -> Result<(), StoreError> {
+        if !self.batch.is_empty() {
+            self.flush(Durability::None)?;
+        }
+        let id = self.id;
+        let count = leaves.len() as u64;
+        self.store
+            .write("committing an upload", Durability::Immediate, |tx| {
+                tx.add(manifest_cid, &manifest, 0)?;
+                for (index, leaf) in leaves.iter().enumerate() {
+                    tx.insert_leaf(tree, index as u64, leaf)?;
+                }
+                let tree_key = tree.to_bytes();
+                let mut datasets = tx
+                    .txn
+                    .open_table(DATASETS)
+                    .map_err(db("opening datasets"))?;
+                datasets
+                    .insert(
+                        manifest_cid.to_bytes().as_slice(),
+                        (tree_key.as_slice(), count),
+                    )
+                    .map_err(db("writing a dataset"))?;
+                drop(datasets);
+                // The leaf references keep the blocks now; the upload's holds go.
+                tx.abort(id)
+            })?;
+        self.open = false;
+        Ok(())
+    }
+
+    fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.release();
+        Ok(())
+    }
+}
+
+impl Drop for DiskUpload {
+    fn drop(&mut self) {
+        if self.open {
+            self.release();
+        }
+    }
+}
