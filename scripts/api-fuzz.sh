@@ -19,5 +19,5 @@ base=$(sed -n 's/^READY api=\([^ ]*\).*/\1/p' "$out")
 
 schemathesis run "$base/api/archivist/v1/openapi.yaml" --url "$base" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --phases examples,coverage,fuzzing --max-examples "${FUZZ_EXAMPLES:-60}" --max-time 240 \
+  --phases examples,coverage,fuzzing --max-examples "${FUZZ_EXAMPLES:-60}" --max-time "${FUZZ_SECONDS:-90}" \
   --workers 2 --request-timeout 30 --suppress-health-check all --warnings off

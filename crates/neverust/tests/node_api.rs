@@ -42,15 +42,7 @@ async fn upload_then_download_returns_identical_bytes_and_metadata() {
         let body = resp.bytes().await.unwrap();
         assert_eq!(Sha256::digest(&body), Sha256::digest(&payload), "len {len}");
     }
-    let list: serde_json::Value = node
-        .http
-        .get(node.url("/data"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = node.get_json("/data").await;
     let content = list["content"].as_array().unwrap();
     assert_eq!(content.len(), 5);
     assert!(content
@@ -175,13 +167,20 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_blocks() {
     write!(
         conn,
         "POST /api/archivist/v1/data HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        64 * BLOCK
+        400 * BLOCK
     )
     .unwrap();
-    conn.write_all(&data(10 * BLOCK, 9)).unwrap();
+    conn.write_all(&data(200 * BLOCK, 9)).unwrap();
     conn.flush().unwrap();
-    // Let the node store some of those blocks, then vanish.
-    std::thread::sleep(Duration::from_millis(300));
+    // The node holds some of those blocks (counted against the quota) before we vanish.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node.space().await["quotaUsedBytes"] == before["quotaUsedBytes"] {
+        assert!(
+            Instant::now() < deadline,
+            "the node never stored a block of the upload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(conn);
     let after = wait_for_space(&node, &before).await;
     assert_eq!(after, before);
@@ -267,15 +266,7 @@ async fn metrics_and_node_identity_endpoints() {
     ] {
         assert!(metrics.contains(needle), "missing {needle:?}:\n{metrics}");
     }
-    let id: serde_json::Value = node
-        .http
-        .get(node.url("/peerid"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let id = node.get_json("/peerid").await;
     assert_eq!(id["id"], node.peer_id.as_str());
     let text = node
         .http
@@ -288,25 +279,9 @@ async fn metrics_and_node_identity_endpoints() {
         .await
         .unwrap();
     assert_eq!(text, node.peer_id);
-    let spr: serde_json::Value = node
-        .http
-        .get(node.url("/spr"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spr = node.get_json("/spr").await;
     assert!(spr["spr"].as_str().unwrap().starts_with("spr:"));
-    let info: serde_json::Value = node
-        .http
-        .get(node.url("/debug/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = node.get_json("/debug/info").await;
     assert_eq!(info["id"], node.peer_id.as_str());
     let resp = node
         .http

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use neverust_content::{codec, Cid, Manifest};
+use neverust_content::{cid_string, codec, Cid, Manifest};
 use neverust_store::{BlockStore, StoreError};
 use tokio::sync::mpsc;
 
@@ -19,11 +19,11 @@ const READ_AHEAD: usize = 8;
 #[non_exhaustive]
 pub enum DownloadError {
     #[error("the requested CID could not be retrieved ({cid} is not stored on this node)")]
-    NotFound { cid: Cid },
+    NotFound { cid: String },
     #[error("the manifest block {cid} does not decode: {reason}")]
-    BadManifest { cid: Cid, reason: String },
+    BadManifest { cid: String, reason: String },
     #[error("block {index} of dataset {tree} is missing")]
-    MissingBlock { tree: Cid, index: u64 },
+    MissingBlock { tree: String, index: u64 },
     #[error(transparent)]
     Store(#[from] BlockingError),
 }
@@ -42,24 +42,27 @@ pub struct Content {
     pub body: mpsc::Receiver<Result<Bytes, DownloadError>>,
 }
 
-/// Loads and decodes a manifest held locally.
-pub async fn local_manifest(state: &NodeState, cid: Cid) -> Result<Manifest, DownloadError> {
-    let block = state
+async fn local_block(state: &NodeState, cid: Cid) -> Result<Bytes, DownloadError> {
+    state
         .with_store("get", move |s| s.get_block(&cid))
         .await?
-        .ok_or(DownloadError::NotFound { cid })?;
+        .ok_or_else(|| DownloadError::NotFound {
+            cid: cid_string(&cid),
+        })
+}
+
+/// Loads and decodes a manifest held locally.
+pub async fn local_manifest(state: &NodeState, cid: Cid) -> Result<Manifest, DownloadError> {
+    let block = local_block(state, cid).await?;
     Manifest::decode(&block).map_err(|e| DownloadError::BadManifest {
-        cid,
+        cid: cid_string(&cid),
         reason: e.to_string(),
     })
 }
 
 pub async fn open(state: &Arc<NodeState>, cid: Cid) -> Result<Content, DownloadError> {
     if cid.codec() != codec::MANIFEST {
-        let block = state
-            .with_store("get", move |s| s.get_block(&cid))
-            .await?
-            .ok_or(DownloadError::NotFound { cid })?;
+        let block = local_block(state, cid).await?;
         let (tx, rx) = mpsc::channel(1);
         let len = block.len() as u64;
         let _ = tx.try_send(Ok(block));
@@ -104,7 +107,10 @@ fn stream_dataset(
                 remaining -= keep;
                 Ok(data)
             }
-            Ok(None) => Err(DownloadError::MissingBlock { tree, index }),
+            Ok(None) => Err(DownloadError::MissingBlock {
+                tree: cid_string(&tree),
+                index,
+            }),
             Err(e) => Err(e.into()),
         };
         let failed = item.is_err();

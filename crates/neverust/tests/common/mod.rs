@@ -102,15 +102,20 @@ impl TestNode {
         (status, resp.bytes().await.unwrap().to_vec())
     }
 
-    pub async fn space(&self) -> serde_json::Value {
+    /// GET an API path (under the base path) and parse its JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http
-            .get(self.url("/space"))
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    pub async fn space(&self) -> serde_json::Value {
+        self.get_json("/space").await
     }
 
     pub fn kill9(mut self) {

@@ -239,7 +239,8 @@ pub async fn network_manifest(
     let cid = parse_cid(&raw)?;
     if cid.codec() != codec::MANIFEST {
         return Err(ApiError::bad_request(format!(
-            "{cid} is not a manifest CID (codec 0x{:x}, expected 0xcd01)",
+            "{} is not a manifest CID (codec 0x{:x}, expected 0xcd01)",
+            cid_string(&cid),
             cid.codec()
         )));
     }
