@@ -1,7 +1,9 @@
 //! Storage-node core benchmarks, in one run so figures can be read as ratios:
 //! sha256 on 64 KiB blocks (the floor every upload pays), chunk+hash+tree, an end-to-end
 //! 256 MiB upload through the HTTP API into the disk store, put/get latency of a 64 KiB
-//! block on each store, and an idle node's RSS. A summary table closes the run.
+//! block on each store, an idle node's RSS, and two baselines for the upload: the same
+//! upload into the memory store, and the disk's own write+fsync speed, which bounds any
+//! durable upload. A summary table closes the run.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, Criterion, Throughput};
 use neverust_content::{block_cid, sha256, Chunker, MerkleTree, BLOCK_SIZE};
-use neverust_node::{Node, NodeConfig};
+use neverust_node::{Node, NodeConfig, StoreKind};
 use neverust_store::{BlockStore, DiskStore, MemoryStore, StoreConfig};
 
 /// Per-iteration times of each benchmark, for the closing summary.
@@ -86,10 +88,18 @@ fn hashing(c: &mut Criterion) {
 }
 
 fn upload(c: &mut Criterion) {
+    upload_into(c, StoreKind::Disk, "upload_256MiB_disk");
+    upload_into(c, StoreKind::Memory, "upload_256MiB_memory");
+}
+
+/// The same HTTP upload into each store: the memory store's figure is the API and hashing
+/// pipeline alone, so the gap to the disk store's is what durability costs.
+fn upload_into(c: &mut Criterion, store: StoreKind, name: &'static str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::ephemeral(dir.path().to_path_buf());
     config.storage_quota = 64 << 30;
+    config.store = store;
     let node = rt.block_on(Node::start(config)).unwrap();
     let url = format!("{}/data", node.api_url());
     let client = reqwest::Client::new();
@@ -98,7 +108,7 @@ fn upload(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(30));
     let mut seed = 0u8;
-    g.bench_function("upload_256MiB_disk", |b| {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -117,12 +127,12 @@ fn upload(c: &mut Criterion) {
                     resp.status()
                 );
                 total += t.elapsed();
-                // Keep the disk from filling across samples.
+                // Keep the store from filling across samples.
                 let cid = rt.block_on(resp.text()).unwrap();
                 rt.block_on(client.delete(format!("{url}/{cid}")).send())
                     .unwrap();
             }
-            record("upload_256MiB_disk", total, iters);
+            record(name, total, iters);
             total
         })
     });
@@ -202,6 +212,37 @@ fn store_latency(c: &mut Criterion) {
     g.finish();
 }
 
+/// The disk's own limit for a durable upload: 256 MiB written and fsync'd to a file on the
+/// same file system the node's data dir uses. No store can acknowledge faster than this.
+fn disk_baseline(c: &mut Criterion) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let chunk = pseudo_random(1 << 20);
+    let mut g = c.benchmark_group("baseline");
+    g.throughput(Throughput::Bytes(UPLOAD as u64));
+    g.sample_size(10);
+    g.bench_function("disk_write_fsync_256MiB", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let path = dir.path().join("baseline.bin");
+                let t = Instant::now();
+                let mut f = std::fs::File::create(&path).unwrap();
+                for _ in 0..UPLOAD / chunk.len() {
+                    f.write_all(&chunk).unwrap();
+                }
+                f.sync_all().unwrap();
+                total += t.elapsed();
+                drop(f);
+                std::fs::remove_file(&path).unwrap();
+            }
+            record("disk_write_fsync_256MiB", total, iters);
+            total
+        })
+    });
+    g.finish();
+}
+
 fn idle_rss_kib() -> Option<u64> {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().ok()?;
@@ -251,6 +292,8 @@ fn summary() {
     let sha = mbps("sha256_64KiB", BLOCK_SIZE);
     let tree = mbps("chunk_hash_tree_64MiB", DATASET);
     let up = mbps("upload_256MiB_disk", UPLOAD);
+    let up_mem = mbps("upload_256MiB_memory", UPLOAD);
+    let disk = mbps("disk_write_fsync_256MiB", UPLOAD);
     println!("\n== neverust core summary (medians of this run) ==");
     let ratio = |x: Option<f64>| match (x, sha) {
         (Some(x), Some(s)) => format!("{:.0} MiB/s  ({:.0} % of sha256)", x, 100.0 * x / s),
@@ -259,6 +302,14 @@ fn summary() {
     println!("sha256 64 KiB blocks      : {}", ratio(sha));
     println!("chunk + hash + tree       : {}", ratio(tree));
     println!("upload 256 MiB, HTTP→disk : {}", ratio(up));
+    println!("upload 256 MiB, HTTP→mem  : {}", ratio(up_mem));
+    println!("disk write+fsync 256 MiB  : {}", ratio(disk));
+    if let (Some(u), Some(d)) = (up, disk) {
+        println!(
+            "durable upload vs disk    : {:.0} % of what the disk can write and fsync",
+            100.0 * u / d
+        );
+    }
     for name in ["put_memory", "get_memory", "put_disk", "get_disk"] {
         if let (Some(p50), Some(p99)) = (quantile(name, 0.5), quantile(name, 0.99)) {
             println!(
@@ -274,7 +325,7 @@ fn summary() {
     }
 }
 
-criterion_group!(benches, hashing, upload, store_latency);
+criterion_group!(benches, hashing, disk_baseline, upload, store_latency);
 
 fn main() {
     benches();
