@@ -1,4 +1,6 @@
-//! The durable store: one redb database (`blocks.redb`) in the data dir.
+//! The durable store: a redb database (`blocks.redb`) for the index, refcounts, leaf
+//! references and counters, and append-only segment files for the payloads
+//! ([`crate::segments`]). A durable commit fsyncs the segments before the index.
 //!
 //! Every mutation is one write transaction that updates blocks, reference counts, expiry
 //! and the quota counters together, so a crash can never leave the counters disagreeing
@@ -17,12 +19,16 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
+use crate::segments::{self, Segments};
 use crate::{
     is_manifest, unix_secs, BlockStore, Cid, LeafRef, Reclaimed, Space, StoreConfig, StoreError,
     StoreStats, Upload,
 };
 
-const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+/// cid → (segment, offset, length) of its payload in the segment files
+const LOCS: TableDefinition<&[u8], (u64, u64, u64)> = TableDefinition::new("block_locations");
+/// segment → live payload bytes in it
+const SEG_LIVE: TableDefinition<u64, u64> = TableDefinition::new("segment_live_bytes");
 /// cid → (references, expires at unix secs)
 const META: TableDefinition<&[u8], (u64, u64)> = TableDefinition::new("block_meta");
 /// (tree cid, index) → [cid length][cid][proof]
@@ -40,6 +46,7 @@ const CACHE_BYTES: usize = 16 << 20;
 
 struct Shared {
     db: Database,
+    segments: Segments,
     cfg: StoreConfig,
     used: AtomicU64,
     blocks: AtomicU64,
@@ -70,9 +77,15 @@ impl DiskStore {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+        let seg_dir = dir.join("segments");
+        let segments = Segments::open(&seg_dir).map_err(|e| StoreError::Open {
+            path: seg_dir.clone(),
+            reason: e.to_string(),
+        })?;
         let store = DiskStore {
             shared: Arc::new(Shared {
                 db: database,
+                segments,
                 cfg,
                 used: AtomicU64::new(0),
                 blocks: AtomicU64::new(0),
@@ -94,6 +107,18 @@ impl DiskStore {
                 tracing::info!(upload = id, "releasing an upload a crash cut off");
                 tx.abort(id)?;
             }
+            // Segment files the index no longer points into: written by a transaction that
+            // never committed, or emptied just before a crash.
+            let live = tx
+                .txn
+                .open_table(SEG_LIVE)
+                .map_err(db("opening segments"))?;
+            let active = tx.segments.active_id();
+            for id in segments::existing(&seg_dir).unwrap_or_default() {
+                if id != active && live.get(id).map_err(db("reading segments"))?.is_none() {
+                    tx.dead.push(id);
+                }
+            }
             Ok(())
         })?;
         Ok(store)
@@ -101,6 +126,16 @@ impl DiskStore {
 
     fn cfg(&self) -> &StoreConfig {
         &self.shared.cfg
+    }
+
+    fn read_payload(&self, (segment, offset, len): (u64, u64, u64)) -> Result<Bytes, StoreError> {
+        self.shared
+            .segments
+            .read(segment, offset, len)
+            .map_err(|e| StoreError::Db {
+                doing: "reading a block from its segment",
+                reason: e.to_string(),
+            })
     }
 
     fn write<T>(
@@ -114,13 +149,24 @@ impl DiskStore {
             doing,
             reason: e.to_string(),
         })?;
-        let (out, used, blocks) = {
-            let mut tx = Tx::new(&txn, &self.shared.cfg)?;
+        let (out, used, blocks, dead) = {
+            let mut tx = Tx::new(&txn, &self.shared.cfg, &self.shared.segments)?;
             let out = f(&mut tx)?;
             tx.save_counters()?;
-            (out, tx.used, tx.blocks)
+            (out, tx.used, tx.blocks, tx.dead)
         };
+        if matches!(durability, Durability::Immediate) {
+            self.shared.segments.sync().map_err(|e| StoreError::Db {
+                doing,
+                reason: format!("syncing segment files: {e}"),
+            })?;
+        }
         txn.commit().map_err(db(doing))?;
+        for id in dead {
+            if let Err(e) = self.shared.segments.remove(id) {
+                tracing::warn!(segment = id, error = %e, "could not delete an empty segment");
+            }
+        }
         self.shared.used.store(used, Ordering::Relaxed);
         self.shared.blocks.store(blocks, Ordering::Relaxed);
         Ok(out)
@@ -131,8 +177,11 @@ impl DiskStore {
 struct Tx<'a> {
     txn: &'a WriteTransaction,
     cfg: &'a StoreConfig,
+    segments: &'a Segments,
     used: u64,
     blocks: u64,
+    /// Segments left without a live block: deleted once the transaction commits.
+    dead: Vec<u64>,
 }
 
 fn encode_leaf(leaf: &LeafRef) -> Vec<u8> {
@@ -158,7 +207,11 @@ fn decode_leaf(bytes: &[u8]) -> Result<LeafRef, StoreError> {
 }
 
 impl<'a> Tx<'a> {
-    fn new(txn: &'a WriteTransaction, cfg: &'a StoreConfig) -> Result<Self, StoreError> {
+    fn new(
+        txn: &'a WriteTransaction,
+        cfg: &'a StoreConfig,
+        segments: &'a Segments,
+    ) -> Result<Self, StoreError> {
         let counters = txn.open_table(COUNTERS).map_err(db("opening counters"))?;
         let get = |k: &str| -> Result<u64, StoreError> {
             Ok(counters
@@ -172,8 +225,10 @@ impl<'a> Tx<'a> {
         Ok(Tx {
             txn,
             cfg,
+            segments,
             used,
             blocks,
+            dead: Vec::new(),
         })
     }
 
@@ -218,10 +273,26 @@ impl<'a> Tx<'a> {
         }
         meta.insert(key.as_slice(), (refs, expires))
             .map_err(db("writing block meta"))?;
-        let mut blocks = self.txn.open_table(BLOCKS).map_err(db("opening blocks"))?;
-        blocks
-            .insert(key.as_slice(), data)
-            .map_err(db("writing a block"))?;
+        let (segment, offset) = self.segments.append(data).map_err(|e| StoreError::Db {
+            doing: "appending a block to its segment",
+            reason: e.to_string(),
+        })?;
+        let mut locs = self
+            .txn
+            .open_table(LOCS)
+            .map_err(db("opening block locations"))?;
+        locs.insert(key.as_slice(), (segment, offset, len))
+            .map_err(db("writing a block location"))?;
+        let mut live = self
+            .txn
+            .open_table(SEG_LIVE)
+            .map_err(db("opening segments"))?;
+        let before = live
+            .get(segment)
+            .map_err(db("reading segments"))?
+            .map(|v| v.value());
+        live.insert(segment, before.unwrap_or(0) + len)
+            .map_err(db("writing segments"))?;
         self.used += len;
         self.blocks += 1;
         Ok(true)
@@ -230,12 +301,37 @@ impl<'a> Tx<'a> {
     /// Removes a block; returns its size if it was there.
     fn remove(&mut self, cid: &Cid) -> Result<Option<u64>, StoreError> {
         let key = cid.to_bytes();
-        let mut blocks = self.txn.open_table(BLOCKS).map_err(db("opening blocks"))?;
-        let len = blocks
+        let mut locs = self
+            .txn
+            .open_table(LOCS)
+            .map_err(db("opening block locations"))?;
+        let loc = locs
             .remove(key.as_slice())
             .map_err(db("deleting a block"))?
-            .map(|v| v.value().len() as u64);
-        drop(blocks);
+            .map(|v| v.value());
+        drop(locs);
+        let len = match loc {
+            Some((segment, _, len)) => {
+                let mut live = self
+                    .txn
+                    .open_table(SEG_LIVE)
+                    .map_err(db("opening segments"))?;
+                let before = live
+                    .get(segment)
+                    .map_err(db("reading segments"))?
+                    .map(|v| v.value());
+                let after = before.unwrap_or(0).saturating_sub(len);
+                if after == 0 {
+                    live.remove(segment).map_err(db("writing segments"))?;
+                    self.dead.push(segment);
+                } else {
+                    live.insert(segment, after)
+                        .map_err(db("writing segments"))?;
+                }
+                Some(len)
+            }
+            None => None,
+        };
         let mut meta = self
             .txn
             .open_table(META)
@@ -391,16 +487,18 @@ impl BlockStore for DiskStore {
 
     fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
         let txn = self.shared.db.begin_read().map_err(db("reading"))?;
-        let blocks = match txn.open_table(BLOCKS) {
+        let locs = match txn.open_table(LOCS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db("opening blocks")(e)),
+            Err(e) => return Err(db("opening block locations")(e)),
         };
-        let v = blocks
+        let loc = locs
             .get(cid.to_bytes().as_slice())
-            .map_err(db("reading a block"))?
-            .map(|v| Bytes::copy_from_slice(v.value()));
-        Ok(v)
+            .map_err(db("reading a block location"))?
+            .map(|v| v.value());
+        drop(locs);
+        drop(txn);
+        loc.map(|loc| self.read_payload(loc)).transpose()
     }
 
     fn has_block(&self, cid: &Cid) -> Result<bool, StoreError> {
@@ -461,7 +559,7 @@ impl BlockStore for DiskStore {
 
     fn list_manifests(&self) -> Result<Vec<(Cid, Bytes)>, StoreError> {
         let txn = self.shared.db.begin_read().map_err(db("reading"))?;
-        let (datasets, blocks) = match (txn.open_table(DATASETS), txn.open_table(BLOCKS)) {
+        let (datasets, locs) = match (txn.open_table(DATASETS), txn.open_table(LOCS)) {
             (Ok(d), Ok(b)) => (d, b),
             _ => return Ok(Vec::new()),
         };
@@ -471,8 +569,9 @@ impl BlockStore for DiskStore {
             let Ok(cid) = Cid::try_from(k.value()) else {
                 continue;
             };
-            if let Some(v) = blocks.get(k.value()).map_err(db("reading a manifest"))? {
-                out.push((cid, Bytes::copy_from_slice(v.value())));
+            let loc = locs.get(k.value()).map_err(db("reading a manifest"))?;
+            if let Some(loc) = loc.map(|v| v.value()) {
+                out.push((cid, self.read_payload(loc)?));
             }
         }
         Ok(out)

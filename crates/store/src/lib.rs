@@ -10,6 +10,7 @@
 mod disk;
 mod error;
 mod memory;
+mod segments;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -248,3 +248,29 @@ mod random_ops {
         }
     }
 }
+
+#[test]
+fn disk_deletes_segment_files_that_hold_nothing_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg_dir = dir.path().join("segments");
+    let count = || std::fs::read_dir(&seg_dir).unwrap().count();
+    let blocks: Vec<_> = (0..3).map(|i| block(900 + i, 1000)).collect();
+    {
+        let s = DiskStore::open(dir.path(), cfg(1 << 30)).unwrap();
+        for (cid, data) in &blocks {
+            s.put_block(cid, data.clone()).unwrap();
+        }
+    }
+    // Reopening starts a new active segment; the old one still holds live blocks.
+    let s = DiskStore::open(dir.path(), cfg(1 << 30)).unwrap();
+    assert_eq!(count(), 2);
+    for (cid, data) in &blocks {
+        assert_eq!(s.get_block(cid).unwrap().as_ref(), Some(data));
+        s.delete_block(cid).unwrap();
+    }
+    assert_eq!(
+        count(),
+        1,
+        "the emptied segment is gone, the active one stays"
+    );
+}
