@@ -9,6 +9,7 @@
 //! remembers what each unfinished upload holds, so an abort, or the next open after a
 //! crash, releases exactly that.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -126,6 +127,21 @@ impl DiskStore {
 
     fn cfg(&self) -> &StoreConfig {
         &self.shared.cfg
+    }
+
+    /// One read of one table; a table that was never written reads as empty.
+    fn lookup<K: redb::Key + 'static, V: redb::Value + 'static, T>(
+        &self,
+        table: TableDefinition<K, V>,
+        doing: &'static str,
+        f: impl FnOnce(&redb::ReadOnlyTable<K, V>) -> Result<Option<T>, redb::StorageError>,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.shared.db.begin_read().map_err(db(doing))?;
+        match txn.open_table(table) {
+            Ok(t) => f(&t).map_err(db(doing)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(db(doing)(e)),
+        }
     }
 
     fn read_payload(&self, (segment, offset, len): (u64, u64, u64)) -> Result<Bytes, StoreError> {
@@ -247,55 +263,85 @@ impl<'a> Tx<'a> {
     }
 
     /// Stores the block if absent (quota permitting), adds `refs`, extends expiry.
-    fn add(&mut self, cid: &Cid, data: &[u8], refs: u64) -> Result<bool, StoreError> {
-        let key = cid.to_bytes();
+    fn add(&mut self, cid: &Cid, data: &Bytes, refs: u64) -> Result<bool, StoreError> {
+        let added = self.add_all(&[(*cid, data.clone())], refs, None)?;
+        Ok(added == 1)
+    }
+
+    /// `add` for many blocks with each table opened once; when `hold` names an upload
+    /// (id, first sequence number), each block is also recorded as pending for it.
+    /// Returns how many blocks were new.
+    fn add_all(
+        &mut self,
+        blocks: &[(Cid, Bytes)],
+        refs: u64,
+        hold: Option<(u64, u64)>,
+    ) -> Result<u64, StoreError> {
         let expires = unix_secs(SystemTime::now()).saturating_add(self.cfg.block_ttl.as_secs());
         let mut meta = self
             .txn
             .open_table(META)
             .map_err(db("opening block meta"))?;
-        let existing = meta
-            .get(key.as_slice())
-            .map_err(db("reading block meta"))?
-            .map(|v| v.value());
-        if let Some((r, e)) = existing {
-            meta.insert(key.as_slice(), (r + refs, e.max(expires)))
-                .map_err(db("writing block meta"))?;
-            return Ok(false);
-        }
-        let len = data.len() as u64;
-        if self.used + len > self.cfg.quota_max_bytes {
-            return Err(StoreError::QuotaExceeded {
-                needed: len,
-                used: self.used,
-                max: self.cfg.quota_max_bytes,
-            });
-        }
-        meta.insert(key.as_slice(), (refs, expires))
-            .map_err(db("writing block meta"))?;
-        let (segment, offset) = self.segments.append(data).map_err(|e| StoreError::Db {
-            doing: "appending a block to its segment",
-            reason: e.to_string(),
-        })?;
         let mut locs = self
             .txn
             .open_table(LOCS)
             .map_err(db("opening block locations"))?;
-        locs.insert(key.as_slice(), (segment, offset, len))
-            .map_err(db("writing a block location"))?;
+        let mut pending = self
+            .txn
+            .open_table(PENDING)
+            .map_err(db("opening pending"))?;
+        let mut grown: HashMap<u64, u64> = HashMap::new();
+        let mut added = 0;
+        for (i, (cid, data)) in blocks.iter().enumerate() {
+            let key = cid.to_bytes();
+            if let Some((id, first)) = hold {
+                pending
+                    .insert((id, first + i as u64), key.as_slice())
+                    .map_err(db("writing pending"))?;
+            }
+            let existing = meta
+                .get(key.as_slice())
+                .map_err(db("reading block meta"))?
+                .map(|v| v.value());
+            if let Some((r, e)) = existing {
+                meta.insert(key.as_slice(), (r + refs, e.max(expires)))
+                    .map_err(db("writing block meta"))?;
+                continue;
+            }
+            let len = data.len() as u64;
+            if self.used + len > self.cfg.quota_max_bytes {
+                return Err(StoreError::QuotaExceeded {
+                    needed: len,
+                    used: self.used,
+                    max: self.cfg.quota_max_bytes,
+                });
+            }
+            meta.insert(key.as_slice(), (refs, expires))
+                .map_err(db("writing block meta"))?;
+            let (segment, offset) = self.segments.append(data).map_err(|e| StoreError::Db {
+                doing: "appending a block to its segment",
+                reason: e.to_string(),
+            })?;
+            locs.insert(key.as_slice(), (segment, offset, len))
+                .map_err(db("writing a block location"))?;
+            *grown.entry(segment).or_default() += len;
+            self.used += len;
+            self.blocks += 1;
+            added += 1;
+        }
         let mut live = self
             .txn
             .open_table(SEG_LIVE)
             .map_err(db("opening segments"))?;
-        let before = live
-            .get(segment)
-            .map_err(db("reading segments"))?
-            .map(|v| v.value());
-        live.insert(segment, before.unwrap_or(0) + len)
-            .map_err(db("writing segments"))?;
-        self.used += len;
-        self.blocks += 1;
-        Ok(true)
+        for (segment, len) in grown {
+            let before = live
+                .get(segment)
+                .map_err(db("reading segments"))?
+                .map(|v| v.value());
+            live.insert(segment, before.unwrap_or(0) + len)
+                .map_err(db("writing segments"))?;
+        }
+        Ok(added)
     }
 
     /// Removes a block; returns its size if it was there.
@@ -400,30 +446,63 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    fn abort(&mut self, id: u64) -> Result<(), StoreError> {
-        let held: Vec<(u64, Cid)> = {
-            let pending = self
-                .txn
-                .open_table(PENDING)
-                .map_err(db("opening pending"))?;
-            let range = pending
-                .range((id, 0)..=(id, u64::MAX))
-                .map_err(db("reading pending"))?;
-            range
-                .filter_map(|e| e.ok())
-                .filter_map(|(k, v)| Cid::try_from(v.value()).ok().map(|c| (k.value().1, c)))
-                .collect()
-        };
+    /// Takes the upload's pending entries out of the table; returns the CIDs it held.
+    fn take_pending(&mut self, id: u64) -> Result<Vec<Cid>, StoreError> {
         let mut pending = self
             .txn
             .open_table(PENDING)
             .map_err(db("opening pending"))?;
-        for (seq, _) in &held {
-            pending.remove((id, *seq)).map_err(db("deleting pending"))?;
-        }
-        drop(pending);
-        for (_, cid) in held {
+        let held = pending
+            .extract_from_if((id, 0)..=(id, u64::MAX), |_, _| true)
+            .map_err(db("reading pending"))?
+            .filter_map(|e| e.ok())
+            .filter_map(|(_, v)| Cid::try_from(v.value()).ok())
+            .collect();
+        Ok(held)
+    }
+
+    fn abort(&mut self, id: u64) -> Result<(), StoreError> {
+        for cid in self.take_pending(id)? {
             self.release(&cid)?;
+        }
+        Ok(())
+    }
+
+    /// Records the leaf references of a committed upload. Each hold of the upload turns
+    /// into the reference of the leaf that names its block, so most blocks need no refcount
+    /// write at all; holds no new leaf claims are released.
+    fn settle(&mut self, id: u64, tree: &Cid, leaves: &[LeafRef]) -> Result<(), StoreError> {
+        let mut held: HashMap<Cid, u64> = HashMap::new();
+        for cid in self.take_pending(id)? {
+            *held.entry(cid).or_default() += 1;
+        }
+        let tree_key = tree.to_bytes();
+        let mut claimed = Vec::new();
+        {
+            let mut table = self.txn.open_table(LEAVES).map_err(db("opening leaves"))?;
+            for (index, leaf) in leaves.iter().enumerate() {
+                let fresh = table
+                    .insert(
+                        (tree_key.as_slice(), index as u64),
+                        encode_leaf(leaf).as_slice(),
+                    )
+                    .map_err(db("writing a leaf"))?
+                    .is_none();
+                if fresh {
+                    match held.get_mut(&leaf.cid) {
+                        Some(n) if *n > 0 => *n -= 1,
+                        _ => claimed.push(leaf.cid),
+                    }
+                }
+            }
+        }
+        for cid in claimed {
+            self.add_ref(&cid)?;
+        }
+        for (cid, n) in held {
+            for _ in 0..n {
+                self.release(&cid)?;
+            }
         }
         Ok(())
     }
@@ -486,33 +565,19 @@ impl BlockStore for DiskStore {
     }
 
     fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
-        let txn = self.shared.db.begin_read().map_err(db("reading"))?;
-        let locs = match txn.open_table(LOCS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db("opening block locations")(e)),
-        };
-        let loc = locs
-            .get(cid.to_bytes().as_slice())
-            .map_err(db("reading a block location"))?
-            .map(|v| v.value());
-        drop(locs);
-        drop(txn);
+        let key = cid.to_bytes();
+        let loc = self.lookup(LOCS, "reading a block location", |t| {
+            Ok(t.get(key.as_slice())?.map(|v| v.value()))
+        })?;
         loc.map(|loc| self.read_payload(loc)).transpose()
     }
 
     fn has_block(&self, cid: &Cid) -> Result<bool, StoreError> {
-        let txn = self.shared.db.begin_read().map_err(db("reading"))?;
-        let meta = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
-            Err(e) => return Err(db("opening block meta")(e)),
-        };
-        let found = meta
-            .get(cid.to_bytes().as_slice())
-            .map_err(db("reading block meta"))?
-            .is_some();
-        Ok(found)
+        let key = cid.to_bytes();
+        let found = self.lookup(META, "reading block meta", |t| {
+            Ok(t.get(key.as_slice())?.map(|_| ()))
+        })?;
+        Ok(found.is_some())
     }
 
     fn delete_block(&self, cid: &Cid) -> Result<bool, StoreError> {
@@ -522,17 +587,11 @@ impl BlockStore for DiskStore {
     }
 
     fn get_leaf(&self, tree: &Cid, index: u64) -> Result<Option<LeafRef>, StoreError> {
-        let txn = self.shared.db.begin_read().map_err(db("reading"))?;
-        let leaves = match txn.open_table(LEAVES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db("opening leaves")(e)),
-        };
-        let tree_key = tree.to_bytes();
-        let v = leaves
-            .get((tree_key.as_slice(), index))
-            .map_err(db("reading a leaf"))?;
-        v.map(|v| decode_leaf(v.value())).transpose()
+        let key = tree.to_bytes();
+        let leaf = self.lookup(LEAVES, "reading a leaf", |t| {
+            Ok(t.get((key.as_slice(), index))?.map(|v| v.value().to_vec()))
+        })?;
+        leaf.map(|bytes| decode_leaf(&bytes)).transpose()
     }
 
     fn put_leaf(&self, tree: &Cid, index: u64, leaf: LeafRef) -> Result<(), StoreError> {
@@ -653,16 +712,9 @@ impl DiskUpload {
         let (id, mut seq) = (self.id, self.seq);
         self.store
             .write("writing upload blocks", durability, |tx| {
-                for (cid, data) in &batch {
-                    tx.add(cid, data, 1)?;
-                    let mut pending = tx.txn.open_table(PENDING).map_err(db("opening pending"))?;
-                    pending
-                        .insert((id, seq), cid.to_bytes().as_slice())
-                        .map_err(db("writing pending"))?;
-                    seq += 1;
-                }
-                Ok(())
+                tx.add_all(&batch, 1, Some((id, seq)))
             })?;
+        seq += batch.len() as u64;
         self.seq = seq;
         Ok(())
     }
@@ -704,9 +756,7 @@ impl Upload for DiskUpload {
         self.store
             .write("committing an upload", Durability::Immediate, |tx| {
                 tx.add(manifest_cid, &manifest, 0)?;
-                for (index, leaf) in leaves.iter().enumerate() {
-                    tx.insert_leaf(tree, index as u64, leaf)?;
-                }
+                tx.settle(id, tree, &leaves)?;
                 let tree_key = tree.to_bytes();
                 let mut datasets = tx
                     .txn
@@ -718,9 +768,7 @@ impl Upload for DiskUpload {
                         (tree_key.as_slice(), count),
                     )
                     .map_err(db("writing a dataset"))?;
-                drop(datasets);
-                // The leaf references keep the blocks now; the upload's holds go.
-                tx.abort(id)
+                Ok(())
             })?;
         self.open = false;
         Ok(())
