@@ -198,17 +198,26 @@ async fn kill_9_after_an_acknowledged_upload_loses_nothing() {
     for p in &payloads {
         cids.push(node.upload_ok(p.clone()).await);
     }
-    // A fourth upload is cut off by the kill mid-stream: it must not survive half-stored.
+    // A fourth upload is cut off by the kill mid-stream, after the node has written (but not
+    // committed) some of its blocks: it must not survive half-stored.
+    let used_before = node.space().await["quotaUsedBytes"].clone();
     let addr = node.base.trim_start_matches("http://").to_string();
     let mut conn = TcpStream::connect(&addr).unwrap();
     write!(
         conn,
         "POST /api/archivist/v1/data HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        64 * BLOCK
+        400 * BLOCK
     )
     .unwrap();
-    conn.write_all(&data(8 * BLOCK, 99)).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    conn.write_all(&data(200 * BLOCK, 99)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node.space().await["quotaUsedBytes"] == used_before {
+        assert!(
+            Instant::now() < deadline,
+            "the node never stored a block of the upload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     node.kill9();
     drop(conn);
 
