@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use neverust_node::config::DEFAULT_STORAGE_QUOTA;
+use neverust_node::config::{DEFAULT_CREDIT_LIMIT, DEFAULT_PRICE_PER_BYTE, DEFAULT_STORAGE_QUOTA};
 use neverust_node::{Mode, NodeConfig, StoreKind};
 
 #[derive(Parser, Debug)]
@@ -64,9 +64,19 @@ pub struct StartArgs {
     /// TRACE, DEBUG, INFO, NOTICE, WARN, ERROR or FATAL.
     #[arg(long, default_value = "info", env = "NEVERUST_LOG_LEVEL", value_parser = parse_log_level)]
     pub log_level: String,
-    /// The bootstrap node's API address, HOST:PORT.
-    #[arg(long, env = "BOOTSTRAP_NODE", value_parser = parse_host_port)]
+    /// The bootstrap node: its API address HOST:PORT (its signed peer record is fetched
+    /// from there), or an SPR (spr:...), or a multiaddr ending in /p2p/<peer id>.
+    #[arg(long, env = "BOOTSTRAP_NODE", value_parser = parse_bootstrap)]
     pub bootstrap_node: Option<String>,
+    /// Marketplace mode: price per byte announced to peers in block presences.
+    #[arg(long, env = "NEVERUST_PRICE_PER_BYTE", default_value_t = DEFAULT_PRICE_PER_BYTE)]
+    pub price_per_byte: u64,
+    /// Marketplace mode: bytes a peer may take beyond what it has given back (e.g. 256MiB).
+    #[arg(long, env = "NEVERUST_CREDIT_LIMIT", value_parser = parse_size, default_value_t = DEFAULT_CREDIT_LIMIT)]
+    pub credit_limit: u64,
+    /// Peer connections without traffic close after this long, e.g. 1h, 90s.
+    #[arg(long, env = "NEVERUST_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "1h")]
+    pub idle_timeout: Duration,
     /// Storage quota, in bytes or with a unit (e.g. 20GiB, 512MB).
     #[arg(long, env = "NEVERUST_STORAGE_QUOTA", value_parser = parse_size, default_value_t = DEFAULT_STORAGE_QUOTA)]
     pub storage_quota: u64,
@@ -102,6 +112,9 @@ impl StartArgs {
             data_dir: self.data_dir,
             log_level: self.log_level,
             bootstrap_node: self.bootstrap_node,
+            price_per_byte: self.price_per_byte,
+            credit_limit: self.credit_limit,
+            idle_timeout: self.idle_timeout,
             storage_quota: self.storage_quota,
             block_ttl: self.block_ttl,
             maintenance_interval: self.block_maintenance_interval,
@@ -119,16 +132,8 @@ fn parse_log_level(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn parse_host_port(s: &str) -> Result<String, String> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("expected HOST:PORT, got {s:?}"))?;
-    if host.is_empty() {
-        return Err(format!("expected HOST:PORT, the host is empty in {s:?}"));
-    }
-    port.parse::<u16>()
-        .map_err(|_| format!("expected HOST:PORT, {port:?} is not a port number"))?;
-    Ok(s.to_string())
+fn parse_bootstrap(s: &str) -> Result<String, String> {
+    neverust_node::bootstrap::BootstrapTarget::parse(s).map(|_| s.trim().to_string())
 }
 
 /// Bytes, or a number with a unit: B, KB/MB/GB/TB (powers of 1000), KiB/MiB/GiB/TiB or

@@ -60,14 +60,33 @@ pub struct NodeConfig {
     pub block_ttl: Duration,
     pub maintenance_interval: Duration,
     pub store: StoreKind,
+    /// Marketplace mode: price per byte announced in block presences.
+    pub price_per_byte: u64,
+    /// Marketplace mode: bytes a peer may take beyond what it gave back.
+    pub credit_limit: u64,
+    /// Connections with no traffic close after this long.
+    pub idle_timeout: Duration,
 }
 
 /// Archivist's defaults: 20 GiB quota, 30 day block TTL, maintenance every 10 minutes.
 pub const DEFAULT_STORAGE_QUOTA: u64 = 20 * 1024 * 1024 * 1024;
 pub const DEFAULT_BLOCK_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
+pub const DEFAULT_PRICE_PER_BYTE: u64 = 1;
+pub const DEFAULT_CREDIT_LIMIT: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl NodeConfig {
+    pub fn ledger_policy(&self) -> neverust_net::LedgerPolicy {
+        match self.mode {
+            Mode::Altruistic => neverust_net::LedgerPolicy::altruistic(),
+            Mode::Marketplace => neverust_net::LedgerPolicy {
+                price_per_byte: self.price_per_byte,
+                credit_limit: Some(self.credit_limit),
+            },
+        }
+    }
+
     /// A node on loopback with ephemeral ports, for tests and benchmarks.
     pub fn ephemeral(data_dir: PathBuf) -> Self {
         NodeConfig {
@@ -84,6 +103,9 @@ impl NodeConfig {
             block_ttl: DEFAULT_BLOCK_TTL,
             maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
             store: StoreKind::Disk,
+            price_per_byte: DEFAULT_PRICE_PER_BYTE,
+            credit_limit: DEFAULT_CREDIT_LIMIT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }

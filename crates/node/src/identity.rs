@@ -83,6 +83,27 @@ impl Identity {
     }
 }
 
+/// Reads a signed peer record in Archivist's text form, checking its signature.
+pub fn decode_spr(spr: &str) -> Result<(PeerId, Vec<Multiaddr>), String> {
+    let b64 = spr
+        .trim()
+        .strip_prefix("spr:")
+        .ok_or("a signed peer record starts with spr:")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64.trim_end_matches('='))
+        .map_err(|e| format!("not base64url: {e}"))?;
+    let envelope = libp2p::core::SignedEnvelope::from_protobuf_encoding(&bytes)
+        .map_err(|e| format!("not a signed envelope: {e}"))?;
+    let record = PeerRecord::from_signed_envelope_interop(envelope)
+        .or_else(|_| {
+            let envelope = libp2p::core::SignedEnvelope::from_protobuf_encoding(&bytes)
+                .expect("decoded above");
+            PeerRecord::from_signed_envelope(envelope)
+        })
+        .map_err(|e| format!("not a valid peer record: {e}"))?;
+    Ok((record.peer_id(), record.addresses().to_vec()))
+}
+
 /// Writes the key atomically (temp file + rename) and readable by the owner only, so a crash
 /// mid-write never leaves a truncated key that would change the node's peer id.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -120,7 +141,10 @@ mod tests {
         let envelope = libp2p::core::SignedEnvelope::from_protobuf_encoding(&bytes).unwrap();
         let record = PeerRecord::from_signed_envelope_interop(envelope).unwrap();
         assert_eq!(record.peer_id(), first.peer_id());
-        assert_eq!(record.addresses(), &[addr]);
+        assert_eq!(record.addresses(), &[addr.clone()]);
+        assert_eq!(decode_spr(&spr).unwrap(), (first.peer_id(), vec![addr]));
+        assert!(decode_spr("spr:AAAA").is_err());
+        assert!(decode_spr("nonsense").is_err());
     }
 
     #[test]

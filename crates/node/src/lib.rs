@@ -1,11 +1,14 @@
 //! The Neverust storage node: configuration, lifecycle, the Archivist-compatible REST API,
 //! metrics, and the upload/download paths between the API and the block store.
 //!
-//! Networking between nodes (libp2p, discovery, block exchange) is not here yet.
+//! Networking between nodes lives in `neverust-net`; this crate wires it to the store and
+//! the API and joins the bootstrap node.
 
 pub mod api;
+pub mod bootstrap;
 pub mod config;
 pub mod download;
+pub mod fetch;
 pub mod identity;
 pub mod logging;
 pub mod metrics;

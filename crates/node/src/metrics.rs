@@ -164,6 +164,11 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Lets another layer (the network) add its series to `/metrics`.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn observe_store_op(&self, op: &'static str, store: &'static str, took: Duration) {
         self.store_op_duration
             .get_or_create(&StoreOpLabels { op, store })

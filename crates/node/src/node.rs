@@ -14,10 +14,18 @@ use neverust_store::{BlockStore, DiskStore, MemoryStore, StoreConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::bootstrap::BootstrapTarget;
 use crate::config::{NodeConfig, StoreKind};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::state::NodeState;
+use neverust_net::Network;
+
+/// Provider records live this long at other peers unless re-announced.
+const PROVIDER_TTL: Duration = Duration::from_secs(3600);
+const REPROVIDE_INTERVAL: Duration = Duration::from_secs(600);
+/// Kademlia's own refresh of the routing table (a lookup of a random key).
+const RANDOM_WALK_INTERVAL: Duration = Duration::from_secs(300);
 
 /// How long in-flight requests may run on after a stop was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +42,10 @@ pub enum StartError {
     Identity(#[from] crate::identity::IdentityError),
     #[error("cannot open the block store: {0}")]
     Store(#[from] neverust_store::StoreError),
+    #[error(transparent)]
+    Network(#[from] neverust_net::SwarmError),
+    #[error("invalid --bootstrap-node: {0}")]
+    Bootstrap(String),
     #[error("cannot listen for the API on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -84,19 +96,50 @@ impl Node {
             source,
         })?;
 
-        let listen_addrs = vec![Multiaddr::empty()
+        let mut metrics = Metrics::new(config.mode, identity.peer_id().to_string());
+        let net_metrics = neverust_net::NetMetrics::new(config.mode.as_str());
+        net_metrics.register(metrics.registry_mut());
+        let listen = Multiaddr::empty()
             .with(Protocol::from(config.listen_ip))
-            .with(Protocol::Tcp(config.listen_port))];
-        let metrics = Metrics::new(config.mode, identity.peer_id().to_string());
+            .with(Protocol::Tcp(config.listen_port));
+        let net_config = neverust_net::NetConfig {
+            swarm: neverust_net::SwarmConfig {
+                listen,
+                agent: format!("neverust/{} ({})", env!("CARGO_PKG_VERSION"), config.mode),
+                idle_timeout: config.idle_timeout,
+                provider_ttl: PROVIDER_TTL,
+                reprovide_interval: REPROVIDE_INTERVAL,
+                random_walk_interval: RANDOM_WALK_INTERVAL,
+            },
+            policy: config.ledger_policy(),
+        };
+        let net = Network::start(
+            identity.keypair().clone(),
+            net_config,
+            store.clone(),
+            net_metrics,
+        )
+        .await?;
+        let listen_addrs = net.listen_addrs();
         let maintenance_interval = config.maintenance_interval;
+        let bootstrap = match &config.bootstrap_node {
+            Some(b) => Some(BootstrapTarget::parse(b).map_err(StartError::Bootstrap)?),
+            None => None,
+        };
         let state = Arc::new(NodeState {
             config,
             identity,
             store,
             store_kind,
             metrics,
+            net,
+            downloads: Default::default(),
             listen_addrs,
         });
+        if let Some(target) = bootstrap {
+            tokio::spawn(crate::bootstrap::join(state.net.clone(), target));
+        }
+        tokio::spawn(announce_stored(state.clone()));
 
         let (stop, stopped) = watch::channel(false);
         let router = crate::api::router(state.clone());
@@ -160,6 +203,22 @@ impl Node {
         // their own drops, or are reclaimed on the next start.
         drop(state);
         tracing::info!("node stopped");
+    }
+}
+
+/// Announces every dataset already stored (after a restart) as provided by this node.
+async fn announce_stored(state: Arc<NodeState>) {
+    let store = state.store.clone();
+    let manifests = tokio::task::spawn_blocking(move || store.list_manifests())
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    for (cid, bytes) in manifests {
+        if let Ok(m) = neverust_content::Manifest::decode(&bytes) {
+            state.net.provide(&cid).await;
+            state.net.provide(&m.tree_cid).await;
+        }
     }
 }
 

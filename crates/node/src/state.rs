@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use libp2p::Multiaddr;
+use neverust_net::Network;
 use neverust_store::{BlockStore, StoreError};
 
 use crate::config::NodeConfig;
@@ -20,6 +21,8 @@ pub struct NodeState {
     /// `"disk"` or `"memory"`: the label of store metrics.
     pub store_kind: &'static str,
     pub metrics: Metrics,
+    pub net: Network,
+    pub downloads: crate::fetch::ActiveDownloads,
     /// Addresses peers can reach us on, as announced in the SPR and `/debug/info`.
     pub listen_addrs: Vec<Multiaddr>,
 }

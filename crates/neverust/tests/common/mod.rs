@@ -114,6 +114,69 @@ impl TestNode {
             .unwrap()
     }
 
+    /// The API address as `--bootstrap-node` takes it.
+    pub fn api_host_port(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    /// GET `/data/{cid}/network/stream`: status and the whole body (empty if it was cut).
+    pub async fn stream_network(&self, cid: &str) -> (u16, Vec<u8>) {
+        let resp = self
+            .http
+            .get(self.url(&format!("/data/{cid}/network/stream")))
+            .send()
+            .await
+            .expect("stream request");
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+        )
+    }
+
+    /// Peer ids this node holds a live connection to, from `/debug/info`.
+    pub async fn connected_peers(&self) -> Vec<String> {
+        let info = self.get_json("/debug/info").await;
+        info["table"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["seen"] == true)
+            .map(|n| n["peerId"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Waits (bounded) until this node is connected to `peer`.
+    pub async fn wait_connected(&self, peer: &str) {
+        for _ in 0..200 {
+            if self.connected_peers().await.iter().any(|p| p == peer) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} never connected to {peer}", self.peer_id);
+    }
+
+    /// The sum of every series of a metric in `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn space(&self) -> serde_json::Value {
         self.get_json("/space").await
     }

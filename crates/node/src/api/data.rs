@@ -33,7 +33,7 @@ pub fn manifest_json(manifest: &Manifest) -> Value {
     m
 }
 
-fn data_item(cid: &Cid, manifest: &Manifest) -> Value {
+pub(super) fn data_item(cid: &Cid, manifest: &Manifest) -> Value {
     json!({ "cid": cid_string(cid), "manifest": manifest_json(manifest) })
 }
 
@@ -48,6 +48,8 @@ pub async fn upload(
     }
     let uploaded = upload::ingest(&state, body.into_data_stream(), meta).await?;
     tracing::info!(cid = %uploaded.manifest_cid, size = uploaded.manifest.dataset_size, "stored dataset");
+    state.net.provide(&uploaded.manifest_cid).await;
+    state.net.provide(&uploaded.manifest.tree_cid).await;
     Ok(cid_string(&uploaded.manifest_cid))
 }
 
@@ -171,9 +173,17 @@ pub async fn download(
     Ok(content_response(content))
 }
 
-fn content_response(content: download::Content) -> Response {
+pub(super) fn content_response(content: download::Content) -> Response {
     let mut headers = HeaderMap::new();
-    let manifest = content.manifest.as_ref();
+    describe(&mut headers, content.manifest.as_ref(), content.len);
+    // A missing block mid-stream cuts the connection: the client sees a short body against
+    // Content-Length instead of silently truncated data.
+    let stream = tokio_stream_from(content.body).map(|item| item.map_err(std::io::Error::other));
+    (headers, Body::from_stream(stream)).into_response()
+}
+
+/// The headers of a content response: type and file name from the manifest, exact length.
+pub(super) fn describe(headers: &mut HeaderMap, manifest: Option<&Manifest>, len: u64) {
     let mime = manifest
         .and_then(|m| m.mimetype.as_deref())
         .and_then(|m| HeaderValue::from_str(m).ok())
@@ -184,18 +194,14 @@ fn content_response(content: download::Content) -> Response {
         .and_then(|f| HeaderValue::from_str(&format!("attachment; filename=\"{f}\"")).ok())
         .unwrap_or(HeaderValue::from_static("attachment"));
     headers.insert(header::CONTENT_DISPOSITION, disposition);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(content.len));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     headers.insert(
         "Access-Control-Expose-Headers",
         HeaderValue::from_static("Content-Disposition"),
     );
-    // A missing block mid-stream cuts the connection: the client sees a short body against
-    // Content-Length instead of silently truncated data.
-    let stream = tokio_stream_from(content.body).map(|item| item.map_err(std::io::Error::other));
-    (headers, Body::from_stream(stream)).into_response()
 }
 
-fn tokio_stream_from<T: Send + 'static>(
+pub(super) fn tokio_stream_from<T: Send + 'static>(
     rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
@@ -210,6 +216,8 @@ pub async fn delete(
         match download::local_manifest(&state, cid).await {
             Ok(m) => {
                 let (tree, blocks) = (m.tree_cid, m.blocks_count());
+                state.net.unprovide(&cid).await;
+                state.net.unprovide(&tree).await;
                 state
                     .with_store("delete", move |s| s.delete_dataset(&cid, &tree, blocks))
                     .await?;
@@ -229,23 +237,6 @@ pub async fn delete(
             .await?;
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Local only until the node joins a network: the manifest if this node holds it.
-pub async fn network_manifest(
-    State(state): State<Arc<NodeState>>,
-    Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let cid = parse_cid(&raw)?;
-    if cid.codec() != codec::MANIFEST {
-        return Err(ApiError::bad_request(format!(
-            "{} is not a manifest CID (codec 0x{:x}, expected 0xcd01)",
-            cid_string(&cid),
-            cid.codec()
-        )));
-    }
-    let manifest = download::local_manifest(&state, cid).await?;
-    Ok(Json(data_item(&cid, &manifest)))
 }
 
 pub async fn space(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, ApiError> {

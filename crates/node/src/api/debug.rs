@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::Json;
+use neverust_content::cid_string;
 use serde_json::{json, Value};
 
 use super::ApiError;
@@ -21,15 +22,64 @@ pub async fn info(State(state): State<Arc<NodeState>>) -> Json<Value> {
         "address": addrs.first().cloned().unwrap_or_default(),
         "seen": false,
     });
+    let peers = state.net.peers().await.unwrap_or_default();
+    // Archivist's table lists the DHT's nodes; `seen` is true for those we hold a live
+    // connection to, which is what the visualizer draws as edges.
+    let nodes: Vec<Value> = peers
+        .iter()
+        .map(|p| {
+            let mut node = json!({
+                "nodeId": p.peer_id.to_string(),
+                "peerId": p.peer_id.to_string(),
+                "record": "",
+                "address": p.addrs.first().map(|a| a.to_string()).unwrap_or_default(),
+                "seen": p.connected,
+            });
+            if let Some(agent) = &p.agent {
+                node["agent"] = json!(agent);
+            }
+            node
+        })
+        .collect();
+    let ledgers: Vec<Value> = state
+        .net
+        .engine()
+        .ledgers()
+        .into_iter()
+        .map(|(peer, a)| {
+            json!({
+                "peerId": peer.to_string(),
+                "blocksSent": a.blocks_sent,
+                "bytesSent": a.bytes_sent,
+                "blocksReceived": a.blocks_received,
+                "bytesReceived": a.bytes_received,
+                "refused": a.refused,
+            })
+        })
+        .collect();
+    let policy = state.net.engine().policy();
+    let downloads: Vec<Value> = state
+        .downloads
+        .snapshot()
+        .into_iter()
+        .map(|(cid, done, total)| json!({ "cid": cid_string(&cid), "blocksDone": done, "blocksTotal": total }))
+        .collect();
     Json(json!({
         "id": id,
         "addrs": addrs,
         "repo": state.config.data_dir.display().to_string(),
         "spr": spr,
         "announceAddresses": addrs,
-        "table": { "localNode": local, "nodes": [] },
+        "table": { "localNode": local, "nodes": nodes },
         "archivist": { "version": env!("CARGO_PKG_VERSION"), "revision": "neverust" },
         "mode": state.config.mode.as_str(),
+        "connectedPeers": peers.iter().filter(|p| p.connected).count(),
+        "marketplace": {
+            "pricePerByte": policy.price_per_byte,
+            "creditLimit": policy.credit_limit,
+            "ledgers": ledgers,
+        },
+        "downloads": downloads,
     }))
 }
 

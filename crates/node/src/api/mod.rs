@@ -6,6 +6,7 @@
 mod data;
 mod debug;
 mod identity;
+mod network;
 mod ops;
 
 use std::sync::Arc;
@@ -27,7 +28,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
     let api = Router::new()
         .route("/data", get(data::list).post(data::upload))
         .route("/data/{cid}", get(data::download).delete(data::delete))
-        .route("/data/{cid}/network/manifest", get(data::network_manifest))
+        .route("/data/{cid}/network", post(network::fetch))
+        .route("/data/{cid}/network/stream", get(network::stream))
+        .route("/data/{cid}/network/manifest", get(network::manifest))
+        .route("/connect/{peer_id}", get(network::connect))
         .route("/space", get(data::space))
         .route("/peerid", get(identity::peer_id))
         .route("/spr", get(identity::spr))

@@ -1,0 +1,105 @@
+//! Framing on a blockexc stream: each message is an unsigned-varint length prefix and a
+//! protobuf body. The length is checked against the cap before any body byte is read, so a
+//! peer announcing a huge message costs us nothing.
+
+use bytes::{Bytes, BytesMut};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::message::{Message, WireError, MAX_MESSAGE_SIZE};
+
+/// Reads one framed body; `Ok(None)` on a clean end of stream between messages.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Bytes>, WireError> {
+    let mut len: u64 = 0;
+    for i in 0..10 {
+        let mut b = [0u8; 1];
+        match r.read(&mut b).await? {
+            0 if i == 0 => return Ok(None),
+            0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()),
+            _ => {}
+        }
+        len |= u64::from(b[0] & 0x7f) << (7 * i);
+        if b[0] & 0x80 == 0 {
+            if len > max as u64 {
+                return Err(WireError::TooLarge { len, max });
+            }
+            let mut buf = BytesMut::zeroed(len as usize);
+            r.read_exact(&mut buf).await?;
+            return Ok(Some(buf.freeze()));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "length prefix overflows u64",
+    )
+    .into())
+}
+
+pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, WireError> {
+    match read_frame(r, MAX_MESSAGE_SIZE).await? {
+        Some(body) => Message::decode(body).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Prefix and body go out in one write so that a small message is one transport frame.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut prefix = unsigned_varint::encode::usize_buffer();
+    let prefix = unsigned_varint::encode::usize(body.len(), &mut prefix);
+    let mut out = Vec::with_capacity(prefix.len() + body.len());
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(body);
+    out
+}
+
+pub async fn write_message<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &Message,
+) -> Result<usize, WireError> {
+    let framed = frame(&msg.encode());
+    w.write_all(&framed).await?;
+    w.flush().await?;
+    Ok(framed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use futures::io::Cursor;
+
+    #[test]
+    fn frames_round_trip_and_end_cleanly() {
+        let mut bytes = frame(b"hello");
+        bytes.extend(frame(b""));
+        bytes.extend(frame(&[7u8; 300]));
+        let mut r = Cursor::new(bytes);
+        block_on(async {
+            assert_eq!(
+                &read_frame(&mut r, 1000).await.unwrap().unwrap()[..],
+                b"hello"
+            );
+            assert!(read_frame(&mut r, 1000).await.unwrap().unwrap().is_empty());
+            assert_eq!(read_frame(&mut r, 1000).await.unwrap().unwrap().len(), 300);
+            assert!(read_frame(&mut r, 1000).await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn oversized_and_truncated_frames_are_errors() {
+        block_on(async {
+            let mut r = Cursor::new(frame(&[0u8; 2000]));
+            assert!(matches!(
+                read_frame(&mut r, 1000).await,
+                Err(WireError::TooLarge { len: 2000, .. })
+            ));
+            let mut cut = frame(&[1u8; 100]);
+            cut.truncate(50);
+            assert!(read_frame(&mut Cursor::new(cut), 1000).await.is_err());
+            let endless = vec![0xffu8; 11];
+            assert!(read_frame(&mut Cursor::new(endless), 1000).await.is_err());
+        });
+    }
+}

@@ -1,0 +1,576 @@
+//! The blockexc engine: answers peers' wantlists from the local store, checks every block a
+//! peer sends before anyone sees it, and routes what arrives to the downloads waiting for it.
+//!
+//! Streams follow Archivist's model: to talk to a peer we open one stream and keep writing
+//! length-prefixed messages to it; whatever a peer opens to us is read until it ends. One
+//! writer task per peer owns our outbound stream (and reads it too, since an Archivist peer
+//! may answer there). The engine decides nothing about scheduling: downloads do that.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::io::BufReader;
+use futures::{AsyncReadExt, FutureExt, StreamExt};
+use libp2p::{PeerId, StreamProtocol};
+use neverust_content::{digest_of, verify_block, Cid, MerkleProof};
+use neverust_store::BlockStore;
+use tokio::sync::{broadcast, mpsc};
+
+use super::codec::{read_message, write_message};
+use super::message::{
+    BlockAddress, BlockDelivery, BlockPresence, Message, Presence, WantEntry, WantType, WireError,
+};
+use crate::ledger::{Account, LedgerPolicy, Ledgers};
+use crate::metrics::{LedgerLabels, NetMetrics, ReasonLabels};
+use crate::swarm::{Command, ConnectionEvent};
+
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/archivist/blockexc/1.0.0");
+/// Offences a peer may commit before it is disconnected.
+const MAX_STRIKES: u32 = 3;
+/// Deliveries are batched into messages of about this size: large enough to amortise
+/// framing and encryption, small enough that a requester sees blocks arrive steadily.
+const DELIVERY_BATCH_BYTES: usize = 512 * 1024;
+const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+const PEER_QUEUE: usize = 64;
+
+/// What a waiting download hears about the addresses it registered for.
+#[derive(Clone, Debug)]
+pub enum WantEvent {
+    /// A block whose bytes match its CID and, for leaves, whose proof leads to the tree root.
+    Block {
+        peer: PeerId,
+        address: BlockAddress,
+        cid: Cid,
+        data: Bytes,
+        proof: Option<Bytes>,
+    },
+    Presence {
+        peer: PeerId,
+        address: BlockAddress,
+        presence: Presence,
+    },
+    /// The peer sent something for this address that failed verification.
+    Invalid { peer: PeerId, address: BlockAddress },
+    /// The peer disconnected or could not be reached: nothing more will come from it.
+    PeerGone(PeerId),
+}
+
+type Waiters = HashMap<Cid, Vec<(u64, mpsc::UnboundedSender<WantEvent>)>>;
+
+pub struct Engine {
+    store: Arc<dyn BlockStore>,
+    control: Mutex<libp2p_stream::Control>,
+    senders: Mutex<HashMap<PeerId, mpsc::Sender<Message>>>,
+    waiters: Mutex<Waiters>,
+    next_waiter: AtomicU64,
+    ledgers: Mutex<Ledgers<PeerId>>,
+    strikes: Mutex<HashMap<PeerId, u32>>,
+    metrics: NetMetrics,
+    commands: mpsc::Sender<Command>,
+}
+
+/// Keeps a download registered for a key; unregisters on drop.
+pub struct WantGuard {
+    engine: Arc<Engine>,
+    key: Cid,
+    id: u64,
+}
+
+impl Drop for WantGuard {
+    fn drop(&mut self) {
+        let mut waiters = self.engine.waiters.lock().expect("waiters lock");
+        if let Some(list) = waiters.get_mut(&self.key) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                waiters.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl Engine {
+    pub(crate) fn start(
+        store: Arc<dyn BlockStore>,
+        mut control: libp2p_stream::Control,
+        policy: LedgerPolicy,
+        metrics: NetMetrics,
+        commands: mpsc::Sender<Command>,
+        mut events: broadcast::Receiver<ConnectionEvent>,
+    ) -> Arc<Engine> {
+        let mut incoming = control
+            .accept(PROTOCOL)
+            .expect("blockexc is registered once per swarm");
+        let engine = Arc::new(Engine {
+            store,
+            control: Mutex::new(control),
+            senders: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            next_waiter: AtomicU64::new(0),
+            ledgers: Mutex::new(Ledgers::new(policy)),
+            strikes: Mutex::new(HashMap::new()),
+            metrics,
+            commands,
+        });
+        let e = engine.clone();
+        tokio::spawn(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                tokio::spawn(e.clone().read_loop(peer, Box::new(stream)));
+            }
+        });
+        let e = Arc::downgrade(&engine);
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(ev) => ev,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(engine) = e.upgrade() else { return };
+                if let ConnectionEvent::Disconnected(peer) = event {
+                    engine.senders.lock().expect("senders lock").remove(&peer);
+                    engine.broadcast(WantEvent::PeerGone(peer));
+                }
+            }
+        });
+        engine
+    }
+
+    /// Registers interest in deliveries and presences for `key` (a tree CID for dataset
+    /// blocks, or a block's own CID).
+    pub fn want(self: &Arc<Self>, key: Cid) -> (WantGuard, mpsc::UnboundedReceiver<WantEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .entry(key)
+            .or_default()
+            .push((id, tx));
+        (
+            WantGuard {
+                engine: self.clone(),
+                key,
+                id,
+            },
+            rx,
+        )
+    }
+
+    pub fn ledgers(&self) -> Vec<(PeerId, Account)> {
+        let l = self.ledgers.lock().expect("ledgers lock");
+        let mut v: Vec<_> = l.accounts().map(|(p, a)| (*p, *a)).collect();
+        v.sort_by_key(|(p, _)| *p);
+        v
+    }
+
+    pub fn policy(&self) -> LedgerPolicy {
+        self.ledgers.lock().expect("ledgers lock").policy().clone()
+    }
+
+    /// Queues a message for `peer`, opening our stream to it if needed. Waits when the
+    /// peer's queue is full, which is how a slow peer slows down whoever feeds it.
+    pub async fn send(self: &Arc<Self>, peer: PeerId, msg: Message) {
+        let mut msg = msg;
+        // A second try covers a writer that died between lookup and send.
+        for _ in 0..2 {
+            let tx = {
+                let mut senders = self.senders.lock().expect("senders lock");
+                match senders.get(&peer) {
+                    Some(tx) if !tx.is_closed() => tx.clone(),
+                    _ => {
+                        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+                        senders.insert(peer, tx.clone());
+                        tokio::spawn(self.clone().write_loop(peer, rx, tx.clone()));
+                        tx
+                    }
+                }
+            };
+            match tx.send(msg).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => msg = back,
+            }
+        }
+    }
+
+    async fn write_loop(
+        self: Arc<Self>,
+        peer: PeerId,
+        mut rx: mpsc::Receiver<Message>,
+        me: mpsc::Sender<Message>,
+    ) {
+        let mut control = self.control.lock().expect("control lock").clone();
+        let opened =
+            tokio::time::timeout(OPEN_STREAM_TIMEOUT, control.open_stream(peer, PROTOCOL)).await;
+        let stream = match opened {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "cannot open a blockexc stream: {e}");
+                self.drop_sender(peer, &me);
+                self.broadcast(WantEvent::PeerGone(peer));
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "opening a blockexc stream timed out");
+                self.drop_sender(peer, &me);
+                self.broadcast(WantEvent::PeerGone(peer));
+                return;
+            }
+        };
+        let (read, mut write) = stream.split();
+        tokio::spawn(self.clone().read_loop(peer, Box::new(read)));
+        while let Some(msg) = rx.recv().await {
+            if let Err(e) = write_message(&mut write, &msg).await {
+                tracing::debug!(%peer, "blockexc write failed: {e}");
+                break;
+            }
+        }
+        self.drop_sender(peer, &me);
+    }
+
+    fn drop_sender(&self, peer: PeerId, me: &mpsc::Sender<Message>) {
+        let mut senders = self.senders.lock().expect("senders lock");
+        if senders.get(&peer).is_some_and(|tx| tx.same_channel(me)) {
+            senders.remove(&peer);
+        }
+    }
+
+    /// Boxed: reading leads to serving, serving to opening a stream, and that to reading
+    /// again, a cycle the compiler can only prove `Send` through a named type.
+    fn read_loop(
+        self: Arc<Self>,
+        peer: PeerId,
+        stream: Box<dyn futures::AsyncRead + Send + Unpin>,
+    ) -> BoxFuture<'static, ()> {
+        async move { self.read_messages(peer, stream).await }.boxed()
+    }
+
+    async fn read_messages(
+        self: &Arc<Self>,
+        peer: PeerId,
+        stream: Box<dyn futures::AsyncRead + Send + Unpin>,
+    ) {
+        let mut r = BufReader::with_capacity(256 * 1024, stream);
+        loop {
+            match read_message(&mut r).await {
+                Ok(Some(msg)) => self.handle(peer, msg).await,
+                Ok(None) => return,
+                // The frame was read whole, so the stream is still in step: go on reading.
+                Err(
+                    e
+                    @ (WireError::Protobuf(_) | WireError::BadCid { .. } | WireError::BadPrice(_)),
+                ) => {
+                    tracing::debug!(%peer, "{e}");
+                    self.offence(peer, "malformed");
+                }
+                Err(e @ WireError::TooLarge { .. }) => {
+                    tracing::debug!(%peer, "{e}");
+                    self.offence(peer, "oversize");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, "blockexc read ended: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn handle(self: &Arc<Self>, peer: PeerId, msg: Message) {
+        for p in msg.presences {
+            self.route(
+                &p.address,
+                WantEvent::Presence {
+                    peer,
+                    address: p.address.clone(),
+                    presence: p.presence,
+                },
+            );
+        }
+        for d in msg.payload {
+            self.on_delivery(peer, d);
+        }
+        if !msg.wantlist.entries.is_empty() {
+            self.serve(peer, msg.wantlist.entries).await;
+        }
+    }
+
+    fn on_delivery(&self, peer: PeerId, d: BlockDelivery) {
+        if !self.is_wanted(&d.address) {
+            self.metrics.unwanted_blocks.inc();
+            return;
+        }
+        match check_delivery(&d) {
+            Ok(()) => {
+                let len = d.data.len() as u64;
+                self.metrics
+                    .blocks_received
+                    .get_or_create(&self.metrics.mode_labels())
+                    .inc();
+                self.metrics
+                    .bytes_received
+                    .get_or_create(&self.metrics.mode_labels())
+                    .inc_by(len);
+                let account = {
+                    let mut l = self.ledgers.lock().expect("ledgers lock");
+                    l.on_received(&peer, len);
+                    l.account(&peer)
+                };
+                self.export_account(peer, account);
+                self.route(
+                    &d.address.clone(),
+                    WantEvent::Block {
+                        peer,
+                        address: d.address,
+                        cid: d.cid,
+                        data: d.data,
+                        proof: d.proof,
+                    },
+                );
+            }
+            Err(reason) => {
+                tracing::debug!(%peer, address = %d.address, "refused a delivery: {reason}");
+                self.offence(peer, reason);
+                self.route(
+                    &d.address.clone(),
+                    WantEvent::Invalid {
+                        peer,
+                        address: d.address,
+                    },
+                );
+            }
+        }
+    }
+
+    async fn serve(self: &Arc<Self>, peer: PeerId, entries: Vec<WantEntry>) {
+        let entries: Vec<WantEntry> = entries.into_iter().filter(|e| !e.cancel).collect();
+        if entries.is_empty() {
+            return;
+        }
+        self.metrics.peer_wants_served.inc_by(entries.len() as u64);
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            entries
+                .into_iter()
+                .map(|e| {
+                    let got = lookup(store.as_ref(), &e.address, e.want == WantType::Block);
+                    (e, got)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+
+        let mut presences = Vec::new();
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        for (entry, got) in found {
+            match got {
+                Some(Found {
+                    cid,
+                    data,
+                    proof,
+                    len,
+                }) => {
+                    let (allowed, price) = {
+                        let mut l = self.ledgers.lock().expect("ledgers lock");
+                        let allowed = entry.want == WantType::Have || l.try_serve(&peer, len);
+                        (allowed, l.price_of(len))
+                    };
+                    if !allowed {
+                        self.metrics.refused_for_credit.inc();
+                        presences.push(BlockPresence {
+                            address: entry.address,
+                            presence: Presence::DontHave,
+                            price,
+                        });
+                        continue;
+                    }
+                    match (entry.want, data) {
+                        (WantType::Block, Some(data)) => {
+                            batch_bytes += data.len();
+                            batch.push(BlockDelivery {
+                                cid,
+                                data,
+                                address: entry.address,
+                                proof,
+                            });
+                        }
+                        _ => presences.push(BlockPresence {
+                            address: entry.address,
+                            presence: Presence::Have,
+                            price,
+                        }),
+                    }
+                }
+                None if entry.send_dont_have => presences.push(BlockPresence {
+                    address: entry.address,
+                    presence: Presence::DontHave,
+                    price: Vec::new(),
+                }),
+                None => {}
+            }
+            if batch_bytes >= DELIVERY_BATCH_BYTES {
+                self.deliver(peer, std::mem::take(&mut batch)).await;
+                batch_bytes = 0;
+            }
+        }
+        if !presences.is_empty() {
+            self.send(
+                peer,
+                Message {
+                    presences,
+                    ..Message::default()
+                },
+            )
+            .await;
+        }
+        if !batch.is_empty() {
+            self.deliver(peer, batch).await;
+        }
+    }
+
+    async fn deliver(self: &Arc<Self>, peer: PeerId, payload: Vec<BlockDelivery>) {
+        let bytes: u64 = payload.iter().map(|d| d.data.len() as u64).sum();
+        let count = payload.len() as u64;
+        let account = {
+            let mut l = self.ledgers.lock().expect("ledgers lock");
+            for d in &payload {
+                l.on_sent(&peer, d.data.len() as u64);
+            }
+            l.account(&peer)
+        };
+        self.export_account(peer, account);
+        self.metrics
+            .blocks_sent
+            .get_or_create(&self.metrics.mode_labels())
+            .inc_by(count);
+        self.metrics
+            .bytes_sent
+            .get_or_create(&self.metrics.mode_labels())
+            .inc_by(bytes);
+        self.send(
+            peer,
+            Message {
+                payload,
+                ..Message::default()
+            },
+        )
+        .await;
+    }
+
+    fn export_account(&self, peer: PeerId, a: Account) {
+        let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+        for (direction, v) in [("sent", a.bytes_sent), ("received", a.bytes_received)] {
+            self.metrics
+                .ledger_bytes
+                .get_or_create(&LedgerLabels {
+                    peer: peer.to_string(),
+                    direction,
+                })
+                .set(clamp(v));
+        }
+    }
+
+    fn offence(&self, peer: PeerId, reason: &'static str) {
+        self.metrics
+            .misbehaviour
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        let strikes = {
+            let mut s = self.strikes.lock().expect("strikes lock");
+            let n = s.entry(peer).or_default();
+            *n += 1;
+            if *n >= MAX_STRIKES {
+                s.remove(&peer);
+                MAX_STRIKES
+            } else {
+                *n
+            }
+        };
+        if strikes >= MAX_STRIKES {
+            tracing::info!(%peer, "disconnecting a misbehaving peer ({reason})");
+            self.metrics.peers_disconnected_for_misbehaviour.inc();
+            let _ = self.commands.try_send(Command::Disconnect(peer));
+        }
+    }
+
+    fn is_wanted(&self, address: &BlockAddress) -> bool {
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .contains_key(key_of(address))
+    }
+
+    fn route(&self, address: &BlockAddress, event: WantEvent) {
+        let waiters = self.waiters.lock().expect("waiters lock");
+        if let Some(list) = waiters.get(key_of(address)) {
+            for (_, tx) in list {
+                let _ = tx.send(event.clone());
+            }
+        }
+    }
+
+    fn broadcast(&self, event: WantEvent) {
+        let waiters = self.waiters.lock().expect("waiters lock");
+        for (_, tx) in waiters.values().flatten() {
+            let _ = tx.send(event.clone());
+        }
+    }
+}
+
+fn key_of(address: &BlockAddress) -> &Cid {
+    match address {
+        BlockAddress::Leaf { tree, .. } => tree,
+        BlockAddress::Cid(cid) => cid,
+    }
+}
+
+struct Found {
+    cid: Cid,
+    data: Option<Bytes>,
+    proof: Option<Bytes>,
+    len: u64,
+}
+
+/// Looks a wanted address up in the store; a store error reads as "don't have".
+fn lookup(store: &dyn BlockStore, address: &BlockAddress, with_data: bool) -> Option<Found> {
+    let (cid, proof) = match address {
+        BlockAddress::Leaf { tree, index } => {
+            let leaf = store.get_leaf(tree, *index).ok()??;
+            (leaf.cid, Some(leaf.proof))
+        }
+        BlockAddress::Cid(cid) => (*cid, None),
+    };
+    let data = store.get_block(&cid).ok()??;
+    Some(Found {
+        cid,
+        len: data.len() as u64,
+        data: with_data.then_some(data),
+        proof,
+    })
+}
+
+/// The receiver's checks: the bytes hash to the CID, and a dataset block's proof leads from
+/// that CID to the tree root at the index asked for.
+pub fn check_delivery(d: &BlockDelivery) -> Result<(), &'static str> {
+    verify_block(&d.cid, &d.data).map_err(|_| "bad_hash")?;
+    match &d.address {
+        BlockAddress::Cid(cid) if *cid == d.cid => Ok(()),
+        BlockAddress::Cid(_) => Err("bad_hash"),
+        BlockAddress::Leaf { tree, index } => {
+            let proof = d.proof.as_ref().ok_or("bad_proof")?;
+            let proof = MerkleProof::decode(proof).map_err(|_| "bad_proof")?;
+            let leaf = digest_of(&d.cid).map_err(|_| "bad_hash")?;
+            let root = digest_of(tree).map_err(|_| "bad_proof")?;
+            if proof.index == *index && proof.verify(&leaf, &root) {
+                Ok(())
+            } else {
+                Err("bad_proof")
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Downloading a dataset from the network: providers from the DHT, blocks requested by
+//! (treeCid, index) as the [`scheduler`] decides, each block verified by the engine, kept
+//! by a store upload that commits only when every block is in, and optionally streamed in
+//! order to a reader while it runs.
+//!
+//! This module is the I/O shell around the scheduler: it turns engine events into
+//! scheduler calls and scheduler decisions into wantlist messages.
+
+pub mod scheduler;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use libp2p::PeerId;
+use neverust_content::{cid_string, Cid, Manifest, MerkleProof};
+use neverust_store::{LeafRef, StoreError};
+use tokio::sync::mpsc;
+
+use crate::blockexc::{BlockAddress, Message, Presence, WantEntry, WantEvent, Wantlist};
+use crate::Network;
+use scheduler::{Outcome, Scheduler, SchedulerConfig};
+
+/// How long a download may go without a single new block before it gives up.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often providers are looked up again while a download is short of them.
+const RELOOKUP_INTERVAL: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadError {
+    #[error("no peer provides dataset {cid}")]
+    NoProviders { cid: String },
+    #[error("download of {cid} stalled: no provider delivered blocks {missing:?} for {waited:?}")]
+    Stalled {
+        cid: String,
+        missing: Vec<u64>,
+        waited: Duration,
+    },
+    #[error("cannot store the downloaded dataset {cid}: {source}")]
+    Store { cid: String, source: StoreError },
+    #[error("the reader of {cid} went away")]
+    ReaderGone { cid: String },
+}
+
+/// Progress of a running download, shared with whoever started it.
+#[derive(Debug, Default)]
+pub struct DownloadProgress {
+    pub blocks_done: AtomicU64,
+    pub blocks_total: AtomicU64,
+}
+
+enum WriteOp {
+    Put(Cid, Bytes),
+    Commit {
+        tree: Cid,
+        leaves: Vec<LeafRef>,
+        manifest_cid: Cid,
+        manifest: Bytes,
+    },
+}
+
+impl Network {
+    /// Fetches every block of the dataset, stores it durably (one commit at the end) and
+    /// announces it. With `sink`, the dataset's bytes are also sent there in order as soon
+    /// as they are contiguous (the last block trimmed to the dataset size).
+    pub async fn download_dataset(
+        &self,
+        manifest_cid: Cid,
+        manifest: Manifest,
+        manifest_bytes: Bytes,
+        sink: Option<mpsc::Sender<Bytes>>,
+        progress: Arc<DownloadProgress>,
+    ) -> Result<(), DownloadError> {
+        let tree = manifest.tree_cid;
+        let total = manifest.blocks_count();
+        let cid_text = cid_string(&manifest_cid);
+        progress.blocks_total.store(total, Ordering::Relaxed);
+        let engine = self.engine().clone();
+        let (_guard, mut events) = engine.want(tree);
+
+        let (writer, write_rx) = mpsc::channel::<WriteOp>(64);
+        let store = self.store().clone();
+        let writing = tokio::task::spawn_blocking(move || write_upload(store.as_ref(), write_rx));
+        let store_err = |source| DownloadError::Store {
+            cid: cid_text.clone(),
+            source,
+        };
+
+        let mut sched = Scheduler::new(total, SchedulerConfig::default());
+        let mut leaves: Vec<Option<LeafRef>> = vec![None; total as usize];
+        let mut asked_at: HashMap<u64, Instant> = HashMap::new();
+        let mut reorder: BTreeMap<u64, Bytes> = BTreeMap::new();
+        let mut next_out: u64 = 0;
+        let mut sink = sink;
+        let mut providers: HashSet<PeerId> = HashSet::new();
+        let mut last_progress = Instant::now();
+        let mut last_lookup: Option<Instant> = None;
+        let mut reported_in_flight: i64 = 0;
+        let wantlist_gauge = self.metrics().wantlist_blocks.clone();
+        let latency = self.metrics().block_fetch_latency.clone();
+
+        let result = loop {
+            let now = Instant::now();
+            let short_of_providers =
+                providers.len() < 2 || matches!(sched.outcome(), Outcome::Stalled { .. });
+            if short_of_providers && last_lookup.is_none_or(|t| now - t >= RELOOKUP_INTERVAL) {
+                last_lookup = Some(now);
+                for cid in [tree, manifest_cid] {
+                    let found = self.find_providers(&cid).await.unwrap_or_default();
+                    for p in found {
+                        if providers.insert(p) {
+                            sched.add_provider(p, Instant::now());
+                        }
+                    }
+                }
+            }
+
+            if providers.is_empty() && sched.done_count() == 0 {
+                break Err(DownloadError::NoProviders {
+                    cid: cid_text.clone(),
+                });
+            }
+            let requests = sched.poll(Instant::now());
+            let mut per_peer: HashMap<PeerId, Vec<WantEntry>> = HashMap::new();
+            for r in requests {
+                asked_at.entry(r.index).or_insert_with(Instant::now);
+                per_peer
+                    .entry(r.peer)
+                    .or_default()
+                    .push(WantEntry::block(BlockAddress::Leaf {
+                        tree,
+                        index: r.index,
+                    }));
+            }
+            for (peer, entries) in per_peer {
+                send_wants(&engine, peer, entries);
+            }
+            let in_flight = sched.in_flight() as i64;
+            wantlist_gauge.inc_by(in_flight - reported_in_flight);
+            reported_in_flight = in_flight;
+
+            match sched.outcome() {
+                Outcome::Done => break Ok(()),
+                Outcome::Stalled { missing } if last_progress.elapsed() >= STALL_TIMEOUT => {
+                    break Err(if providers.is_empty() {
+                        DownloadError::NoProviders {
+                            cid: cid_text.clone(),
+                        }
+                    } else {
+                        DownloadError::Stalled {
+                            cid: cid_text.clone(),
+                            missing,
+                            waited: last_progress.elapsed(),
+                        }
+                    });
+                }
+                _ => {}
+            }
+
+            let wake = sched
+                .next_deadline()
+                .unwrap_or(now + RELOOKUP_INTERVAL)
+                .min(now + RELOOKUP_INTERVAL);
+            let event = tokio::select! {
+                ev = events.recv() => ev,
+                _ = tokio::time::sleep_until(wake.into()) => continue,
+            };
+            let Some(event) = event else { break Ok(()) };
+            let now = Instant::now();
+            match event {
+                WantEvent::Block {
+                    peer,
+                    address: BlockAddress::Leaf { index, .. },
+                    cid,
+                    data,
+                    proof,
+                } => {
+                    if index >= total || leaves[index as usize].is_some() {
+                        continue;
+                    }
+                    let proof = proof.unwrap_or_default();
+                    // The engine checked the proof against the root; the leaf count must
+                    // also be this dataset's, or the block belongs to another shape of tree.
+                    if MerkleProof::decode(&proof).ok().map(|p| p.nleaves) != Some(total) {
+                        sched.on_invalid(&peer, index, now);
+                        continue;
+                    }
+                    for c in sched.on_block(&peer, index, now) {
+                        send_wants(
+                            &engine,
+                            c.peer,
+                            vec![WantEntry::cancel(BlockAddress::Leaf {
+                                tree,
+                                index: c.index,
+                            })],
+                        );
+                    }
+                    if let Some(t) = asked_at.remove(&index) {
+                        latency.observe(now.duration_since(t).as_secs_f64());
+                    }
+                    leaves[index as usize] = Some(LeafRef { cid, proof });
+                    last_progress = now;
+                    progress
+                        .blocks_done
+                        .store(sched.done_count(), Ordering::Relaxed);
+                    if sink.is_some() {
+                        reorder.insert(index, data.clone());
+                    }
+                    if writer.send(WriteOp::Put(cid, data)).await.is_err() {
+                        break Ok(()); // the writer failed; its error is collected below
+                    }
+                    if let Some(s) = &sink {
+                        while let Some(bytes) = reorder.remove(&next_out) {
+                            let bytes = trim_last(bytes, next_out, &manifest);
+                            next_out += 1;
+                            if s.send(bytes).await.is_err() {
+                                sink = None;
+                                break;
+                            }
+                        }
+                        if sink.is_none() {
+                            break Err(DownloadError::ReaderGone {
+                                cid: cid_text.clone(),
+                            });
+                        }
+                    }
+                }
+                WantEvent::Presence {
+                    peer,
+                    address: BlockAddress::Leaf { index, .. },
+                    presence: Presence::DontHave,
+                } => sched.on_dont_have(&peer, index, now),
+                WantEvent::Invalid {
+                    peer,
+                    address: BlockAddress::Leaf { index, .. },
+                } => sched.on_invalid(&peer, index, now),
+                WantEvent::PeerGone(peer) => {
+                    if providers.remove(&peer) {
+                        sched.remove_provider(&peer);
+                    }
+                }
+                _ => {}
+            }
+        };
+        wantlist_gauge.dec_by(reported_in_flight);
+
+        let finished = result.is_ok() && sched.outcome() == Outcome::Done;
+        if finished {
+            let leaves: Vec<LeafRef> = leaves.into_iter().map(|l| l.expect("done")).collect();
+            let commit = WriteOp::Commit {
+                tree,
+                leaves,
+                manifest_cid,
+                manifest: manifest_bytes,
+            };
+            let _ = writer.send(commit).await;
+        }
+        drop(writer);
+        let written = writing.await.expect("the upload writer does not panic");
+        result?;
+        written.map_err(store_err)?;
+        if !finished {
+            // The writer stopped early only on a store error, reported just above.
+            return Err(DownloadError::Stalled {
+                cid: cid_string(&manifest_cid),
+                missing: Vec::new(),
+                waited: last_progress.elapsed(),
+            });
+        }
+        self.provide(&manifest_cid).await;
+        self.provide(&tree).await;
+        Ok(())
+    }
+}
+
+fn send_wants(engine: &Arc<crate::Engine>, peer: PeerId, entries: Vec<WantEntry>) {
+    let msg = Message {
+        wantlist: Wantlist {
+            entries,
+            full: false,
+        },
+        ..Message::default()
+    };
+    let engine = engine.clone();
+    tokio::spawn(async move { engine.send(peer, msg).await });
+}
+
+fn trim_last(bytes: Bytes, index: u64, manifest: &Manifest) -> Bytes {
+    let start = index * u64::from(manifest.block_size);
+    let keep = manifest
+        .dataset_size
+        .saturating_sub(start)
+        .min(bytes.len() as u64);
+    bytes.slice(..keep as usize)
+}
+
+/// Runs on a blocking thread: every verified block goes into one store upload, which only
+/// a `Commit` makes durable; a closed channel without it aborts the upload.
+fn write_upload(
+    store: &dyn neverust_store::BlockStore,
+    mut ops: mpsc::Receiver<WriteOp>,
+) -> Result<(), StoreError> {
+    let mut upload = store.begin_upload()?;
+    while let Some(op) = ops.blocking_recv() {
+        match op {
+            WriteOp::Put(cid, data) => upload.put_block(&cid, data)?,
+            WriteOp::Commit {
+                tree,
+                leaves,
+                manifest_cid,
+                manifest,
+            } => return upload.commit(&tree, leaves, &manifest_cid, manifest),
+        }
+    }
+    upload.abort()
+}

@@ -1,0 +1,275 @@
+//! Neverust's peer-to-peer layer: one libp2p swarm (TCP, Noise, yamux/mplex, identify,
+//! Kademlia), Archivist's blockexc protocol, and downloads that pull datasets from several
+//! providers at once.
+//!
+//! [`Network`] is the handle the node holds. It does not serve HTTP and does not decide
+//! what to store: the node asks it to find, fetch and announce; it verifies every block it
+//! hands back.
+
+pub mod blockexc;
+pub mod download;
+pub mod ledger;
+pub mod metrics;
+pub mod swarm;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use libp2p::identity::Keypair;
+use libp2p::{kad, Multiaddr, PeerId};
+use neverust_content::{cid_string, Cid};
+use neverust_store::BlockStore;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use blockexc::{BlockAddress, Engine, Message, WantEntry, WantEvent};
+pub use download::{DownloadError, DownloadProgress};
+pub use ledger::{Account, LedgerPolicy};
+pub use metrics::NetMetrics;
+pub use swarm::{ConnectionEvent, PeerInfo, SwarmConfig, SwarmError};
+
+use blockexc::Presence;
+use swarm::Command;
+
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    pub swarm: SwarmConfig,
+    pub policy: LedgerPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    #[error("cannot connect to {target}: {reason}")]
+    Dial { target: String, reason: String },
+    #[error("no peer provides {cid}")]
+    NoProviders { cid: String },
+    #[error("no provider delivered {cid} within {waited:?}")]
+    Timeout { cid: String, waited: Duration },
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+#[derive(Clone)]
+pub struct Network {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<ConnectionEvent>,
+    engine: Arc<Engine>,
+    store: Arc<dyn BlockStore>,
+    metrics: NetMetrics,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+impl Network {
+    pub async fn start(
+        keypair: Keypair,
+        config: NetConfig,
+        store: Arc<dyn BlockStore>,
+        metrics: NetMetrics,
+    ) -> Result<Network, SwarmError> {
+        let peer_id = keypair.public().to_peer_id();
+        let parts = swarm::spawn(keypair, config.swarm, metrics.clone()).await?;
+        let engine = Engine::start(
+            store.clone(),
+            parts.control,
+            config.policy,
+            metrics.clone(),
+            parts.commands.clone(),
+            parts.events.subscribe(),
+        );
+        Ok(Network {
+            inner: Arc::new(Inner {
+                peer_id,
+                commands: parts.commands,
+                events: parts.events,
+                engine,
+                store,
+                metrics,
+                listen_addrs: parts.listen_addrs,
+            }),
+        })
+    }
+
+    pub fn local_peer_id(&self) -> PeerId {
+        self.inner.peer_id
+    }
+
+    /// The addresses the swarm listens on (the real port when 0 was asked for).
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.inner.listen_addrs.clone()
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
+    pub fn store(&self) -> &Arc<dyn BlockStore> {
+        &self.inner.store
+    }
+
+    pub fn metrics(&self) -> &NetMetrics {
+        &self.inner.metrics
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Connects to a peer (by id, addresses, or both) and returns its id once connected.
+    pub async fn dial(
+        &self,
+        peer: Option<PeerId>,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<PeerId, NetError> {
+        let target = match (&peer, addrs.first()) {
+            (Some(p), _) => p.to_string(),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => "nobody".into(),
+        };
+        let result = tokio::time::timeout(
+            Duration::from_secs(20),
+            self.ask(|reply| Command::Dial { peer, addrs, reply }),
+        )
+        .await
+        .map_err(|_| NetError::Dial {
+            target: target.clone(),
+            reason: "timed out".into(),
+        })??;
+        result.map_err(|reason| NetError::Dial { target, reason })
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Announces that this node holds `cid`; Kademlia re-announces it periodically.
+    pub async fn provide(&self, cid: &Cid) {
+        let _ = self
+            .inner
+            .commands
+            .send(Command::Provide(dht_key(cid)))
+            .await;
+    }
+
+    /// Stops announcing `cid`; records already at other peers expire with their TTL.
+    pub async fn unprovide(&self, cid: &Cid) {
+        let _ = self
+            .inner
+            .commands
+            .send(Command::Unprovide(dht_key(cid)))
+            .await;
+    }
+
+    /// Peers that announced `cid` in the DHT (never this node), dialled as they are found.
+    pub async fn find_providers(&self, cid: &Cid) -> Result<Vec<PeerId>, NetError> {
+        let key = dht_key(cid);
+        self.ask(|reply| Command::FindProviders { key, reply })
+            .await
+    }
+
+    /// Fetches one block by its own CID (a manifest) from the DHT's providers, checked
+    /// against the CID. Not stored: the caller decides.
+    pub async fn fetch_block(&self, cid: &Cid, timeout: Duration) -> Result<Bytes, NetError> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
+        let (_guard, mut events) = self.inner.engine.want(*cid);
+        let address = BlockAddress::Cid(*cid);
+        let mut asked: HashSet<PeerId> = HashSet::new();
+        let mut answered_no: HashSet<PeerId> = HashSet::new();
+        let mut ever_found = false;
+        loop {
+            let lookup = tokio::time::timeout_at(deadline, self.find_providers(cid)).await;
+            let providers = match lookup {
+                Ok(p) => p?,
+                Err(_) => break,
+            };
+            // The lookup walked the DHT already; finding nobody is a clear answer, not
+            // something to poll for until the deadline.
+            if providers.is_empty() && !ever_found {
+                return Err(NetError::NoProviders {
+                    cid: cid_string(cid),
+                });
+            }
+            ever_found = true;
+            for p in providers {
+                if asked.insert(p) {
+                    let msg = Message {
+                        wantlist: blockexc::Wantlist {
+                            entries: vec![WantEntry::block(address.clone())],
+                            full: false,
+                        },
+                        ..Message::default()
+                    };
+                    let engine = self.inner.engine.clone();
+                    tokio::spawn(async move { engine.send(p, msg).await });
+                }
+            }
+            // Wait for an answer; look again when every provider asked has said no.
+            let retry = tokio::time::Instant::now() + Duration::from_secs(1);
+            loop {
+                let all_no = !asked.is_empty() && asked.iter().all(|p| answered_no.contains(p));
+                let wake = if all_no || asked.is_empty() {
+                    retry.min(deadline)
+                } else {
+                    deadline
+                };
+                let event = match tokio::time::timeout_at(wake, events.recv()).await {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => return Err(NetError::Stopped),
+                    Err(_) => break,
+                };
+                match event {
+                    WantEvent::Block { cid: got, data, .. } if got == *cid => return Ok(data),
+                    WantEvent::Presence {
+                        peer,
+                        presence: Presence::DontHave,
+                        ..
+                    }
+                    | WantEvent::Invalid { peer, .. }
+                    | WantEvent::PeerGone(peer) => {
+                        answered_no.insert(peer);
+                        // A provider that said no may be asked again after the next lookup.
+                        asked.remove(&peer);
+                    }
+                    _ => {}
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        let cid = cid_string(cid);
+        if ever_found {
+            Err(NetError::Timeout {
+                cid,
+                waited: started.elapsed(),
+            })
+        } else {
+            Err(NetError::NoProviders { cid })
+        }
+    }
+}
+
+/// The DHT key of a CID: its binary form (Kademlia hashes keys itself for distance).
+pub fn dht_key(cid: &Cid) -> kad::RecordKey {
+    kad::RecordKey::new(&cid.to_bytes())
+}

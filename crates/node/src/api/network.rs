@@ -1,0 +1,125 @@
+//! Routes that reach other nodes: datasets fetched from the network (in the background or
+//! streamed), manifests from the network, and dialling a peer.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use libp2p::{Multiaddr, PeerId};
+use serde_json::Value;
+
+use super::data::{content_response, data_item, tokio_stream_from};
+use super::{parse_cid, ApiError};
+use crate::download;
+use crate::fetch::{self, FetchError};
+use crate::state::NodeState;
+
+impl From<FetchError> for ApiError {
+    fn from(e: FetchError) -> Self {
+        let status = match &e {
+            FetchError::NotManifest { .. } => StatusCode::BAD_REQUEST,
+            FetchError::Manifest(_) | FetchError::BadManifest { .. } => StatusCode::NOT_FOUND,
+            FetchError::Local(inner) => return ApiError::from_download(inner, e.to_string()),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl ApiError {
+    fn from_download(inner: &download::DownloadError, message: String) -> Self {
+        let status = match inner {
+            download::DownloadError::NotFound { .. } => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, message)
+    }
+}
+
+/// `POST /data/{cid}/network`: answers with the manifest at once and fetches in the
+/// background.
+pub async fn fetch(
+    State(state): State<Arc<NodeState>>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cid = parse_cid(&raw)?;
+    let (manifest, bytes) = fetch::manifest(&state, cid).await?;
+    if !fetch::is_complete(&state, cid, &manifest).await {
+        fetch::start_background(&state, cid, manifest.clone(), bytes);
+    }
+    Ok(Json(data_item(&cid, &manifest)))
+}
+
+/// `GET /data/{cid}/network/stream`: the dataset's bytes in order, from the local store when
+/// complete here, else fetched while streaming.
+pub async fn stream(
+    State(state): State<Arc<NodeState>>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let cid = parse_cid(&raw)?;
+    let (manifest, bytes) = fetch::manifest(&state, cid).await?;
+    if fetch::is_complete(&state, cid, &manifest).await {
+        let content = download::open(&state, cid).await?;
+        return Ok(content_response(content));
+    }
+    state.metrics.downloads.inc();
+    state.metrics.download_bytes.inc_by(manifest.dataset_size);
+    let rx = fetch::start_streaming(&state, cid, manifest.clone(), bytes);
+    let body = tokio_stream_from(rx).map(|item| item.map_err(std::io::Error::other));
+    let mut headers = HeaderMap::new();
+    super::data::describe(&mut headers, Some(&manifest), manifest.dataset_size);
+    Ok((headers, Body::from_stream(body)).into_response())
+}
+
+/// `GET /data/{cid}/network/manifest`.
+pub async fn manifest(
+    State(state): State<Arc<NodeState>>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cid = parse_cid(&raw)?;
+    let (manifest, _) = fetch::manifest(&state, cid).await?;
+    Ok(Json(data_item(&cid, &manifest)))
+}
+
+/// `GET /connect/{peerId}?addrs=...`: dials the peer at the given addresses, or wherever the
+/// DHT's routing table knows it to be.
+pub async fn connect(
+    State(state): State<Arc<NodeState>>,
+    Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let peer: PeerId = raw
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("invalid peer id {raw:?}: {e}")))?;
+    let mut addrs = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        if key == "addrs" {
+            for a in value.split(',').filter(|a| !a.is_empty()) {
+                let addr: Multiaddr = a
+                    .parse()
+                    .map_err(|e| ApiError::bad_request(format!("invalid multiaddr {a:?}: {e}")))?;
+                addrs.push(addr);
+            }
+        }
+    }
+    if peer == state.net.local_peer_id() {
+        return Err(ApiError::bad_request("cannot connect to self"));
+    }
+    state
+        .net
+        .dial(Some(peer), addrs)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("Unable to dial peer: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        "Successfully connected to peer",
+    )
+        .into_response())
+}

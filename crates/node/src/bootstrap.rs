@@ -1,0 +1,176 @@
+//! Joining the network through a bootstrap node.
+//!
+//! `--bootstrap-node` names the bootstrap's REST API (`HOST:PORT`, as the seed's compose
+//! files do): we ask it for its signed peer record and dial the addresses in it. A raw SPR
+//! (`spr:...`) or a multiaddr with `/p2p/<id>` is accepted too. The bootstrap may start after
+//! us (containers start in any order), so joining retries with backoff until it succeeds.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use neverust_net::Network;
+
+use crate::identity::decode_spr;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootstrapTarget {
+    Api { host: String, port: u16 },
+    Spr(String),
+    Multiaddr(Multiaddr),
+}
+
+impl BootstrapTarget {
+    /// Parses the flag's value; the error names what was expected.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.starts_with("spr:") {
+            decode_spr(s)?;
+            return Ok(BootstrapTarget::Spr(s.to_string()));
+        }
+        if s.starts_with('/') {
+            let addr: Multiaddr = s
+                .parse()
+                .map_err(|e| format!("invalid multiaddr {s:?}: {e}"))?;
+            return Ok(BootstrapTarget::Multiaddr(addr));
+        }
+        let s = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("expected HOST:PORT, spr:... or a multiaddr, got {s:?}"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("invalid port {port:?} in {s:?}"))?;
+        if host.is_empty() || port == 0 {
+            return Err(format!("expected HOST:PORT, got {s:?}"));
+        }
+        Ok(BootstrapTarget::Api {
+            host: host.trim_matches(['[', ']']).to_string(),
+            port,
+        })
+    }
+}
+
+/// Dials the bootstrap until connected; returns its peer id.
+pub async fn join(net: Network, target: BootstrapTarget) -> PeerId {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match try_join(&net, &target).await {
+            Ok(peer) => {
+                tracing::info!(%peer, "connected to the bootstrap node");
+                return peer;
+            }
+            Err(e) => {
+                tracing::warn!("cannot join the bootstrap node yet ({e}); retrying in {delay:?}")
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn try_join(net: &Network, target: &BootstrapTarget) -> Result<PeerId, String> {
+    let (peer, addrs) = match target {
+        BootstrapTarget::Spr(spr) => {
+            let (peer, addrs) = decode_spr(spr)?;
+            (Some(peer), addrs)
+        }
+        BootstrapTarget::Multiaddr(a) => (None, vec![a.clone()]),
+        BootstrapTarget::Api { host, port } => {
+            let (peer, addrs) = fetch_spr(host, *port).await?;
+            (Some(peer), addrs)
+        }
+    };
+    net.dial(peer, addrs).await.map_err(|e| e.to_string())
+}
+
+async fn fetch_spr(host: &str, port: u16) -> Result<(PeerId, Vec<Multiaddr>), String> {
+    let url = format!("http://{host}:{port}/api/archivist/v1/spr");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let spr = client
+        .get(&url)
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("GET {url}: {e}"))?
+        .text()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let (peer, mut addrs) = decode_spr(&spr)?;
+    // The record lists the addresses the bootstrap sees itself on; the host we reached its
+    // API through (a container name, say) is reachable from here, so try it first.
+    if let Some(ip) = resolve(host, port).await {
+        let ports: Vec<u16> = addrs.iter().filter_map(tcp_port).collect();
+        for p in ports.into_iter().rev() {
+            let a = Multiaddr::empty()
+                .with(Protocol::from(ip))
+                .with(Protocol::Tcp(p));
+            if !addrs.contains(&a) {
+                addrs.insert(0, a);
+            }
+        }
+    }
+    addrs.retain(|a| !is_unspecified(a));
+    Ok((peer, addrs))
+}
+
+async fn resolve(host: &str, port: u16) -> Option<IpAddr> {
+    tokio::net::lookup_host((host, port))
+        .await
+        .ok()?
+        .map(|a| a.ip())
+        .find(|ip| ip.is_ipv4())
+}
+
+fn tcp_port(a: &Multiaddr) -> Option<u16> {
+    a.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}
+
+fn is_unspecified(a: &Multiaddr) -> bool {
+    a.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_in_all_three_forms() {
+        assert_eq!(
+            BootstrapTarget::parse("bootstrap:8080").unwrap(),
+            BootstrapTarget::Api {
+                host: "bootstrap".into(),
+                port: 8080
+            }
+        );
+        assert!(matches!(
+            BootstrapTarget::parse("/ip4/127.0.0.1/tcp/8070").unwrap(),
+            BootstrapTarget::Multiaddr(_)
+        ));
+        for bad in [
+            "bootstrap",
+            "host:0",
+            ":80",
+            "host:port",
+            "/not/a/multiaddr",
+            "spr:zzz",
+        ] {
+            assert!(
+                BootstrapTarget::parse(bad).is_err(),
+                "{bad} should be refused"
+            );
+        }
+    }
+}
