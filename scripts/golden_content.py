@@ -145,7 +145,58 @@ def build():
             "root": layers[-1][0].hex(),
             "proofs": [proof(layers, i).hex() for i in range(count)],
         })
-    return {"generator": "scripts/golden_content.py", "datasets": datasets, "trees": trees}
+    return {"generator": "scripts/golden_content.py", "datasets": datasets, "trees": trees,
+            "blockexc": blockexc()}
+
+
+# blockexc messages, field by field as archivist/blockexchange/protobuf/message.nim writes them
+def bx_address(tree=None, index=None, cid=None):
+    if tree is not None:
+        return pb_varint(1, 1) + pb_bytes(2, tree) + pb_varint(3, index)
+    return pb_varint(1, 0) + pb_bytes(4, cid)
+
+
+def bx_entry(address, priority, cancel, want_have, send_dont_have):
+    return (pb_bytes(1, address) + pb_varint(2, priority) + pb_varint(3, int(cancel))
+            + pb_varint(4, int(want_have)) + pb_varint(5, int(send_dont_have)))
+
+
+def bx_message(entries=(), full=False, payload=(), presences=(), pending=0, account=b"", payment=b""):
+    wantlist = b"".join(pb_bytes(1, e) for e in entries) + pb_varint(2, int(full))
+    return (pb_bytes(1, wantlist) + b"".join(pb_bytes(3, d) for d in payload)
+            + b"".join(pb_bytes(4, p) for p in presences) + pb_varint(5, pending)
+            + pb_bytes(6, pb_bytes(1, account)) + pb_bytes(7, pb_bytes(1, payment)))
+
+
+def blockexc():
+    leaves = [sha(bytes([0])), sha(bytes([1]))]
+    layers = tree_layers(leaves)
+    tree = cid_bytes(DATASET_ROOT, layers[-1][0])
+    small = b"hello blockexc"
+    small_cid = cid_bytes(DATA_BLOCK, sha(small))
+    manifest_cid = cid_bytes(MANIFEST, sha(b"a manifest"))
+    wants = bx_message(entries=[
+        bx_entry(bx_address(tree=tree, index=1), 1, False, False, True),
+        bx_entry(bx_address(cid=manifest_cid), 1, False, True, False),
+        bx_entry(bx_address(tree=tree, index=0), 1, True, False, False),
+    ])
+    leaf_delivery = (pb_bytes(1, cid_bytes(DATA_BLOCK, leaves[1])) + pb_bytes(2, bytes([1]))
+                     + pb_bytes(3, bx_address(tree=tree, index=1)) + pb_bytes(4, proof(layers, 1)))
+    plain_delivery = (pb_bytes(1, small_cid) + pb_bytes(2, small)
+                      + pb_bytes(3, bx_address(cid=small_cid)))
+    blocks = bx_message(payload=[leaf_delivery, plain_delivery])
+    presences = bx_message(presences=[
+        pb_bytes(1, bx_address(tree=tree, index=0)) + pb_varint(2, 0) + pb_bytes(3, bytes([3, 0, 0])),
+        pb_bytes(1, bx_address(cid=manifest_cid)) + pb_varint(2, 1) + pb_bytes(3, b""),
+    ], pending=1234, account=bytes([0xAB] * 20))
+    return {
+        "tree_cid": cid_str(DATASET_ROOT, layers[-1][0]),
+        "manifest_cid": cid_str(MANIFEST, sha(b"a manifest")),
+        "small_cid": cid_str(DATA_BLOCK, sha(small)),
+        "wantlist": wants.hex(),
+        "deliveries": blocks.hex(),
+        "presences": presences.hex(),
+    }
 
 
 def main():
