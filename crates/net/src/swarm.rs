@@ -354,13 +354,11 @@ impl Driver {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    self.metrics.peers_connected.dec();
-                    let _ = self.events.send(ConnectionEvent::Disconnected(peer_id));
-                }
+                self.metrics.peers_connected.dec();
+                let _ = self.events.send(ConnectionEvent::Disconnected(peer_id));
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id,
@@ -378,10 +376,8 @@ impl Driver {
                     }
                 }
             }
-            SwarmEvent::NewListenAddr { address, .. } => {
-                if !self.listen_addrs.contains(&address) {
-                    self.listen_addrs.push(address);
-                }
+            SwarmEvent::NewListenAddr { address, .. } if !self.listen_addrs.contains(&address) => {
+                self.listen_addrs.push(address);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,

@@ -141,7 +141,7 @@ mod tests {
         let envelope = libp2p::core::SignedEnvelope::from_protobuf_encoding(&bytes).unwrap();
         let record = PeerRecord::from_signed_envelope_interop(envelope).unwrap();
         assert_eq!(record.peer_id(), first.peer_id());
-        assert_eq!(record.addresses(), &[addr.clone()]);
+        assert_eq!(record.addresses(), std::slice::from_ref(&addr));
         assert_eq!(decode_spr(&spr).unwrap(), (first.peer_id(), vec![addr]));
         assert!(decode_spr("spr:AAAA").is_err());
         assert!(decode_spr("nonsense").is_err());

@@ -237,10 +237,8 @@ impl Network {
                     peer,
                     address: BlockAddress::Leaf { index, .. },
                 } => sched.on_invalid(&peer, index, now),
-                WantEvent::PeerGone(peer) => {
-                    if providers.remove(&peer) {
-                        sched.remove_provider(&peer);
-                    }
+                WantEvent::PeerGone(peer) if providers.remove(&peer) => {
+                    sched.remove_provider(&peer);
                 }
                 _ => {}
             }

@@ -568,10 +568,12 @@ mod tests {
     #[test]
     fn faster_providers_serve_more() {
         let t0 = Instant::now();
-        let mut c = SchedulerConfig::default();
-        c.max_in_flight = 32;
-        c.initial_peer_window = 4;
-        c.max_peer_window = 16;
+        let c = SchedulerConfig {
+            max_in_flight: 32,
+            initial_peer_window: 4,
+            max_peer_window: 16,
+            ..SchedulerConfig::default()
+        };
         let mut s = Scheduler::new(2000, c);
         s.add_provider("fast", t0);
         s.add_provider("slow", t0);
