@@ -97,25 +97,43 @@ impl Network {
         let mut sink = sink;
         let mut providers: HashSet<PeerId> = HashSet::new();
         let mut last_progress = Instant::now();
-        let mut last_lookup: Option<Instant> = None;
         let mut reported_in_flight: i64 = 0;
         let wantlist_gauge = self.metrics().wantlist_blocks.clone();
         let latency = self.metrics().block_fetch_latency.clone();
 
+        // Lookups run beside the download, never in its way: the first one is awaited
+        // (nothing can start without a provider), later ones report through a channel.
+        let (found_tx, mut found_rx) = mpsc::unbounded_channel::<Vec<PeerId>>();
+        let mut lookup_running = false;
+        for p in self.lookup_providers(tree, manifest_cid).await {
+            if providers.insert(p) {
+                sched.add_provider(p, Instant::now());
+            }
+        }
+        let mut last_lookup = Some(Instant::now());
+
         let result = loop {
             let now = Instant::now();
-            let short_of_providers =
-                providers.len() < 2 || matches!(sched.outcome(), Outcome::Stalled { .. });
-            if short_of_providers && last_lookup.is_none_or(|t| now - t >= RELOOKUP_INTERVAL) {
-                last_lookup = Some(now);
-                for cid in [tree, manifest_cid] {
-                    let found = self.find_providers(&cid).await.unwrap_or_default();
-                    for p in found {
-                        if providers.insert(p) {
-                            sched.add_provider(p, Instant::now());
-                        }
+            while let Ok(found) = found_rx.try_recv() {
+                lookup_running = false;
+                for p in found {
+                    if providers.insert(p) {
+                        sched.add_provider(p, now);
                     }
                 }
+            }
+            let short_of_providers =
+                providers.len() < 2 || matches!(sched.outcome(), Outcome::Stalled { .. });
+            if short_of_providers
+                && !lookup_running
+                && last_lookup.is_none_or(|t| now - t >= RELOOKUP_INTERVAL)
+            {
+                last_lookup = Some(now);
+                lookup_running = true;
+                let (net, tx) = (self.clone(), found_tx.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(net.lookup_providers(tree, manifest_cid).await);
+                });
             }
 
             if providers.is_empty() && sched.done_count() == 0 {
@@ -166,6 +184,15 @@ impl Network {
                 .min(now + RELOOKUP_INTERVAL);
             let event = tokio::select! {
                 ev = events.recv() => ev,
+                found = found_rx.recv() => {
+                    lookup_running = false;
+                    for p in found.unwrap_or_default() {
+                        if providers.insert(p) {
+                            sched.add_provider(p, Instant::now());
+                        }
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep_until(wake.into()) => continue,
             };
             let Some(event) = event else { break Ok(()) };
@@ -271,6 +298,18 @@ impl Network {
         self.provide(&manifest_cid).await;
         self.provide(&tree).await;
         Ok(())
+    }
+}
+
+impl Network {
+    async fn lookup_providers(&self, tree: Cid, manifest_cid: Cid) -> Vec<PeerId> {
+        let (a, b) = tokio::join!(
+            self.find_providers(&tree),
+            self.find_providers(&manifest_cid)
+        );
+        let mut all = a.unwrap_or_default();
+        all.extend(b.unwrap_or_default());
+        all
     }
 }
 
