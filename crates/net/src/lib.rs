@@ -63,7 +63,7 @@ struct Inner {
     engine: Arc<Engine>,
     store: Arc<dyn BlockStore>,
     metrics: NetMetrics,
-    listen_addrs: Vec<Multiaddr>,
+    listen_addrs: swarm::ListenAddrs,
 }
 
 impl Network {
@@ -102,7 +102,11 @@ impl Network {
 
     /// The addresses the swarm listens on (the real port when 0 was asked for).
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
-        self.inner.listen_addrs.clone()
+        self.inner
+            .listen_addrs
+            .read()
+            .expect("listen addrs lock")
+            .clone()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -194,7 +198,6 @@ impl Network {
         let (_guard, mut events) = self.inner.engine.want(*cid);
         let address = BlockAddress::Cid(*cid);
         let mut asked: HashSet<PeerId> = HashSet::new();
-        let mut answered_no: HashSet<PeerId> = HashSet::new();
         let mut ever_found = false;
         loop {
             let lookup = tokio::time::timeout_at(deadline, self.find_providers(cid)).await;
@@ -223,11 +226,10 @@ impl Network {
                     tokio::spawn(async move { engine.send(p, msg).await });
                 }
             }
-            // Wait for an answer; look again when every provider asked has said no.
+            // Wait for an answer; look again once every provider asked has said no.
             let retry = tokio::time::Instant::now() + Duration::from_secs(1);
             loop {
-                let all_no = !asked.is_empty() && asked.iter().all(|p| answered_no.contains(p));
-                let wake = if all_no || asked.is_empty() {
+                let wake = if asked.is_empty() {
                     retry.min(deadline)
                 } else {
                     deadline
@@ -246,7 +248,6 @@ impl Network {
                     }
                     | WantEvent::Invalid { peer, .. }
                     | WantEvent::PeerGone(peer) => {
-                        answered_no.insert(peer);
                         // A provider that said no may be asked again after the next lookup.
                         asked.remove(&peer);
                     }

@@ -8,6 +8,7 @@
 //! answer, waits on a oneshot. Connection events go out on a broadcast channel.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -92,8 +93,12 @@ pub(crate) struct SwarmParts {
     pub commands: mpsc::Sender<Command>,
     pub events: broadcast::Sender<ConnectionEvent>,
     pub control: libp2p_stream::Control,
-    pub listen_addrs: Vec<Multiaddr>,
+    pub listen_addrs: ListenAddrs,
 }
+
+/// The addresses the swarm listens on, kept current by the swarm task: listening on
+/// 0.0.0.0 reports one address per interface, and interfaces come and go.
+pub(crate) type ListenAddrs = Arc<RwLock<Vec<Multiaddr>>>;
 
 pub(crate) async fn spawn(
     keypair: Keypair,
@@ -108,6 +113,7 @@ pub(crate) async fn spawn(
             reason: e.to_string(),
         })?;
     // Wait for the listener so callers (SPR, /debug/info) see the real port.
+    // Later interfaces of a wildcard listener arrive through the swarm task.
     let mut listen_addrs = Vec::new();
     while listen_addrs.is_empty() {
         match swarm.select_next_some().await {
@@ -127,6 +133,7 @@ pub(crate) async fn spawn(
     let control = swarm.behaviour().stream.new_control();
     let (commands, rx) = mpsc::channel(256);
     let (events, _) = broadcast::channel(1024);
+    let listen_addrs: ListenAddrs = Arc::new(RwLock::new(listen_addrs));
     let driver = Driver {
         swarm,
         commands: rx,
@@ -212,7 +219,7 @@ struct Driver {
     lookups: HashMap<QueryId, Lookup>,
     agents: HashMap<PeerId, String>,
     addrs: HashMap<PeerId, Vec<Multiaddr>>,
-    listen_addrs: Vec<Multiaddr>,
+    listen_addrs: ListenAddrs,
 }
 
 impl Driver {
@@ -376,8 +383,17 @@ impl Driver {
                     }
                 }
             }
-            SwarmEvent::NewListenAddr { address, .. } if !self.listen_addrs.contains(&address) => {
-                self.listen_addrs.push(address);
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let mut addrs = self.listen_addrs.write().expect("listen addrs lock");
+                if !addrs.contains(&address) {
+                    addrs.push(address);
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs
+                    .write()
+                    .expect("listen addrs lock")
+                    .retain(|a| a != &address);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,

@@ -256,15 +256,7 @@ async fn metrics_and_node_identity_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), &["--mode", "marketplace"]);
     node.upload_ok(data(BLOCK, 5)).await;
-    let metrics = node
-        .http
-        .get(format!("{}/metrics", node.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     for needle in [
         "neverust_block_count 2",
         "neverust_block_bytes ",

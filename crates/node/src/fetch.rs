@@ -11,6 +11,7 @@ use bytes::Bytes;
 use neverust_content::{cid_string, codec, Cid, Manifest};
 use neverust_net::{DownloadError, DownloadProgress, NetError};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::state::NodeState;
 
@@ -28,8 +29,6 @@ pub enum FetchError {
     Manifest(#[from] NetError),
     #[error("the manifest block {cid} does not decode: {reason}")]
     BadManifest { cid: String, reason: String },
-    #[error(transparent)]
-    Download(#[from] DownloadError),
     #[error(transparent)]
     Local(#[from] crate::download::DownloadError),
 }
@@ -123,41 +122,31 @@ pub fn start_background(state: &Arc<NodeState>, cid: Cid, manifest: Manifest, by
     });
 }
 
-/// Starts fetching the dataset and returns its bytes in order as they arrive. The download
-/// stops (and keeps nothing) if the reader goes away.
+/// Starts fetching the dataset; its bytes come out of the receiver in order as they arrive,
+/// and the handle gives the verdict once the sender closes. Dropping the receiver stops the
+/// download, which then keeps nothing.
 pub fn start_streaming(
     state: &Arc<NodeState>,
     cid: Cid,
     manifest: Manifest,
     bytes: Bytes,
-) -> mpsc::Receiver<Result<Bytes, FetchError>> {
-    let (sink, mut from_net) = mpsc::channel::<Bytes>(STREAM_BUFFER);
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+) -> (mpsc::Receiver<Bytes>, JoinHandle<Result<(), DownloadError>>) {
+    let (sink, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
     let state = state.clone();
-    tokio::spawn(async move {
+    let download = tokio::spawn(async move {
         let progress = Arc::new(DownloadProgress::default());
-        let download = state
+        let result = state
             .net
-            .download_dataset(cid, manifest, bytes, Some(sink), progress);
-        tokio::pin!(download);
-        let mut result = None;
-        loop {
-            tokio::select! {
-                r = &mut download, if result.is_none() => result = Some(r),
-                chunk = from_net.recv() => match chunk {
-                    Some(c) => if tx.send(Ok(c)).await.is_err() { return },
-                    None => break,
-                },
+            .download_dataset(cid, manifest, bytes, Some(sink), progress)
+            .await;
+        match &result {
+            Err(DownloadError::ReaderGone { .. }) => {
+                tracing::debug!(cid = %cid_string(&cid), "the reader left a streaming download")
             }
+            Err(e) => tracing::warn!(cid = %cid_string(&cid), "streaming download failed: {e}"),
+            Ok(()) => {}
         }
-        let result = match result {
-            Some(r) => r,
-            None => download.await,
-        };
-        if let Err(e) = result {
-            tracing::warn!(cid = %cid_string(&cid), "streaming download failed: {e}");
-            let _ = tx.send(Err(e.into())).await;
-        }
+        result
     });
-    rx
+    (rx, download)
 }

@@ -120,7 +120,6 @@ impl Node {
             net_metrics,
         )
         .await?;
-        let listen_addrs = net.listen_addrs();
         let maintenance_interval = config.maintenance_interval;
         let bootstrap = match &config.bootstrap_node {
             Some(b) => Some(BootstrapTarget::parse(b).map_err(StartError::Bootstrap)?),
@@ -134,7 +133,6 @@ impl Node {
             metrics,
             net,
             downloads: Default::default(),
-            listen_addrs,
         });
         if let Some(target) = bootstrap {
             tokio::spawn(crate::bootstrap::join(state.net.clone(), target));

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use libp2p::Multiaddr;
 use neverust_net::Network;
 use neverust_store::{BlockStore, StoreError};
 
@@ -23,8 +22,6 @@ pub struct NodeState {
     pub metrics: Metrics,
     pub net: Network,
     pub downloads: crate::fetch::ActiveDownloads,
-    /// Addresses peers can reach us on, as announced in the SPR and `/debug/info`.
-    pub listen_addrs: Vec<Multiaddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +49,7 @@ impl NodeState {
     }
 
     pub fn spr(&self) -> Option<String> {
-        self.identity.spr(self.listen_addrs.clone()).ok()
+        self.identity.spr(self.net.listen_addrs()).ok()
     }
 
     /// Refreshes the gauges that mirror the store before a scrape.

@@ -44,21 +44,29 @@ pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Mess
     }
 }
 
-/// Prefix and body go out in one write so that a small message is one transport frame.
-pub fn frame(body: &[u8]) -> Vec<u8> {
-    let mut prefix = unsigned_varint::encode::usize_buffer();
-    let prefix = unsigned_varint::encode::usize(body.len(), &mut prefix);
-    let mut out = Vec::with_capacity(prefix.len() + body.len());
+/// A buffer holding the varint prefix for a body of `len` bytes, with room for `extra` more.
+pub(crate) fn length_prefix(len: usize, extra: usize) -> Vec<u8> {
+    let mut buf = unsigned_varint::encode::usize_buffer();
+    let prefix = unsigned_varint::encode::usize(len, &mut buf);
+    let mut out = Vec::with_capacity(prefix.len() + extra);
     out.extend_from_slice(prefix);
+    out
+}
+
+/// Frames raw body bytes (tests and tools; the engine frames messages with
+/// [`Message::encode_framed`]).
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = length_prefix(body.len(), body.len());
     out.extend_from_slice(body);
     out
 }
 
+/// Prefix and body go out in one write so that a small message is one transport frame.
 pub async fn write_message<W: AsyncWrite + Unpin>(
     w: &mut W,
     msg: &Message,
 ) -> Result<usize, WireError> {
-    let framed = frame(&msg.encode());
+    let framed = msg.encode_framed();
     w.write_all(&framed).await?;
     w.flush().await?;
     Ok(framed.len())
@@ -85,6 +93,19 @@ mod tests {
             assert_eq!(read_frame(&mut r, 1000).await.unwrap().unwrap().len(), 300);
             assert!(read_frame(&mut r, 1000).await.unwrap().is_none());
         });
+    }
+
+    #[test]
+    fn framed_messages_are_the_prefixed_body() {
+        let msg = Message {
+            pending_bytes: 300,
+            account: vec![1; 200],
+            ..Message::default()
+        };
+        assert_eq!(msg.encode_framed(), frame(&msg.encode()));
+        let mut r = Cursor::new(msg.encode_framed());
+        let body = block_on(read_frame(&mut r, 1000)).unwrap().unwrap();
+        assert_eq!(Message::decode(body).unwrap(), msg);
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub enum WantEvent {
         cid: Cid,
         data: Bytes,
         proof: Option<Bytes>,
+        /// The proof's leaf count (leaf addresses only), so the download can check it
+        /// against its manifest without decoding the proof again.
+        nleaves: Option<u64>,
     },
     Presence {
         peer: PeerId,
@@ -281,66 +284,76 @@ impl Engine {
 
     async fn handle(self: &Arc<Self>, peer: PeerId, msg: Message) {
         for p in msg.presences {
+            let key = *key_of(&p.address);
             self.route(
-                &p.address,
+                key,
                 WantEvent::Presence {
                     peer,
-                    address: p.address.clone(),
+                    address: p.address,
                     presence: p.presence,
                 },
             );
         }
-        for d in msg.payload {
-            self.on_delivery(peer, d);
+        let accepted: u64 = msg
+            .payload
+            .into_iter()
+            .map(|d| self.on_delivery(peer, d))
+            .sum();
+        if accepted > 0 {
+            // Ledger series are labelled by peer id, whose text form costs an encoding:
+            // once per message, not once per block.
+            let account = self.ledgers.lock().expect("ledgers lock").account(&peer);
+            self.export_account(peer, account);
         }
         if !msg.wantlist.entries.is_empty() {
             self.serve(peer, msg.wantlist.entries).await;
         }
     }
 
-    fn on_delivery(&self, peer: PeerId, d: BlockDelivery) {
-        if !self.is_wanted(&d.address) {
+    /// Checks a delivery and hands it to whoever waits for it; returns the bytes accepted.
+    fn on_delivery(&self, peer: PeerId, d: BlockDelivery) -> u64 {
+        let key = *key_of(&d.address);
+        if !self.is_wanted(&key) {
             self.metrics.unwanted_blocks.inc();
-            return;
+            return 0;
         }
         match check_delivery(&d) {
-            Ok(()) => {
+            Ok(nleaves) => {
                 let len = d.data.len() as u64;
-                self.metrics
-                    .blocks_received
-                    .get_or_create(&self.metrics.mode_labels())
-                    .inc();
+                let labels = self.metrics.mode_labels();
+                self.metrics.blocks_received.get_or_create(&labels).inc();
                 self.metrics
                     .bytes_received
-                    .get_or_create(&self.metrics.mode_labels())
+                    .get_or_create(&labels)
                     .inc_by(len);
-                let account = {
-                    let mut l = self.ledgers.lock().expect("ledgers lock");
-                    l.on_received(&peer, len);
-                    l.account(&peer)
-                };
-                self.export_account(peer, account);
+                self.ledgers
+                    .lock()
+                    .expect("ledgers lock")
+                    .on_received(&peer, len);
                 self.route(
-                    &d.address.clone(),
+                    key,
                     WantEvent::Block {
                         peer,
                         address: d.address,
                         cid: d.cid,
                         data: d.data,
                         proof: d.proof,
+                        nleaves,
                     },
                 );
+                len
             }
             Err(reason) => {
                 tracing::debug!(%peer, address = %d.address, "refused a delivery: {reason}");
                 self.offence(peer, reason);
                 self.route(
-                    &d.address.clone(),
+                    key,
                     WantEvent::Invalid {
                         peer,
                         address: d.address,
                     },
                 );
+                0
             }
         }
     }
@@ -498,16 +511,13 @@ impl Engine {
         }
     }
 
-    fn is_wanted(&self, address: &BlockAddress) -> bool {
-        self.waiters
-            .lock()
-            .expect("waiters lock")
-            .contains_key(key_of(address))
+    fn is_wanted(&self, key: &Cid) -> bool {
+        self.waiters.lock().expect("waiters lock").contains_key(key)
     }
 
-    fn route(&self, address: &BlockAddress, event: WantEvent) {
+    fn route(&self, key: Cid, event: WantEvent) {
         let waiters = self.waiters.lock().expect("waiters lock");
-        if let Some(list) = waiters.get(key_of(address)) {
+        if let Some(list) = waiters.get(&key) {
             for (_, tx) in list {
                 let _ = tx.send(event.clone());
             }
@@ -555,11 +565,11 @@ fn lookup(store: &dyn BlockStore, address: &BlockAddress, with_data: bool) -> Op
 }
 
 /// The receiver's checks: the bytes hash to the CID, and a dataset block's proof leads from
-/// that CID to the tree root at the index asked for.
-pub fn check_delivery(d: &BlockDelivery) -> Result<(), &'static str> {
+/// that CID to the tree root at the index asked for. Returns the proof's leaf count.
+pub fn check_delivery(d: &BlockDelivery) -> Result<Option<u64>, &'static str> {
     verify_block(&d.cid, &d.data).map_err(|_| "bad_hash")?;
     match &d.address {
-        BlockAddress::Cid(cid) if *cid == d.cid => Ok(()),
+        BlockAddress::Cid(cid) if *cid == d.cid => Ok(None),
         BlockAddress::Cid(_) => Err("bad_hash"),
         BlockAddress::Leaf { tree, index } => {
             let proof = d.proof.as_ref().ok_or("bad_proof")?;
@@ -567,7 +577,7 @@ pub fn check_delivery(d: &BlockDelivery) -> Result<(), &'static str> {
             let leaf = digest_of(&d.cid).map_err(|_| "bad_hash")?;
             let root = digest_of(tree).map_err(|_| "bad_proof")?;
             if proof.index == *index && proof.verify(&leaf, &root) {
-                Ok(())
+                Ok(Some(proof.nleaves))
             } else {
                 Err("bad_proof")
             }

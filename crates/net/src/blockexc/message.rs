@@ -131,6 +131,20 @@ impl Message {
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    /// Length prefix and body in one buffer, each block's bytes copied once: this is what
+    /// goes on a stream, and deliveries are the hot path.
+    pub fn encode_framed(&self) -> Vec<u8> {
+        let pb = self.to_pb();
+        let len = pb.encoded_len();
+        let mut out = super::codec::length_prefix(len, len);
+        pb.encode(&mut out).expect("a Vec grows as needed");
+        out
+    }
+
+    fn to_pb(&self) -> MessagePb {
         MessagePb {
             wantlist: Some(WantlistPb {
                 entries: self.wantlist.entries.iter().map(entry_pb).collect(),
@@ -146,7 +160,6 @@ impl Message {
                 update: Some(self.payment.clone()),
             }),
         }
-        .encode_to_vec()
     }
 
     /// Decodes one message body (without its length prefix). Block payloads share `bytes`.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libp2p::PeerId;
-use neverust_content::{cid_string, Cid, Manifest, MerkleProof};
+use neverust_content::{cid_string, Cid, Manifest};
 use neverust_store::{LeafRef, StoreError};
 use tokio::sync::mpsc;
 
@@ -204,17 +204,18 @@ impl Network {
                     cid,
                     data,
                     proof,
+                    nleaves,
                 } => {
                     if index >= total || leaves[index as usize].is_some() {
                         continue;
                     }
-                    let proof = proof.unwrap_or_default();
                     // The engine checked the proof against the root; the leaf count must
                     // also be this dataset's, or the block belongs to another shape of tree.
-                    if MerkleProof::decode(&proof).ok().map(|p| p.nleaves) != Some(total) {
+                    if nleaves != Some(total) {
                         sched.on_invalid(&peer, index, now);
                         continue;
                     }
+                    let proof = proof.unwrap_or_default();
                     for c in sched.on_block(&peer, index, now) {
                         send_wants(
                             &engine,

@@ -157,17 +157,21 @@ impl TestNode {
         panic!("{} never connected to {peer}", self.peer_id);
     }
 
-    /// The sum of every series of a metric in `/metrics` (0 when absent).
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .http
+    /// The node's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        self.http
             .get(format!("{}/metrics", self.base))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The sum of every series of a metric in `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .filter(|l| {
                 l.strip_prefix(name)

@@ -14,7 +14,12 @@ use crate::state::NodeState;
 pub async fn info(State(state): State<Arc<NodeState>>) -> Json<Value> {
     let id = state.identity.peer_id().to_string();
     let spr = state.spr().unwrap_or_default();
-    let addrs: Vec<String> = state.listen_addrs.iter().map(|a| a.to_string()).collect();
+    let addrs: Vec<String> = state
+        .net
+        .listen_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     let local = json!({
         "nodeId": id,
         "peerId": id,

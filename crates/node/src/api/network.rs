@@ -20,23 +20,16 @@ use crate::state::NodeState;
 
 impl From<FetchError> for ApiError {
     fn from(e: FetchError) -> Self {
+        let e = match e {
+            // Local store errors map as every other local read does.
+            FetchError::Local(inner) => return ApiError::from(inner),
+            other => other,
+        };
         let status = match &e {
             FetchError::NotManifest { .. } => StatusCode::BAD_REQUEST,
-            FetchError::Manifest(_) | FetchError::BadManifest { .. } => StatusCode::NOT_FOUND,
-            FetchError::Local(inner) => return ApiError::from_download(inner, e.to_string()),
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::NOT_FOUND,
         };
         ApiError::new(status, e.to_string())
-    }
-}
-
-impl ApiError {
-    fn from_download(inner: &download::DownloadError, message: String) -> Self {
-        let status = match inner {
-            download::DownloadError::NotFound { .. } => StatusCode::NOT_FOUND,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, message)
     }
 }
 
@@ -68,8 +61,17 @@ pub async fn stream(
     }
     state.metrics.downloads.inc();
     state.metrics.download_bytes.inc_by(manifest.dataset_size);
-    let rx = fetch::start_streaming(&state, cid, manifest.clone(), bytes);
-    let body = tokio_stream_from(rx).map(|item| item.map_err(std::io::Error::other));
+    let (rx, download) = fetch::start_streaming(&state, cid, manifest.clone(), bytes);
+    // The bytes as they come, then the download's verdict: a failure ends the body with an
+    // error, which cuts the response short of its Content-Length.
+    let verdict = futures::stream::once(download).filter_map(|joined| async move {
+        match joined {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(Err(std::io::Error::other(e))),
+            Err(e) => Some(Err(std::io::Error::other(e))),
+        }
+    });
+    let body = tokio_stream_from(rx).map(Ok).chain(verdict);
     let mut headers = HeaderMap::new();
     super::data::describe(&mut headers, Some(&manifest), manifest.dataset_size);
     Ok((headers, Body::from_stream(body)).into_response())
