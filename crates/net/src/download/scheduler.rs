@@ -210,11 +210,18 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Scheduler<P> {
         let mut out = Vec::new();
         let limit = self.lowest_missing.saturating_add(self.cfg.lookahead);
         let mut skipped = Vec::new();
+        // Starved: room to ask, but nothing new may be asked (all queued blocks asked, or
+        // the look-ahead reached). Then the oldest outstanding requests, which are what the
+        // look-ahead waits on, get a second provider: a silent provider holding the head of
+        // the dataset must not stall everything until its requests time out.
+        let mut starved = false;
         while self.in_flight_count() < self.cfg.max_in_flight {
             let Some(&index) = self.queue.iter().find(|i| !skipped.contains(*i)) else {
+                starved = true;
                 break;
             };
             if index >= limit {
+                starved = true;
                 break;
             }
             match self.best_provider(index, None) {
@@ -228,10 +235,11 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Scheduler<P> {
             }
             // Indices nobody can serve right now stay queued; stop scanning past a few.
             if skipped.len() > 64 {
+                starved = true;
                 break;
             }
         }
-        if self.queue.iter().all(|i| skipped.contains(i)) {
+        if starved {
             out.extend(self.endgame(now));
         }
         out
@@ -457,8 +465,12 @@ mod tests {
         s.add_provider("a", t0);
         s.add_provider("b", t0);
         let reqs = s.poll(t0);
-        let idx: Vec<u64> = reqs.iter().map(|r| r.index).collect();
+        let mut idx: Vec<u64> = reqs.iter().map(|r| r.index).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        // With the look-ahead reached at once, the head also goes to the second provider.
         assert_eq!(idx, vec![1, 2, 3], "0 is present, 4+ is past the lookahead");
+        assert!(reqs.len() <= 2 * idx.len(), "at most two copies of a block");
         let mut w = Scheduler::new(100, cfg());
         w.add_provider("a", t0);
         assert_eq!(w.poll(t0).len(), 4, "one provider's initial window");
@@ -562,6 +574,46 @@ mod tests {
             }]
         );
         assert_eq!(s.outcome(), Outcome::Done);
+    }
+
+    #[test]
+    fn a_silent_provider_at_the_head_does_not_hold_up_the_lookahead() {
+        let t0 = Instant::now();
+        let mut c = cfg();
+        c.lookahead = 8;
+        let mut s = Scheduler::new(100, c);
+        s.add_provider("silent", t0);
+        let head = s.poll(t0);
+        assert_eq!(
+            head.len(),
+            4,
+            "the silent provider gets the head of the dataset"
+        );
+        s.add_provider("b", t0);
+        for r in s.poll(t0) {
+            assert_eq!(r.peer, "b");
+            s.on_block(&"b", r.index, t0);
+        }
+        // Blocks 4..8 are in; 8+ is past the look-ahead while 0..4 wait on the silent one.
+        let again = s.poll(t0);
+        assert!(
+            head.iter().all(|h| again.contains(&Request {
+                peer: "b",
+                index: h.index
+            })),
+            "the head is asked again elsewhere before any timeout: {again:?}"
+        );
+        for r in again {
+            let cancels = s.on_block(&"b", r.index, t0);
+            assert_eq!(
+                cancels,
+                vec![Cancel {
+                    peer: "silent",
+                    index: r.index
+                }]
+            );
+        }
+        assert_eq!(s.lowest_missing(), 8);
     }
 
     /// Two providers, one answering four times faster: a small discrete-time simulation.
