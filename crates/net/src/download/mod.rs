@@ -241,7 +241,12 @@ impl Network {
                         break Ok(()); // the writer failed; its error is collected below
                     }
                     if let Some(s) = &sink {
-                        while let Some(bytes) = reorder.remove(&next_out) {
+                        // The last block waits for the commit: a reader holding every byte
+                        // can rely on the dataset being stored here.
+                        while next_out + 1 < total {
+                            let Some(bytes) = reorder.remove(&next_out) else {
+                                break;
+                            };
                             let bytes = trim_last(bytes, next_out, &manifest);
                             next_out += 1;
                             if s.send(bytes).await.is_err() {
@@ -295,6 +300,11 @@ impl Network {
                 missing: Vec::new(),
                 waited: last_progress.elapsed(),
             });
+        }
+        if let Some(s) = &sink {
+            for (index, bytes) in std::mem::take(&mut reorder) {
+                let _ = s.send(trim_last(bytes, index, &manifest)).await;
+            }
         }
         self.provide(&manifest_cid).await;
         self.provide(&tree).await;
