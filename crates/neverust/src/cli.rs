@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a storage node until SIGINT/SIGTERM.
     Start(StartArgs),
+    /// Run a native N-node cluster on this machine until Ctrl-C (or: status, stop).
+    Cluster(crate::lab_cli::ClusterArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

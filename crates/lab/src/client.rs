@@ -1,0 +1,206 @@
+//! The lab talks to nodes only as a user would: their REST API and `/metrics`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{url}: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url}: HTTP {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{url}: took longer than {limit:?}")]
+    Timeout { url: String, limit: Duration },
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeClient {
+    /// `http://HOST:PORT`
+    pub base: String,
+    http: reqwest::Client,
+}
+
+/// A download read to the end: its digest, size and timings.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub sha256: [u8; 32],
+    pub bytes: u64,
+    pub ttfb: Duration,
+    pub total: Duration,
+}
+
+impl NodeClient {
+    pub fn new(base: impl Into<String>) -> NodeClient {
+        NodeClient {
+            base: base.into(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(16)
+                .connect_timeout(Duration::from_secs(3))
+                .build()
+                .expect("building an HTTP client"),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/archivist/v1{}", self.base, path)
+    }
+
+    async fn checked(url: &str, r: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        if r.status().is_success() {
+            return Ok(r);
+        }
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        Err(ClientError::Status {
+            url: url.to_string(),
+            status,
+            body: body.chars().take(300).collect(),
+        })
+    }
+
+    async fn get_text(&self, url: String, limit: Duration) -> Result<String, ClientError> {
+        let http = |source| ClientError::Http {
+            url: url.clone(),
+            source,
+        };
+        let r = self
+            .http
+            .get(&url)
+            .timeout(limit)
+            .send()
+            .await
+            .map_err(http)?;
+        Self::checked(&url, r).await?.text().await.map_err(http)
+    }
+
+    pub async fn healthy(&self) -> bool {
+        self.get_text(format!("{}/health", self.base), Duration::from_secs(2))
+            .await
+            .is_ok()
+    }
+
+    pub async fn peer_id(&self) -> Result<String, ClientError> {
+        let text = self
+            .get_text(self.url("/peerid"), Duration::from_secs(5))
+            .await?;
+        // Archivist answers `{"id": "..."}`; older nodes answered the bare id.
+        Ok(serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.trim().to_string()))
+    }
+
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        self.get_text(format!("{}/metrics", self.base), Duration::from_secs(5))
+            .await
+    }
+
+    pub async fn debug_info(&self) -> Result<serde_json::Value, ClientError> {
+        let url = self.url("/debug/info");
+        let text = self.get_text(url.clone(), Duration::from_secs(5)).await?;
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Uploads `data`; the manifest CID once the node acknowledged it (stored durably).
+    pub async fn upload(&self, data: Bytes, limit: Duration) -> Result<String, ClientError> {
+        let url = self.url("/data");
+        let http = |source| ClientError::Http {
+            url: url.clone(),
+            source,
+        };
+        let r = self
+            .http
+            .post(&url)
+            .timeout(limit)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Disposition", "attachment; filename=\"bench.bin\"")
+            .body(data)
+            .send()
+            .await
+            .map_err(|e| timeout_or(e, &url, limit))?;
+        let cid = Self::checked(&url, r).await?.text().await.map_err(http)?;
+        Ok(cid.trim().to_string())
+    }
+
+    /// Reads a dataset the node holds.
+    pub async fn get_local(&self, cid: &str, limit: Duration) -> Result<Fetched, ClientError> {
+        self.fetch(self.url(&format!("/data/{cid}")), limit).await
+    }
+
+    /// Reads a dataset through the node, which fetches from its peers what it lacks.
+    pub async fn get_network(&self, cid: &str, limit: Duration) -> Result<Fetched, ClientError> {
+        self.fetch(self.url(&format!("/data/{cid}/network/stream")), limit)
+            .await
+    }
+
+    async fn fetch(&self, url: String, limit: Duration) -> Result<Fetched, ClientError> {
+        let start = Instant::now();
+        let deadline = tokio::time::Instant::now() + limit;
+        let work = async {
+            let r = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|source| ClientError::Http {
+                    url: url.clone(),
+                    source,
+                })?;
+            let r = Self::checked(&url, r).await?;
+            let mut body = r.bytes_stream();
+            let mut hasher = Sha256::new();
+            let mut bytes = 0u64;
+            let mut ttfb = None;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|source| ClientError::Http {
+                    url: url.clone(),
+                    source,
+                })?;
+                if ttfb.is_none() && !chunk.is_empty() {
+                    ttfb = Some(start.elapsed());
+                }
+                bytes += chunk.len() as u64;
+                hasher.update(&chunk);
+            }
+            Ok(Fetched {
+                sha256: hasher.finalize().into(),
+                bytes,
+                ttfb: ttfb.unwrap_or_else(|| start.elapsed()),
+                total: start.elapsed(),
+            })
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout { url, limit }),
+        }
+    }
+}
+
+fn timeout_or(e: reqwest::Error, url: &str, limit: Duration) -> ClientError {
+    if e.is_timeout() {
+        ClientError::Timeout {
+            url: url.to_string(),
+            limit,
+        }
+    } else {
+        ClientError::Http {
+            url: url.to_string(),
+            source: e,
+        }
+    }
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}

@@ -1,0 +1,181 @@
+//! `cluster.json`: what a running cluster is made of, for `bench`, the visualizer,
+//! Prometheus file-based discovery and `neverust cluster status`.
+//!
+//! Written atomically (temp file + rename) every time a node's pid changes, so a reader
+//! never sees half a file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const FILE_NAME: &str = "cluster.json";
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ClusterFile {
+    pub version: u32,
+    /// The process that launched (and supervises) the nodes.
+    pub launcher_pid: u32,
+    pub started_at: String,
+    /// Whether the launcher restarts nodes that die (`--restart`).
+    pub restart: bool,
+    pub nodes: Vec<NodeEntry>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct NodeEntry {
+    pub index: usize,
+    /// bootstrap, altruistic or marketplace.
+    pub role: String,
+    /// altruistic or marketplace: the node's `--mode`.
+    pub mode: String,
+    pub pid: u32,
+    pub peer_id: String,
+    /// Address the node's API is reached at from the launcher.
+    pub host: String,
+    pub api_port: u16,
+    pub listen_port: u16,
+    pub disc_port: u16,
+    pub api_url: String,
+    pub data_dir: PathBuf,
+    pub log_file: PathBuf,
+    /// Network namespace the node runs in, when a scenario placed it in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+}
+
+impl ClusterFile {
+    pub fn read(path: &Path) -> anyhow::Result<ClusterFile> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a cluster file: {e}", path.display()))
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// A process that is still running from an earlier launch in the same directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stale {
+    pub pid: u32,
+    pub what: String,
+}
+
+/// Processes whose command line names one of `dir`'s node data directories: nodes left by
+/// a launcher that crashed (or is still running). Found by scanning /proc, not by trusting
+/// pids in an old `cluster.json`, which the kernel may have given to someone else since.
+pub fn find_stale(dir: &Path) -> Vec<Stale> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let needle = dir.join("node-");
+    let needle = needle.to_string_lossy();
+    let me = std::process::id();
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a.starts_with(needle.as_ref())) && is_running(pid) {
+            found.push(Stale {
+                pid,
+                what: args.join(" "),
+            });
+        }
+    }
+    found
+}
+
+/// Alive and not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+pub fn default_path(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_atomic_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = ClusterFile {
+            version: 1,
+            launcher_pid: 42,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            restart: false,
+            nodes: vec![NodeEntry {
+                index: 0,
+                role: "bootstrap".into(),
+                mode: "altruistic".into(),
+                pid: 7,
+                peer_id: "16Uiu2".into(),
+                host: "127.0.0.1".into(),
+                api_port: 9080,
+                listen_port: 20000,
+                disc_port: 20001,
+                api_url: "http://127.0.0.1:9080".into(),
+                data_dir: dir.path().join("node-0/data"),
+                log_file: dir.path().join("node-0/node.log"),
+                netns: None,
+            }],
+        };
+        let path = default_path(dir.path());
+        file.write(&path).unwrap();
+        let back = ClusterFile::read(&path).unwrap();
+        assert_eq!(back.nodes, file.nodes);
+        assert!(!path.with_extension("json.tmp").exists());
+        assert!(ClusterFile::read(&dir.path().join("missing.json"))
+            .unwrap_err()
+            .to_string()
+            .contains("missing.json"));
+    }
+
+    #[test]
+    fn a_running_process_naming_a_node_dir_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let node_dir = dir.path().join("node-3");
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let canonical = std::fs::canonicalize(&node_dir).unwrap();
+        // `sh -c CMD NAME`: NAME becomes $0, so it shows in /proc/PID/cmdline.
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30")
+            .arg(&canonical)
+            .spawn()
+            .unwrap();
+        let stale = find_stale(dir.path());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(stale.len(), 1, "{stale:?}");
+        assert_eq!(stale[0].pid, child.id());
+        assert!(find_stale(dir.path()).is_empty());
+        assert!(is_running(std::process::id()));
+    }
+}

@@ -1,0 +1,583 @@
+//! A native cluster: N `neverust start` child processes on this machine, node 0 the
+//! bootstrap, each with its own data dir, log file and ports.
+//!
+//! The launcher owns the children: it starts them, waits until every one is healthy and has
+//! joined, kills (`kill -9`) and restarts them for chaos, supervises them, and stops them
+//! gracefully (SIGTERM, then SIGKILL after a grace period). A cluster can also be attached
+//! from its `cluster.json` (a running `neverust cluster`): then its nodes are reached and
+//! signalled by pid, and restarts are left to that launcher's `--restart`.
+
+pub mod file;
+pub mod ports;
+pub mod supervise;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::client::NodeClient;
+use crate::ui::Ui;
+use file::{ClusterFile, NodeEntry};
+
+/// Where a node runs and how it is reached.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// Network namespace to run in (`ip netns exec`), None for the launcher's own.
+    pub netns: Option<String>,
+    /// Address the node binds its listeners to.
+    pub bind: IpAddr,
+    /// Address the launcher reaches the node's API at.
+    pub host: String,
+    /// Address this node reaches the bootstrap's API at (None: the bootstrap's `host`).
+    pub bootstrap_host: Option<String>,
+}
+
+impl Placement {
+    pub fn loopback() -> Placement {
+        Placement {
+            netns: None,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            host: "127.0.0.1".into(),
+            bootstrap_host: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub nodes: usize,
+    /// Holds `node-<i>/{data,node.log}` and `cluster.json`.
+    pub dir: PathBuf,
+    pub base_port: u16,
+    /// Node 0's API port (the seed's 9080); None puts it in the port scheme.
+    pub bootstrap_api_port: Option<u16>,
+    /// Node i (i ≥ 1) is a marketplace node when `i % marketplace_every == 0`; 0: none.
+    pub marketplace_every: usize,
+    /// The `neverust` binary the nodes run.
+    pub binary: PathBuf,
+    pub log_level: String,
+    /// More flags for every node's `start`.
+    pub extra_args: Vec<String>,
+    /// Per node placement; missing entries are loopback.
+    pub placements: Vec<Placement>,
+    /// Restart nodes that die on their own (recorded in `cluster.json` for attached benches).
+    pub restart: bool,
+    /// Give up waiting for the cluster to be ready after this long.
+    pub ready_timeout: Duration,
+}
+
+impl ClusterSpec {
+    pub fn new(nodes: usize, dir: PathBuf) -> ClusterSpec {
+        ClusterSpec {
+            nodes,
+            dir,
+            base_port: ports::DEFAULT_BASE_PORT,
+            bootstrap_api_port: Some(ports::BOOTSTRAP_API_PORT),
+            marketplace_every: 3,
+            binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("neverust")),
+            log_level: "info".into(),
+            extra_args: Vec::new(),
+            placements: Vec::new(),
+            restart: false,
+            ready_timeout: Duration::from_secs(120),
+        }
+    }
+
+    pub fn role(&self, index: usize) -> &'static str {
+        if index == 0 {
+            "bootstrap"
+        } else {
+            self.mode(index)
+        }
+    }
+
+    /// The bootstrap is altruistic: it is everyone's first peer and must not ration them.
+    pub fn mode(&self, index: usize) -> &'static str {
+        if index > 0 && self.marketplace_every > 0 && index % self.marketplace_every == 0 {
+            "marketplace"
+        } else {
+            "altruistic"
+        }
+    }
+
+    fn placement(&self, index: usize) -> Placement {
+        self.placements
+            .get(index)
+            .cloned()
+            .unwrap_or_else(Placement::loopback)
+    }
+}
+
+struct NodeProc {
+    entry: NodeEntry,
+    placement: Placement,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    spec: ClusterSpec,
+    nodes: Vec<NodeProc>,
+    clients: Vec<NodeClient>,
+    file_path: PathBuf,
+    started_at: String,
+    /// Attached from a `cluster.json` another launcher wrote: pids only, no children.
+    attached: bool,
+    pub ready_seconds: f64,
+}
+
+/// What a node says about itself while the cluster comes up.
+#[derive(Debug, Clone, Default)]
+pub struct NodeStatus {
+    pub healthy: bool,
+    pub peer_id: String,
+    pub connected: usize,
+    pub known: usize,
+    pub blocks: f64,
+    pub bytes: f64,
+}
+
+impl Cluster {
+    /// Starts every node (the bootstrap first), waits until all are ready, writes
+    /// `cluster.json`. Refuses a directory in which nodes of an earlier launch still run.
+    pub async fn launch(spec: ClusterSpec, ui: &Ui) -> anyhow::Result<Cluster> {
+        if spec.nodes < 2 {
+            bail!("--nodes must be at least 2 (a bootstrap and one node), got {}", spec.nodes);
+        }
+        std::fs::create_dir_all(&spec.dir)
+            .with_context(|| format!("creating {}", spec.dir.display()))?;
+        let dir = std::fs::canonicalize(&spec.dir)?;
+        let stale = file::find_stale(&dir);
+        if !stale.is_empty() {
+            let list: Vec<String> = stale
+                .iter()
+                .map(|s| format!("  pid {}: {}", s.pid, s.what))
+                .collect();
+            bail!(
+                "nodes of an earlier cluster in {} are still running:\n{}\nstop them first (`neverust cluster stop --dir {}`), or use another --dir",
+                dir.display(),
+                list.join("\n"),
+                spec.dir.display()
+            );
+        }
+        let mut nodes = Vec::with_capacity(spec.nodes);
+        for index in 0..spec.nodes {
+            let p = ports::ports(spec.base_port, spec.bootstrap_api_port, index)?;
+            let placement = spec.placement(index);
+            if placement.netns.is_none() {
+                ports::check_free(index, &p)?;
+            }
+            let node_dir = dir.join(format!("node-{index}"));
+            std::fs::create_dir_all(node_dir.join("data"))?;
+            nodes.push(NodeProc {
+                entry: NodeEntry {
+                    index,
+                    role: spec.role(index).into(),
+                    mode: spec.mode(index).into(),
+                    pid: 0,
+                    peer_id: String::new(),
+                    host: placement.host.clone(),
+                    api_port: p.api,
+                    listen_port: p.listen,
+                    disc_port: p.disc,
+                    api_url: format!("http://{}:{}", placement.host, p.api),
+                    data_dir: node_dir.join("data"),
+                    log_file: node_dir.join("node.log"),
+                    netns: placement.netns.clone(),
+                },
+                placement,
+                child: None,
+            });
+        }
+        let clients = nodes
+            .iter()
+            .map(|n| NodeClient::new(n.entry.api_url.clone()))
+            .collect();
+        let mut cluster = Cluster {
+            file_path: file::default_path(&dir),
+            spec: ClusterSpec { dir, ..spec },
+            nodes,
+            clients,
+            started_at: crate::now_rfc3339(),
+            attached: false,
+            ready_seconds: 0.0,
+        };
+        let start = Instant::now();
+        let bar = ui.bar(cluster.nodes.len() as u64, "starting");
+        // The bootstrap first: the others fetch its record as they start, and would back
+        // off (up to seconds) if it were not there yet.
+        cluster.spawn(0)?;
+        cluster
+            .wait_until(&[0], |_, s| s.healthy, Duration::from_secs(30))
+            .await
+            .context("the bootstrap node did not become healthy")?;
+        for i in 1..cluster.nodes.len() {
+            cluster.spawn(i)?;
+        }
+        bar.set_message("waiting for every node to join");
+        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+        let want = cluster.nodes.len() - 1;
+        let bar2 = bar.clone();
+        let ready = cluster
+            .wait_until(
+                &all,
+                move |i, s| {
+                    s.healthy && if i == 0 { s.connected >= want } else { s.connected >= 1 }
+                },
+                cluster.spec.ready_timeout,
+            )
+            .await;
+        if let Err(e) = ready {
+            cluster.stop(ui).await;
+            return Err(e.context(format!(
+                "the cluster was not ready within {:?}; node logs are in {}",
+                cluster.spec.ready_timeout,
+                cluster.spec.dir.display()
+            )));
+        }
+        bar2.finish_and_clear();
+        cluster.ready_seconds = start.elapsed().as_secs_f64();
+        for i in 0..cluster.nodes.len() {
+            cluster.nodes[i].entry.peer_id = cluster.clients[i].peer_id().await.unwrap_or_default();
+        }
+        cluster.write_file()?;
+        Ok(cluster)
+    }
+
+    /// A cluster another launcher runs, from its `cluster.json`.
+    pub fn attach(path: &Path) -> anyhow::Result<Cluster> {
+        let file = ClusterFile::read(path)?;
+        let nodes: Vec<NodeProc> = file
+            .nodes
+            .iter()
+            .map(|e| NodeProc {
+                entry: e.clone(),
+                placement: Placement {
+                    netns: e.netns.clone(),
+                    bind: IpAddr::from([127, 0, 0, 1]),
+                    host: e.host.clone(),
+                    bootstrap_host: None,
+                },
+                child: None,
+            })
+            .collect();
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut spec = ClusterSpec::new(nodes.len(), dir);
+        spec.restart = file.restart;
+        Ok(Cluster {
+            clients: nodes
+                .iter()
+                .map(|n| NodeClient::new(n.entry.api_url.clone()))
+                .collect(),
+            nodes,
+            file_path: path.to_path_buf(),
+            started_at: file.started_at,
+            spec,
+            attached: true,
+            ready_seconds: 0.0,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.spec.dir
+    }
+
+    pub fn file_path(&self) -> &Path {
+        &self.file_path
+    }
+
+    pub fn client(&self, index: usize) -> &NodeClient {
+        &self.clients[index]
+    }
+
+    pub fn clients(&self) -> &[NodeClient] {
+        &self.clients
+    }
+
+    pub fn entries(&self) -> Vec<NodeEntry> {
+        self.nodes.iter().map(|n| n.entry.clone()).collect()
+    }
+
+    pub fn entry(&self, index: usize) -> &NodeEntry {
+        &self.nodes[index].entry
+    }
+
+    pub fn file(&self) -> ClusterFile {
+        ClusterFile {
+            version: 1,
+            launcher_pid: std::process::id(),
+            started_at: self.started_at.clone(),
+            restart: self.spec.restart,
+            nodes: self.entries(),
+        }
+    }
+
+    pub fn write_file(&self) -> std::io::Result<()> {
+        if self.attached {
+            return Ok(());
+        }
+        self.file().write(&self.file_path)
+    }
+
+    fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
+        let spec = &self.spec;
+        let bootstrap = &self.nodes[0].entry;
+        let node = &self.nodes[index];
+        let e = &node.entry;
+        let mut cmd = match &node.placement.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&spec.binary);
+                c
+            }
+            None => Command::new(&spec.binary),
+        };
+        cmd.arg("start")
+            .args(["--mode", &e.mode])
+            .args(["--listen-ip", &node.placement.bind.to_string()])
+            .args(["--api-bindaddr", &node.placement.bind.to_string()])
+            .args(["--listen-port", &e.listen_port.to_string()])
+            .args(["--disc-port", &e.disc_port.to_string()])
+            .args(["--api-port", &e.api_port.to_string()])
+            .arg("--data-dir")
+            .arg(&e.data_dir)
+            .args(["--log-level", &spec.log_level]);
+        if index > 0 {
+            let host = node
+                .placement
+                .bootstrap_host
+                .clone()
+                .unwrap_or_else(|| bootstrap.host.clone());
+            cmd.args(["--bootstrap-node", &format!("{host}:{}", bootstrap.api_port)]);
+        }
+        cmd.args(&spec.extra_args);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&e.log_file)
+            .with_context(|| format!("opening {}", e.log_file.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Own process group: a Ctrl-C in the terminal reaches the launcher only, which
+            // then stops the nodes in order instead of all of them racing.
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting node {index} ({})", spec.binary.display()))?;
+        let node = &mut self.nodes[index];
+        node.entry.pid = child.id().unwrap_or(0);
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// Polls the given nodes until `ready(index, status)` holds for all of them.
+    async fn wait_until(
+        &self,
+        indices: &[usize],
+        ready: impl Fn(usize, &NodeStatus) -> bool,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        let mut pending: Vec<usize> = indices.to_vec();
+        loop {
+            let polls = pending.iter().map(|&i| async move { (i, self.status(i).await) });
+            let last: Vec<(usize, NodeStatus)> = futures::future::join_all(polls).await;
+            pending = last
+                .iter()
+                .filter(|(i, s)| !ready(*i, s))
+                .map(|(i, _)| *i)
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for &i in &pending {
+                if let Some(pid) = self.exited(i) {
+                    bail!(
+                        "node {i} (pid {pid}) exited while starting; see {}",
+                        self.nodes[i].entry.log_file.display()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                let detail: Vec<String> = last
+                    .iter()
+                    .filter(|(i, _)| pending.contains(i))
+                    .take(5)
+                    .map(|(i, s)| {
+                        format!("node {i}: healthy={} connected={}", s.healthy, s.connected)
+                    })
+                    .collect();
+                bail!("{} node(s) not ready: {}", pending.len(), detail.join("; "));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn exited(&self, index: usize) -> Option<u32> {
+        let pid = self.nodes[index].entry.pid;
+        (!file::is_running(pid)).then_some(pid)
+    }
+
+    /// Health, peers and stored bytes of one node, as it reports them.
+    pub async fn status(&self, index: usize) -> NodeStatus {
+        let client = &self.clients[index];
+        let mut s = NodeStatus {
+            healthy: client.healthy().await,
+            ..Default::default()
+        };
+        if !s.healthy {
+            return s;
+        }
+        if let Ok(info) = client.debug_info().await {
+            s.peer_id = info["id"].as_str().unwrap_or_default().to_string();
+            s.connected = info["connectedPeers"].as_u64().unwrap_or(0) as usize;
+            s.known = info["table"]["nodes"].as_array().map_or(0, |a| a.len());
+        }
+        if let Ok(text) = client.metrics().await {
+            let m = crate::metrics::parse(&text);
+            s.blocks = crate::metrics::sum(&m, "neverust_block_count");
+            s.bytes = crate::metrics::sum(&m, "neverust_block_bytes");
+        }
+        s
+    }
+
+    pub fn pids(&self) -> Vec<(usize, u32)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.entry.index, n.entry.pid))
+            .collect()
+    }
+
+    /// `kill -9`: no chance to flush or say goodbye.
+    pub async fn kill9(&mut self, index: usize) -> anyhow::Result<()> {
+        let pid = self.nodes[index].entry.pid;
+        signal(pid, Signal::SIGKILL)?;
+        if let Some(child) = self.nodes[index].child.as_mut() {
+            let _ = child.wait().await;
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while file::is_running(pid) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.nodes[index].child = None;
+        Ok(())
+    }
+
+    /// Starts a stopped node again on its ports and data, and waits until it has rejoined.
+    /// On an attached cluster, waits for its launcher (`--restart`) to do it.
+    pub async fn restart(&mut self, index: usize, limit: Duration) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        if self.attached {
+            if !self.spec.restart {
+                bail!("this cluster was started without --restart: the bench cannot restart node {index}");
+            }
+            let old = self.nodes[index].entry.pid;
+            loop {
+                let file = ClusterFile::read(&self.file_path)?;
+                if let Some(e) = file.nodes.get(index).filter(|e| e.pid != old) {
+                    self.nodes[index].entry = e.clone();
+                    break;
+                }
+                if start.elapsed() > limit {
+                    bail!("node {index} was not restarted by its launcher within {limit:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } else {
+            self.spawn(index)?;
+            self.write_file()?;
+        }
+        let ready = |_: usize, s: &NodeStatus| s.healthy && s.connected >= 1;
+        self.wait_until(&[index], ready, limit.saturating_sub(start.elapsed()))
+            .await?;
+        Ok(start.elapsed())
+    }
+
+    /// Children that exited on their own since the last call: (index, pid, how).
+    pub fn reap(&mut self) -> Vec<(usize, u32, String)> {
+        let mut gone = Vec::new();
+        for n in &mut self.nodes {
+            let Some(child) = n.child.as_mut() else {
+                continue;
+            };
+            if let Ok(Some(status)) = child.try_wait() {
+                gone.push((n.entry.index, n.entry.pid, status.to_string()));
+                n.child = None;
+            }
+        }
+        gone
+    }
+
+    /// SIGTERM to every node, SIGKILL to those still running after 10 s.
+    pub async fn stop(&mut self, ui: &Ui) {
+        if self.attached {
+            return;
+        }
+        for n in &self.nodes {
+            if n.child.is_some() {
+                let _ = signal(n.entry.pid, Signal::SIGTERM);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        for n in &mut self.nodes {
+            let Some(child) = n.child.as_mut() else {
+                continue;
+            };
+            if tokio::time::timeout_at(deadline, child.wait()).await.is_err() {
+                ui.say(format!(
+                    "node {} (pid {}) did not stop within 10 s: killing it",
+                    n.entry.index, n.entry.pid
+                ));
+                let _ = child.kill().await;
+            }
+            n.child = None;
+        }
+        let _ = std::fs::remove_file(&self.file_path);
+    }
+
+    /// Removes the nodes' data directories (logs stay, for reading after the run).
+    pub fn remove_data(&self) {
+        for n in &self.nodes {
+            let _ = std::fs::remove_dir_all(&n.entry.data_dir);
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: Signal) -> anyhow::Result<()> {
+    if pid == 0 {
+        bail!("no process to signal");
+    }
+    kill(Pid::from_raw(pid as i32), sig).with_context(|| format!("sending {sig} to pid {pid}"))
+}
+
+/// Stops the nodes of a cluster whose launcher is gone: every stale process in `dir`.
+pub async fn stop_stale(dir: &Path) -> Vec<u32> {
+    let stale = file::find_stale(dir);
+    for s in &stale {
+        let _ = signal(s.pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stale.iter().any(|s| file::is_running(s.pid)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for s in stale.iter().filter(|s| file::is_running(s.pid)) {
+        let _ = signal(s.pid, Signal::SIGKILL);
+    }
+    stale.iter().map(|s| s.pid).collect()
+}

@@ -1,0 +1,154 @@
+//! `neverust cluster` in the foreground: launch, print the endpoints, watch the nodes until
+//! Ctrl-C or SIGTERM, then stop them; and `cluster status` / `cluster stop` for a cluster
+//! running elsewhere.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::file::{self, ClusterFile, NodeEntry};
+use super::{Cluster, ClusterSpec};
+use crate::ui::Ui;
+
+pub struct ServeOptions {
+    pub keep_data: bool,
+}
+
+/// Runs the cluster until a signal. Nodes that die are reported, and restarted when the
+/// spec says so.
+pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Result<()> {
+    let restart = spec.restart;
+    let mut cluster = Cluster::launch(spec, ui).await?;
+    print_table(&cluster.entries());
+    ui.say(format!(
+        "cluster ready: {} nodes in {:.1} s; {} written. Ctrl-C stops it.",
+        cluster.len(),
+        cluster.ready_seconds,
+        cluster.file_path().display()
+    ));
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => {}
+        }
+        for (index, pid, how) in cluster.reap() {
+            let log = cluster.entry(index).log_file.display().to_string();
+            if restart {
+                ui.say(format!("node {index} (pid {pid}) died ({how}); restarting it. Log: {log}"));
+                match cluster.restart(index, Duration::from_secs(30)).await {
+                    Ok(took) => ui.say(format!(
+                        "node {index} is back (pid {}) after {:.1} s",
+                        cluster.entry(index).pid,
+                        took.as_secs_f64()
+                    )),
+                    Err(e) => ui.say(format!("node {index} could not be restarted: {e:#}")),
+                }
+            } else {
+                ui.say(format!(
+                    "node {index} (pid {pid}) died ({how}); not restarting (no --restart). Log: {log}"
+                ));
+            }
+        }
+    }
+    ui.say("stopping the cluster...");
+    cluster.stop(ui).await;
+    if !opts.keep_data {
+        cluster.remove_data();
+    }
+    ui.say(format!(
+        "stopped. Logs are in {}{}",
+        cluster.dir().display(),
+        if opts.keep_data {
+            ", and the nodes' data is kept for the next launch"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}
+
+pub fn print_table(nodes: &[NodeEntry]) {
+    println!(
+        "{:>5}  {:<11}  {:>7}  {:<27}  {:>5}  {:<14}",
+        "node", "role", "pid", "API", "p2p", "peer id"
+    );
+    for n in nodes {
+        println!(
+            "{:>5}  {:<11}  {:>7}  {:<27}  {:>5}  {:<14}",
+            n.index,
+            n.role,
+            n.pid,
+            n.api_url,
+            n.listen_port,
+            short(&n.peer_id)
+        );
+    }
+}
+
+fn short(peer: &str) -> String {
+    if peer.len() > 14 {
+        format!("…{}", &peer[peer.len() - 12..])
+    } else {
+        peer.to_string()
+    }
+}
+
+/// `neverust cluster status`: what every node of a running cluster says about itself.
+pub async fn status(path: &Path) -> anyhow::Result<bool> {
+    let cluster = Cluster::attach(path)?;
+    let file = ClusterFile::read(path)?;
+    if !file::is_running(file.launcher_pid) {
+        println!(
+            "warning: the launcher (pid {}) is not running; its nodes may be stale",
+            file.launcher_pid
+        );
+    }
+    let polls = (0..cluster.len()).map(|i| cluster.status(i));
+    let statuses = futures::future::join_all(polls).await;
+    println!(
+        "{:>5}  {:<11}  {:>7}  {:<27}  {:<7}  {:>5}  {:>8}  {:>10}",
+        "node", "role", "pid", "API", "health", "peers", "blocks", "bytes"
+    );
+    let mut all_up = true;
+    for (n, s) in cluster.entries().iter().zip(&statuses) {
+        all_up &= s.healthy;
+        println!(
+            "{:>5}  {:<11}  {:>7}  {:<27}  {:<7}  {:>5}  {:>8}  {:>10}",
+            n.index,
+            n.role,
+            n.pid,
+            n.api_url,
+            if s.healthy { "up" } else { "DOWN" },
+            s.connected,
+            s.blocks,
+            s.bytes
+        );
+    }
+    let up = statuses.iter().filter(|s| s.healthy).count();
+    println!("{up}/{} nodes up", statuses.len());
+    Ok(all_up)
+}
+
+/// `neverust cluster stop`: stops the launcher of `dir` if it runs (it stops its nodes),
+/// then any node process left in `dir`.
+pub async fn stop(dir: &Path) -> anyhow::Result<usize> {
+    let path = file::default_path(dir);
+    let mut stopped = 0;
+    if let Ok(f) = ClusterFile::read(&path) {
+        if f.launcher_pid != std::process::id() && file::is_running(f.launcher_pid) {
+            super::signal(f.launcher_pid, nix::sys::signal::Signal::SIGTERM)?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while file::is_running(f.launcher_pid) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            stopped += 1;
+        }
+    }
+    stopped += super::stop_stale(dir).await.len();
+    Ok(stopped)
+}

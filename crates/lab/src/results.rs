@@ -1,0 +1,285 @@
+//! What a benchmark run measured: the `results.json` schema, and the input of the report.
+//!
+//! Raw samples (latencies, time series) are kept, bounded by the scenarios' counts, so the
+//! report can draw distributions rather than only the summaries computed here. Throughput
+//! figures come with their ratio to a baseline measured in the same run, because the
+//! machines are shared and noisy: the ratio is the figure to compare across runs.
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Results {
+    pub schema_version: u32,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub seconds: f64,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub baseline: Baseline,
+    /// The cluster the scenarios ran against (`scale` starts its own, reported there).
+    pub cluster: Option<ClusterSummary>,
+    pub upload: Option<UploadResult>,
+    pub exchange: Option<ExchangeResult>,
+    pub throughput: Option<ThroughputResult>,
+    pub stress: Option<StressResult>,
+    pub scale: Option<ScaleResult>,
+    pub chaos: Option<ChaosResult>,
+    /// Per node CPU and RSS sampled from /proc during the whole run.
+    pub resources: Vec<NodeResources>,
+    /// Totals over every scenario, what a CI run asserts on.
+    pub checks: Checks,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub kernel: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Settings {
+    pub scenarios: Vec<String>,
+    pub nodes: usize,
+    pub quick: bool,
+    pub seed: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Baseline {
+    /// sha256 over 64 KiB blocks, one core.
+    pub sha256_mib_s: f64,
+    /// One TCP stream over 127.0.0.1, 64 KiB writes.
+    pub loopback_tcp_mib_s: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ClusterSummary {
+    pub nodes: usize,
+    pub marketplace_nodes: usize,
+    /// From the first spawn until every node was healthy and had found its peers.
+    pub ready_seconds: f64,
+    /// Resource use of the idle cluster, sampled right after it was ready.
+    pub idle: ResourceSummary,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ResourceSummary {
+    pub rss_mean_bytes: f64,
+    pub rss_max_bytes: u64,
+    /// Percent of one core.
+    pub cpu_mean_percent: f64,
+    pub cpu_max_percent: f64,
+}
+
+/// Quantiles of a latency sample, in milliseconds.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Quantiles {
+    pub count: usize,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct UploadResult {
+    pub sizes: Vec<UploadSize>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct UploadSize {
+    pub size_bytes: u64,
+    pub count: usize,
+    pub latencies_ms: Vec<f64>,
+    pub latency: Quantiles,
+    /// Bytes uploaded / time spent uploading, one upload at a time.
+    pub throughput_mib_s: f64,
+    pub ratio_to_sha256: f64,
+    /// Uploads read back from their node and matched by sha256.
+    pub verified: usize,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ExchangeResult {
+    pub file_bytes: u64,
+    /// Sequential downloads, one random pair at a time.
+    pub pairs: usize,
+    pub ttfb_ms: Vec<f64>,
+    pub ttfb: Quantiles,
+    pub file_ms: Vec<f64>,
+    pub file: Quantiles,
+    /// Per-block fetch latency from the downloaders' own histograms.
+    pub block_latency: Histogram,
+    /// Many pairs at once: the cluster's aggregate exchange rate.
+    pub aggregate: Aggregate,
+    pub verified: usize,
+    pub errors: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Histogram {
+    /// Upper bounds in milliseconds, with the count of samples at or below each
+    /// (cumulative, as Prometheus exports them); the last bound is +Inf as `f64::MAX`.
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Aggregate {
+    pub concurrent: usize,
+    pub downloads: usize,
+    pub blocks: u64,
+    pub seconds: f64,
+    pub blocks_per_s: f64,
+    pub mib_s: f64,
+    pub ratio_to_loopback_tcp: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ThroughputResult {
+    pub dataset_bytes: u64,
+    pub single: Transfer,
+    pub swarm: Swarm,
+    /// Receive rate of the downloaders over time, from their `/metrics`.
+    pub timeline: Vec<RatePoint>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Transfer {
+    pub seconds: f64,
+    pub mib_s: f64,
+    pub ratio_to_loopback_tcp: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Swarm {
+    pub downloaders: usize,
+    pub seconds: f64,
+    pub aggregate_mib_s: f64,
+    pub ratio_to_loopback_tcp: f64,
+    pub per_node_seconds: Vec<f64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct RatePoint {
+    /// "single" or "swarm".
+    pub phase: String,
+    pub t_s: f64,
+    pub mib_s: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct StressResult {
+    pub operations: usize,
+    pub concurrency: usize,
+    pub file_bytes: u64,
+    pub uploads_ok: usize,
+    pub downloads_ok: usize,
+    pub verified: usize,
+    pub error_count: usize,
+    /// The first errors, for the report.
+    pub errors: Vec<String>,
+    pub upload_ms: Vec<f64>,
+    pub upload: Quantiles,
+    pub download_ms: Vec<f64>,
+    pub download: Quantiles,
+    pub seconds: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ScaleResult {
+    pub points: Vec<ScalePoint>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ScalePoint {
+    pub nodes: usize,
+    pub ready_seconds: f64,
+    pub download: Quantiles,
+    pub blocks_per_s: f64,
+    pub mib_s: f64,
+    pub idle: ResourceSummary,
+    pub loaded: ResourceSummary,
+    pub errors: usize,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ChaosResult {
+    pub killed: Vec<usize>,
+    pub acknowledged: usize,
+    /// Acknowledged uploads found again through another node after the restarts.
+    pub retrievable_network: usize,
+    /// Acknowledged uploads served by their original node after it restarted (or stayed up).
+    pub retrievable_origin: usize,
+    pub lost: usize,
+    /// Operations that failed while nodes were down (expected: those nodes were gone).
+    pub failed_during_faults: usize,
+    pub restart_seconds: Vec<f64>,
+    pub events: Vec<Event>,
+    pub ops: Vec<OpSample>,
+    pub partition: Option<PartitionResult>,
+    /// Why the partition part did not run (not root, no `ip`), when it did not.
+    pub partition_skipped: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Event {
+    pub t_s: f64,
+    /// kill, restart, cut, restore, healed, ...
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct OpSample {
+    pub t_s: f64,
+    /// upload, download, within, across
+    pub kind: String,
+    pub ok: bool,
+    pub ms: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct PartitionResult {
+    pub group_a: usize,
+    pub group_b: usize,
+    pub split_seconds: f64,
+    pub within_ok: usize,
+    pub within_failed: usize,
+    pub across_ok: usize,
+    pub across_failed: usize,
+    /// From restoring the link until a download across it succeeded again.
+    pub heal_seconds: f64,
+    pub acknowledged: usize,
+    pub lost: usize,
+    pub events: Vec<Event>,
+    pub ops: Vec<OpSample>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct NodeResources {
+    pub index: usize,
+    pub mode: String,
+    /// Seconds since the run started.
+    pub t_s: Vec<f64>,
+    pub rss_bytes: Vec<u64>,
+    /// Percent of one core over the previous interval.
+    pub cpu_percent: Vec<f64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Checks {
+    pub uploads_acknowledged: usize,
+    pub uploads_verified: usize,
+    pub downloads_verified: usize,
+    pub acknowledged_lost: usize,
+    pub errors: usize,
+}

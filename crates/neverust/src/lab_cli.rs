@@ -1,0 +1,98 @@
+//! Flags of the lab's subcommands: `cluster` (and `cluster status|stop`) and `bench`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use neverust_lab::cluster::{ports, ClusterSpec};
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: Option<ClusterAction>,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+    /// Keep the nodes' data directories when the cluster stops (a later launch on the same
+    /// --dir reuses them).
+    #[arg(long)]
+    pub keep_data: bool,
+    /// Restart nodes that die (they keep their ports, data and peer id).
+    #[arg(long)]
+    pub restart: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterAction {
+    /// Health, peers, blocks and bytes of each node of a running cluster.
+    Status {
+        /// The cluster's directory (holding cluster.json).
+        #[arg(long, default_value = "neverust-cluster")]
+        dir: PathBuf,
+    },
+    /// Stop a cluster running from another terminal, or the nodes a crashed launcher left.
+    Stop {
+        #[arg(long, default_value = "neverust-cluster")]
+        dir: PathBuf,
+    },
+}
+
+/// How a native cluster is laid out (shared by `cluster` and `bench --nodes`).
+#[derive(Args, Debug, Clone)]
+pub struct LaunchArgs {
+    /// Number of nodes, the bootstrap included (at least 2).
+    #[arg(long, default_value_t = 50, value_parser = parse_nodes)]
+    pub nodes: usize,
+    /// Directory for cluster.json and each node's data dir and log.
+    #[arg(long, default_value = "neverust-cluster")]
+    pub dir: PathBuf,
+    /// Node i (i ≥ 1) runs in marketplace mode when i % N == 0 (0: no marketplace nodes).
+    #[arg(long, default_value_t = 3)]
+    pub marketplace_every: usize,
+    /// First port of the scheme: node i uses base+3i (p2p), +1 (discovery), +2 (API).
+    #[arg(long, default_value_t = ports::DEFAULT_BASE_PORT)]
+    pub base_port: u16,
+    /// API port of the bootstrap node.
+    #[arg(long, default_value_t = ports::BOOTSTRAP_API_PORT)]
+    pub bootstrap_api_port: u16,
+    /// Log level of the nodes.
+    #[arg(long, default_value = "info")]
+    pub node_log_level: String,
+    /// Where nodes keep blocks: disk (default) or memory.
+    #[arg(long, default_value = "disk", value_parser = ["disk", "memory"])]
+    pub node_store: String,
+}
+
+fn parse_nodes(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of nodes"))?;
+    if n < 2 {
+        return Err("a cluster needs at least 2 nodes (a bootstrap and one more)".into());
+    }
+    Ok(n)
+}
+
+impl LaunchArgs {
+    pub fn spec(&self) -> Result<ClusterSpec, String> {
+        if ports::RESERVED.contains(&self.bootstrap_api_port) {
+            return Err(format!(
+                "--bootstrap-api-port {} is reserved for Prometheus, Grafana or the visualizer",
+                self.bootstrap_api_port
+            ));
+        }
+        for i in 0..self.nodes {
+            ports::ports(self.base_port, Some(self.bootstrap_api_port), i).map_err(|e| {
+                format!("--base-port {} with --nodes {}: {e}", self.base_port, self.nodes)
+            })?;
+        }
+        neverust_node::logging::parse_level(&self.node_log_level)
+            .map_err(|e| format!("--node-log-level: {e}"))?;
+        let mut spec = ClusterSpec::new(self.nodes, self.dir.clone());
+        spec.base_port = self.base_port;
+        spec.bootstrap_api_port = Some(self.bootstrap_api_port);
+        spec.marketplace_every = self.marketplace_every;
+        spec.log_level = self.node_log_level.clone();
+        spec.extra_args = vec!["--store".into(), self.node_store.clone()];
+        Ok(spec)
+    }
+}
