@@ -2,9 +2,11 @@
 //! chaos), and the report. It drives nodes only through their REST API, `/metrics` and
 //! process signals, exactly as a user would; it never reaches into a node's memory.
 
+pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod metrics;
+pub mod report;
 pub mod results;
 pub mod sampler;
 pub mod ui;

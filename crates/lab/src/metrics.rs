@@ -92,14 +92,14 @@ pub fn buckets(samples: &[Sample], name: &str) -> Vec<(f64, f64)> {
     let bucket = format!("{name}_bucket");
     let mut out: Vec<(f64, f64)> = Vec::new();
     for s in samples.iter().filter(|s| s.name == bucket) {
-        let Some(le) = s
-            .labels
-            .iter()
-            .find(|(k, _)| k == "le")
-            .and_then(|(_, v)| match v.as_str() {
-                "+Inf" => Some(f64::INFINITY),
-                v => v.parse().ok(),
-            })
+        let Some(le) =
+            s.labels
+                .iter()
+                .find(|(k, _)| k == "le")
+                .and_then(|(_, v)| match v.as_str() {
+                    "+Inf" => Some(f64::INFINITY),
+                    v => v.parse().ok(),
+                })
         else {
             continue;
         };

@@ -256,8 +256,9 @@ pub struct PartitionResult {
     pub within_failed: usize,
     pub across_ok: usize,
     pub across_failed: usize,
-    /// From restoring the link until a download across it succeeded again.
-    pub heal_seconds: f64,
+    /// From restoring the link until a download across it succeeded again (None: it did
+    /// not within the scenario's limit).
+    pub heal_seconds: Option<f64>,
     pub acknowledged: usize,
     pub lost: usize,
     pub events: Vec<Event>,

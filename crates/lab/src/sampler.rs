@@ -21,7 +21,10 @@ pub fn usage(pid: u32) -> Option<(f64, u64)> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(((utime + stime) as f64 / TICKS_PER_SECOND, rss_pages * PAGE_SIZE))
+    Some((
+        (utime + stime) as f64 / TICKS_PER_SECOND,
+        rss_pages * PAGE_SIZE,
+    ))
 }
 
 #[derive(Default)]
@@ -63,7 +66,9 @@ impl Sampler {
                     let dt = now.duration_since(at).as_secs_f64().max(1e-3);
                     s.res.t_s.push(t);
                     s.res.rss_bytes.push(rss);
-                    s.res.cpu_percent.push(((cpu - last_cpu) / dt * 100.0).max(0.0));
+                    s.res
+                        .cpu_percent
+                        .push(((cpu - last_cpu) / dt * 100.0).max(0.0));
                 }
             }
             s.last = Some((*pid, now, cpu));
@@ -163,7 +168,11 @@ mod tests {
         s.sample(&me);
         let series = s.series();
         assert_eq!(series.len(), 1);
-        assert_eq!(series[0].t_s.len(), 1, "the first sample only sets the baseline");
+        assert_eq!(
+            series[0].t_s.len(),
+            1,
+            "the first sample only sets the baseline"
+        );
         assert!(series[0].cpu_percent[0] > 0.0);
         let sum = s.summary(0.0, 1e9);
         assert!(sum.rss_mean_bytes > 0.0 && sum.rss_max_bytes > 0);

@@ -28,8 +28,6 @@ use crate::metrics::NetMetrics;
 
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/neverust/kad/1.0.0");
 const IDENTIFY_PROTOCOL: &str = "/archivist/id/1.0.0";
-/// Provider lookups stop once this many providers are known: enough to spread a download.
-const ENOUGH_PROVIDERS: usize = 8;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -440,8 +438,12 @@ impl Driver {
                 }
             }
         }
-        let enough = lookup.found.len() >= ENOUGH_PROVIDERS;
-        if last || enough {
+        // The first answer naming providers ends the lookup. Waiting for the walk to finish
+        // means waiting for its slowest peer: behind a partition or a dead node that is the
+        // whole query timeout, while the providers already found could be serving. A peer's
+        // answer lists every provider it holds, and downloads look up again beside the
+        // transfer, so later providers still join.
+        if last || !lookup.found.is_empty() {
             let lookup = self.lookups.remove(&id).expect("present above");
             if let Some(reply) = lookup.reply {
                 let _ = reply.send(lookup.found.into_iter().collect());

@@ -26,6 +26,9 @@ pub enum Command {
     Start(StartArgs),
     /// Run a native N-node cluster on this machine until Ctrl-C (or: status, stop).
     Cluster(crate::lab_cli::ClusterArgs),
+    /// Run benchmark scenarios on a cluster it starts (--nodes) or a running one
+    /// (--cluster); writes results.json and report.html.
+    Bench(crate::lab_cli::BenchArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use neverust_lab::bench::{Profile, Scenario};
 use neverust_lab::cluster::{ports, ClusterSpec};
 
 #[derive(Args, Debug)]
@@ -82,7 +83,10 @@ impl LaunchArgs {
         }
         for i in 0..self.nodes {
             ports::ports(self.base_port, Some(self.bootstrap_api_port), i).map_err(|e| {
-                format!("--base-port {} with --nodes {}: {e}", self.base_port, self.nodes)
+                format!(
+                    "--base-port {} with --nodes {}: {e}",
+                    self.base_port, self.nodes
+                )
             })?;
         }
         neverust_node::logging::parse_level(&self.node_log_level)
@@ -94,5 +98,52 @@ impl LaunchArgs {
         spec.log_level = self.node_log_level.clone();
         spec.extra_args = vec!["--store".into(), self.node_store.clone()];
         Ok(spec)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// all, or one or more of upload, exchange, throughput, stress, scale, chaos
+    /// (comma-separated).
+    #[arg(required = true, value_parser = parse_scenarios)]
+    pub scenarios: Vec<String>,
+    /// Run against a running cluster (its cluster.json) instead of starting one.
+    #[arg(long, conflicts_with = "nodes")]
+    pub cluster: Option<PathBuf>,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+    /// How much work: smoke (seconds, for tests), quick (a few minutes) or full.
+    #[arg(long, default_value = "quick", value_parser = parse_profile)]
+    pub profile: Profile,
+    /// Cluster sizes for `scale`, e.g. 10,25,50 (default: the profile's).
+    #[arg(long, value_delimiter = ',')]
+    pub scale_nodes: Option<Vec<usize>>,
+    /// Seed of the random choices and payloads: the same seed replays the same run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where results.json and report.html go.
+    #[arg(long, default_value = "neverust-report")]
+    pub report: PathBuf,
+}
+
+fn parse_scenarios(s: &str) -> Result<String, String> {
+    Scenario::parse_list(s).map(|_| s.to_string())
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::named(s)
+}
+
+impl BenchArgs {
+    /// In the order of `all`, each once.
+    pub fn scenarios(&self) -> Vec<Scenario> {
+        let mut list: Vec<Scenario> = self
+            .scenarios
+            .iter()
+            .flat_map(|s| Scenario::parse_list(s).unwrap_or_default())
+            .collect();
+        list.sort();
+        list.dedup();
+        list
     }
 }

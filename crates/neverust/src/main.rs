@@ -19,7 +19,40 @@ fn main() -> ExitCode {
             exit(runtime().block_on(neverust_node::run_until_signal(config)))
         }
         cli::Command::Cluster(args) => cluster(args),
+        cli::Command::Bench(args) => bench(args),
     }
+}
+
+fn bench(args: lab_cli::BenchArgs) -> ExitCode {
+    use neverust_lab::bench::{self, BenchOptions, Target};
+    let target = match &args.cluster {
+        Some(path) => Target::Attach(path.clone()),
+        None => match args.launch.spec() {
+            Ok(s) => Target::Launch(s),
+            Err(e) => return usage_error(e),
+        },
+    };
+    let opts = BenchOptions {
+        scenarios: args.scenarios(),
+        profile: args.profile.clone(),
+        seed: args.seed,
+        report_dir: args.report.clone(),
+        scale_nodes: args.scale_nodes.clone(),
+    };
+    let ui = neverust_lab::ui::Ui::new();
+    exit(runtime().block_on(async {
+        let (results, report) = bench::run(opts, target, &ui).await?;
+        let c = &results.checks;
+        println!(
+            "{} uploads acknowledged, {} verified on upload, {} downloads verified, {} acknowledged lost, {} errors",
+            c.uploads_acknowledged, c.uploads_verified, c.downloads_verified, c.acknowledged_lost, c.errors
+        );
+        println!("report: {}", report.display());
+        if c.acknowledged_lost > 0 {
+            anyhow::bail!("{} acknowledged uploads were lost", c.acknowledged_lost);
+        }
+        Ok(())
+    }))
 }
 
 fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
@@ -37,7 +70,10 @@ fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
         }
         Some(ClusterAction::Stop { dir }) => exit(rt.block_on(async {
             let n = supervise::stop(&dir).await?;
-            println!("stopped {n} process(es) of the cluster in {}", dir.display());
+            println!(
+                "stopped {n} process(es) of the cluster in {}",
+                dir.display()
+            );
             Ok(())
         })),
         None => {

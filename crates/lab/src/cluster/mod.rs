@@ -147,7 +147,10 @@ impl Cluster {
     /// `cluster.json`. Refuses a directory in which nodes of an earlier launch still run.
     pub async fn launch(spec: ClusterSpec, ui: &Ui) -> anyhow::Result<Cluster> {
         if spec.nodes < 2 {
-            bail!("--nodes must be at least 2 (a bootstrap and one node), got {}", spec.nodes);
+            bail!(
+                "--nodes must be at least 2 (a bootstrap and one node), got {}",
+                spec.nodes
+            );
         }
         std::fs::create_dir_all(&spec.dir)
             .with_context(|| format!("creating {}", spec.dir.display()))?;
@@ -227,7 +230,12 @@ impl Cluster {
             .wait_until(
                 &all,
                 move |i, s| {
-                    s.healthy && if i == 0 { s.connected >= want } else { s.connected >= 1 }
+                    s.healthy
+                        && if i == 0 {
+                            s.connected >= want
+                        } else {
+                            s.connected >= 1
+                        }
                 },
                 cluster.spec.ready_timeout,
             )
@@ -361,7 +369,10 @@ impl Cluster {
                 .bootstrap_host
                 .clone()
                 .unwrap_or_else(|| bootstrap.host.clone());
-            cmd.args(["--bootstrap-node", &format!("{host}:{}", bootstrap.api_port)]);
+            cmd.args([
+                "--bootstrap-node",
+                &format!("{host}:{}", bootstrap.api_port),
+            ]);
         }
         cmd.args(&spec.extra_args);
         let log = std::fs::OpenOptions::new()
@@ -395,7 +406,9 @@ impl Cluster {
         let deadline = Instant::now() + limit;
         let mut pending: Vec<usize> = indices.to_vec();
         loop {
-            let polls = pending.iter().map(|&i| async move { (i, self.status(i).await) });
+            let polls = pending
+                .iter()
+                .map(|&i| async move { (i, self.status(i).await) });
             let last: Vec<(usize, NodeStatus)> = futures::future::join_all(polls).await;
             pending = last
                 .iter()
@@ -539,7 +552,10 @@ impl Cluster {
             let Some(child) = n.child.as_mut() else {
                 continue;
             };
-            if tokio::time::timeout_at(deadline, child.wait()).await.is_err() {
+            if tokio::time::timeout_at(deadline, child.wait())
+                .await
+                .is_err()
+            {
                 ui.say(format!(
                     "node {} (pid {}) did not stop within 10 s: killing it",
                     n.entry.index, n.entry.pid

@@ -119,6 +119,9 @@ mod tests {
             disc: 1,
             api: 1,
         };
-        assert!(matches!(check_free(3, &p), Err(PortError::Busy { index: 3, .. })));
+        assert!(matches!(
+            check_free(3, &p),
+            Err(PortError::Busy { index: 3, .. })
+        ));
     }
 }

@@ -39,7 +39,9 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
         for (index, pid, how) in cluster.reap() {
             let log = cluster.entry(index).log_file.display().to_string();
             if restart {
-                ui.say(format!("node {index} (pid {pid}) died ({how}); restarting it. Log: {log}"));
+                ui.say(format!(
+                    "node {index} (pid {pid}) died ({how}); restarting it. Log: {log}"
+                ));
                 match cluster.restart(index, Duration::from_secs(30)).await {
                     Ok(took) => ui.say(format!(
                         "node {index} is back (pid {}) after {:.1} s",

@@ -1,0 +1,441 @@
+//! `neverust bench`: scenarios run against a native cluster, each bounded in count and
+//! time, each leaving its figures in `results.json` and plots in `report.html`.
+//!
+//! A run measures its baselines first, starts (or attaches to) a cluster, samples every
+//! node's CPU and RSS from /proc throughout, runs the chosen scenarios in order, and writes
+//! the report even when a scenario fails (the failure is in the results).
+
+mod baseline;
+mod chaos;
+mod exchange;
+pub mod netns;
+mod partition;
+pub mod payload;
+mod scale;
+pub mod stats;
+mod stress;
+mod throughput;
+mod upload;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::client::{sha256, NodeClient};
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::results::{Baseline, Checks, ClusterSummary, Results, Settings, SCHEMA_VERSION};
+use crate::sampler::Sampler;
+use crate::ui::Ui;
+use payload::Stored;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scenario {
+    Upload,
+    Exchange,
+    Throughput,
+    Stress,
+    Scale,
+    Chaos,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Upload,
+        Scenario::Exchange,
+        Scenario::Throughput,
+        Scenario::Stress,
+        Scenario::Scale,
+        Scenario::Chaos,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Upload => "upload",
+            Scenario::Exchange => "exchange",
+            Scenario::Throughput => "throughput",
+            Scenario::Stress => "stress",
+            Scenario::Scale => "scale",
+            Scenario::Chaos => "chaos",
+        }
+    }
+
+    /// `all` or one scenario's name.
+    pub fn parse_list(s: &str) -> Result<Vec<Scenario>, String> {
+        if s == "all" {
+            return Ok(Scenario::ALL.to_vec());
+        }
+        let mut out = Vec::new();
+        for part in s.split(',') {
+            let found = Scenario::ALL
+                .into_iter()
+                .find(|x| x.name() == part.trim())
+                .ok_or_else(|| {
+                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, stress, scale or chaos")
+                })?;
+            out.push(found);
+        }
+        Ok(out)
+    }
+}
+
+/// How much work each scenario does. `smoke` is for tests, `quick` for the README's first
+/// command, `full` for figures worth publishing.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: &'static str,
+    pub upload_sizes: Vec<(u64, usize)>,
+    pub exchange_pairs: usize,
+    pub exchange_file: u64,
+    pub aggregate_downloads: usize,
+    pub aggregate_concurrency: usize,
+    pub aggregate_file: u64,
+    pub throughput_dataset: u64,
+    pub swarm_downloaders: usize,
+    pub stress_ops: usize,
+    pub stress_file: u64,
+    pub scale_nodes: Vec<usize>,
+    pub scale_downloads: usize,
+    pub chaos_ops: usize,
+    pub chaos_file: u64,
+    pub partition_group: usize,
+    pub split_seconds: f64,
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+impl Profile {
+    pub fn named(name: &str) -> Result<Profile, String> {
+        match name {
+            "smoke" => Ok(Profile {
+                name: "smoke",
+                upload_sizes: vec![(64 * KIB, 3), (MIB, 3), (16 * MIB, 1)],
+                exchange_pairs: 4,
+                exchange_file: MIB,
+                aggregate_downloads: 8,
+                aggregate_concurrency: 4,
+                aggregate_file: MIB,
+                throughput_dataset: 8 * MIB,
+                swarm_downloaders: 3,
+                stress_ops: 20,
+                stress_file: 256 * KIB,
+                scale_nodes: vec![2, 3],
+                scale_downloads: 4,
+                chaos_ops: 24,
+                chaos_file: 256 * KIB,
+                partition_group: 2,
+                split_seconds: 3.0,
+            }),
+            "quick" => Ok(Profile {
+                name: "quick",
+                upload_sizes: vec![(64 * KIB, 10), (MIB, 10), (16 * MIB, 4), (256 * MIB, 1)],
+                exchange_pairs: 20,
+                exchange_file: MIB,
+                aggregate_downloads: 100,
+                aggregate_concurrency: 25,
+                aggregate_file: 4 * MIB,
+                throughput_dataset: 64 * MIB,
+                swarm_downloaders: 10,
+                stress_ops: 100,
+                stress_file: MIB,
+                scale_nodes: vec![10, 25, 50],
+                scale_downloads: 25,
+                chaos_ops: 100,
+                chaos_file: 256 * KIB,
+                partition_group: 3,
+                split_seconds: 5.0,
+            }),
+            "full" => Ok(Profile {
+                name: "full",
+                upload_sizes: vec![(64 * KIB, 50), (MIB, 50), (16 * MIB, 10), (256 * MIB, 3)],
+                exchange_pairs: 100,
+                exchange_file: MIB,
+                aggregate_downloads: 400,
+                aggregate_concurrency: 50,
+                aggregate_file: 4 * MIB,
+                throughput_dataset: 256 * MIB,
+                swarm_downloaders: 20,
+                stress_ops: 100,
+                stress_file: 4 * MIB,
+                scale_nodes: vec![10, 25, 50, 100],
+                scale_downloads: 50,
+                chaos_ops: 200,
+                chaos_file: MIB,
+                partition_group: 5,
+                split_seconds: 10.0,
+            }),
+            other => Err(format!(
+                "unknown profile {other:?}: expected smoke, quick or full"
+            )),
+        }
+    }
+}
+
+/// Where the scenarios run.
+pub enum Target {
+    /// Start a cluster with this spec, and stop it at the end.
+    Launch(ClusterSpec),
+    /// A cluster `neverust cluster` runs, from its `cluster.json`.
+    Attach(PathBuf),
+}
+
+pub struct BenchOptions {
+    pub scenarios: Vec<Scenario>,
+    pub profile: Profile,
+    pub seed: u64,
+    pub report_dir: PathBuf,
+    /// Overrides the profile's list of cluster sizes for `scale`.
+    pub scale_nodes: Option<Vec<usize>>,
+}
+
+/// What every scenario works with.
+pub struct Ctx {
+    pub cluster: Cluster,
+    pub ui: Ui,
+    pub t0: Instant,
+    pub profile: Profile,
+    pub baseline: Baseline,
+    pub sampler: Sampler,
+    pub checks: Checks,
+    /// Where `scale` and `chaos` put the extra clusters they start.
+    pub work_dir: PathBuf,
+    /// The spec the main cluster was launched with, when it was.
+    pub spec: Option<ClusterSpec>,
+    rng: StdRng,
+    seed: u64,
+    next: Arc<AtomicU64>,
+}
+
+impl Ctx {
+    pub fn t(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    /// A fresh payload seed: every file of a run is different and reproducible.
+    pub fn seed(&self) -> u64 {
+        self.seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn pick(&mut self, n: usize) -> usize {
+        self.rng.random_range(0..n)
+    }
+
+    /// Two different nodes.
+    pub fn pair(&mut self) -> (usize, usize) {
+        let n = self.cluster.len();
+        let a = self.pick(n);
+        let b = (a + 1 + self.pick(n - 1)) % n;
+        (a, b)
+    }
+
+    pub fn rng(&mut self) -> StdRng {
+        StdRng::seed_from_u64(self.rng.random())
+    }
+}
+
+/// Uploads a fresh payload to `node`; what was stored, with how long it took.
+pub async fn upload_new(
+    client: &NodeClient,
+    origin: usize,
+    seed: u64,
+    len: u64,
+    limit: Duration,
+) -> anyhow::Result<(Stored, Duration)> {
+    let data: Bytes = tokio::task::spawn_blocking(move || payload::payload(seed, len)).await?;
+    let digest = sha256(&data);
+    let start = Instant::now();
+    let cid = client.upload(data, limit).await?;
+    Ok((
+        Stored {
+            cid,
+            origin,
+            sha256: digest,
+            bytes: len,
+        },
+        start.elapsed(),
+    ))
+}
+
+pub fn short_error(e: &dyn std::fmt::Display) -> String {
+    let s = e.to_string();
+    if s.len() > 240 {
+        format!("{}…", &s[..s.floor_char_boundary(240)])
+    } else {
+        s
+    }
+}
+
+/// Runs the scenarios and writes `results.json` and `report.html`; returns the results and
+/// the report's path.
+pub async fn run(
+    opts: BenchOptions,
+    target: Target,
+    ui: &Ui,
+) -> anyhow::Result<(Results, PathBuf)> {
+    let t0 = Instant::now();
+    let started_at = crate::now_rfc3339();
+    std::fs::create_dir_all(&opts.report_dir)
+        .with_context(|| format!("creating {}", opts.report_dir.display()))?;
+    ui.say("measuring baselines (sha256, loopback TCP)...");
+    let baseline = baseline::measure().await?;
+    ui.say(format!(
+        "baseline: sha256 {:.0} MiB/s, loopback TCP {:.0} MiB/s",
+        baseline.sha256_mib_s, baseline.loopback_tcp_mib_s
+    ));
+    let (cluster, spec) = match target {
+        Target::Launch(spec) => {
+            ui.say(format!(
+                "starting a {}-node cluster in {}",
+                spec.nodes,
+                spec.dir.display()
+            ));
+            let c = Cluster::launch(spec.clone(), ui).await?;
+            ui.say(format!("cluster ready in {:.2} s", c.ready_seconds));
+            (c, Some(spec))
+        }
+        Target::Attach(path) => (Cluster::attach(&path)?, None),
+    };
+    let owned = spec.is_some();
+    let work_dir = opts.report_dir.join("work");
+    let mut ctx = Ctx {
+        sampler: Sampler::new(t0),
+        ui: ui.clone(),
+        t0,
+        profile: opts.profile.clone(),
+        baseline: baseline.clone(),
+        checks: Checks::default(),
+        work_dir,
+        spec,
+        rng: StdRng::seed_from_u64(opts.seed),
+        seed: opts.seed,
+        next: Arc::default(),
+        cluster,
+    };
+    let mut results = Results {
+        schema_version: SCHEMA_VERSION,
+        started_at,
+        machine: machine(),
+        settings: Settings {
+            scenarios: opts
+                .scenarios
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
+            nodes: ctx.cluster.len(),
+            quick: opts.profile.name != "full",
+            seed: opts.seed,
+        },
+        baseline,
+        ..Default::default()
+    };
+    let outcome = run_scenarios(&opts, &mut ctx, &mut results).await;
+    results.resources = ctx.sampler.series();
+    results.checks = ctx.checks.clone();
+    results.seconds = t0.elapsed().as_secs_f64();
+    if owned {
+        ui.say("stopping the cluster...");
+        ctx.cluster.stop(ui).await;
+        ctx.cluster.remove_data();
+    }
+    let _ = std::fs::remove_dir_all(&ctx.work_dir);
+    let report = crate::report::write_report(&results, &opts.report_dir)?;
+    outcome?;
+    Ok((results, report))
+}
+
+async fn run_scenarios(
+    opts: &BenchOptions,
+    ctx: &mut Ctx,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    // Chaos restarts nodes under new pids: it updates this list, which the sampler reads
+    // on every tick.
+    let live = Arc::new(std::sync::Mutex::new(ctx.cluster.entries()));
+    let live2 = live.clone();
+    let _sampling = ctx.sampler.spawn(Duration::from_millis(500), move || {
+        live2
+            .lock()
+            .expect("live list")
+            .iter()
+            .map(|e| (e.index, e.pid, e.role.clone()))
+            .collect()
+    });
+    // Idle figures: the cluster just started and nothing was asked of it yet.
+    let idle_from = ctx.t();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let marketplace = ctx
+        .cluster
+        .entries()
+        .iter()
+        .filter(|e| e.mode == "marketplace")
+        .count();
+    results.cluster = Some(ClusterSummary {
+        nodes: ctx.cluster.len(),
+        marketplace_nodes: marketplace,
+        ready_seconds: ctx.cluster.ready_seconds,
+        idle: ctx.sampler.summary(idle_from, ctx.t()),
+    });
+    for scenario in &opts.scenarios {
+        ctx.ui.say(format!("== {} ==", scenario.name()));
+        let r = match scenario {
+            Scenario::Upload => upload::run(ctx).await.map(|r| results.upload = Some(r)),
+            Scenario::Exchange => exchange::run(ctx).await.map(|r| results.exchange = Some(r)),
+            Scenario::Throughput => throughput::run(ctx)
+                .await
+                .map(|r| results.throughput = Some(r)),
+            Scenario::Stress => stress::run(ctx).await.map(|r| results.stress = Some(r)),
+            Scenario::Scale => scale::run(ctx, opts.scale_nodes.clone())
+                .await
+                .map(|r| results.scale = Some(r)),
+            Scenario::Chaos => chaos::run(ctx, &live)
+                .await
+                .map(|r| results.chaos = Some(r)),
+        };
+        if let Err(e) = r {
+            ctx.checks.errors += 1;
+            return Err(e.context(format!("scenario {}", scenario.name())));
+        }
+    }
+    Ok(())
+}
+
+fn machine() -> crate::results::Machine {
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024);
+    crate::results::Machine {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_bytes,
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+/// A port base above every port the main cluster uses, for the clusters scenarios add.
+fn free_base_port(ctx: &Ctx) -> u16 {
+    let highest = ctx
+        .cluster
+        .entries()
+        .iter()
+        .flat_map(|e| [e.listen_port, e.disc_port, e.api_port])
+        .filter(|&p| p != crate::cluster::ports::BOOTSTRAP_API_PORT)
+        .max()
+        .unwrap_or(crate::cluster::ports::DEFAULT_BASE_PORT);
+    highest.saturating_add(30)
+}

@@ -1,0 +1,149 @@
+//! `throughput`: one large dataset fetched by one node, then by many nodes at once (they
+//! swarm: each also serves what it already has). The downloaders' receive rate over time
+//! comes from their `/metrics`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::stats::{mib_s, ratio};
+use super::{upload_new, Ctx};
+use crate::client::NodeClient;
+use crate::results::{RatePoint, Swarm, ThroughputResult, Transfer};
+
+const LIMIT: Duration = Duration::from_secs(600);
+const RECEIVED: &str = "neverust_bytes_received_total";
+
+pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
+    let n = ctx.cluster.len();
+    let size = ctx.profile.throughput_dataset;
+    let (src, single) = ctx.pair();
+    ctx.ui.say(format!(
+        "throughput: {} MiB dataset on node {src}",
+        size >> 20
+    ));
+    let (stored, _) = upload_new(ctx.cluster.client(src), src, ctx.seed(), size, LIMIT).await?;
+    ctx.checks.uploads_acknowledged += 1;
+    let timeline = Arc::new(Mutex::new(Vec::new()));
+
+    let bar = ctx.ui.bytes_bar(size, "one node");
+    let watcher = watch(ctx, vec![single], "single", timeline.clone(), bar.clone());
+    let f = ctx
+        .cluster
+        .client(single)
+        .get_network(&stored.cid, LIMIT)
+        .await?;
+    drop(watcher);
+    bar.finish_and_clear();
+    if f.sha256 != stored.sha256 {
+        anyhow::bail!("node {single} fetched different bytes for {}", stored.cid);
+    }
+    ctx.checks.downloads_verified += 1;
+    let single_mib = mib_s(size, f.total.as_secs_f64());
+    let single_t = Transfer {
+        seconds: f.total.as_secs_f64(),
+        mib_s: single_mib,
+        ratio_to_loopback_tcp: ratio(single_mib, ctx.baseline.loopback_tcp_mib_s),
+    };
+    ctx.ui.say(format!(
+        "throughput one node: {:.0} MiB/s ({:.0} % of loopback TCP)",
+        single_t.mib_s,
+        single_t.ratio_to_loopback_tcp * 100.0
+    ));
+
+    let swarm: Vec<usize> = (0..n)
+        .filter(|&i| i != src && i != single)
+        .take(ctx.profile.swarm_downloaders)
+        .collect();
+    let mut swarm_r = Swarm {
+        downloaders: swarm.len(),
+        ..Default::default()
+    };
+    if !swarm.is_empty() {
+        let bar = ctx.ui.bytes_bar(size * swarm.len() as u64, "swarm");
+        let watcher = watch(ctx, swarm.clone(), "swarm", timeline.clone(), bar.clone());
+        let start = Instant::now();
+        let fetches = swarm.iter().map(|&i| {
+            let c = ctx.cluster.client(i).clone();
+            let cid = stored.cid.clone();
+            async move { c.get_network(&cid, LIMIT).await }
+        });
+        let all = futures::future::join_all(fetches).await;
+        swarm_r.seconds = start.elapsed().as_secs_f64();
+        drop(watcher);
+        bar.finish_and_clear();
+        for (i, f) in swarm.iter().zip(all) {
+            let f = f.map_err(|e| anyhow::anyhow!("swarm download on node {i}: {e}"))?;
+            if f.sha256 != stored.sha256 {
+                anyhow::bail!("node {i} fetched different bytes for {}", stored.cid);
+            }
+            ctx.checks.downloads_verified += 1;
+            swarm_r.per_node_seconds.push(f.total.as_secs_f64());
+        }
+        swarm_r.aggregate_mib_s = mib_s(size * swarm.len() as u64, swarm_r.seconds);
+        swarm_r.ratio_to_loopback_tcp =
+            ratio(swarm_r.aggregate_mib_s, ctx.baseline.loopback_tcp_mib_s);
+        ctx.ui.say(format!(
+            "throughput swarm of {}: {:.0} MiB/s together ({:.0} % of loopback TCP)",
+            swarm_r.downloaders,
+            swarm_r.aggregate_mib_s,
+            swarm_r.ratio_to_loopback_tcp * 100.0
+        ));
+    }
+    let timeline = timeline.lock().expect("timeline").clone();
+    Ok(ThroughputResult {
+        dataset_bytes: size,
+        single: single_t,
+        swarm: swarm_r,
+        timeline,
+    })
+}
+
+/// Samples the downloaders' received bytes every 250 ms into `timeline` (and the bar)
+/// until dropped.
+fn watch(
+    ctx: &Ctx,
+    nodes: Vec<usize>,
+    phase: &'static str,
+    timeline: Arc<Mutex<Vec<RatePoint>>>,
+    bar: indicatif::ProgressBar,
+) -> AbortOnDrop {
+    let clients: Vec<NodeClient> = nodes
+        .iter()
+        .map(|&i| ctx.cluster.client(i).clone())
+        .collect();
+    let t0 = ctx.t0;
+    AbortOnDrop(tokio::spawn(async move {
+        let mut first: Option<f64> = None;
+        let mut last: Option<(Instant, f64)> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let scrapes = futures::future::join_all(clients.iter().map(|c| c.metrics())).await;
+            let now = Instant::now();
+            let total: f64 = scrapes
+                .iter()
+                .flatten()
+                .map(|t| crate::metrics::sum(&crate::metrics::parse(t), RECEIVED))
+                .sum();
+            let base = *first.get_or_insert(total);
+            bar.set_position((total - base).max(0.0) as u64);
+            if let Some((at, prev)) = last {
+                let dt = now.duration_since(at).as_secs_f64().max(1e-3);
+                timeline.lock().expect("timeline").push(RatePoint {
+                    phase: phase.into(),
+                    t_s: now.duration_since(t0).as_secs_f64(),
+                    mib_s: (total - prev).max(0.0) / dt / (1024.0 * 1024.0),
+                });
+            }
+            last = Some((now, total));
+        }
+    }))
+}
+
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
