@@ -26,13 +26,14 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
     let timeline = Arc::new(Mutex::new(Vec::new()));
 
     let bar = ctx.ui.bytes_bar(size, "one node");
-    let watcher = watch(ctx, vec![single], "single", timeline.clone(), bar.clone());
+    let watcher = Watcher::start(ctx, vec![single], "single", timeline.clone(), bar.clone()).await;
     let f = ctx
         .cluster
         .client(single)
         .get_network(&stored.cid, LIMIT)
-        .await?;
-    drop(watcher);
+        .await;
+    watcher.finish().await;
+    let f = f?;
     bar.finish_and_clear();
     if f.sha256 != stored.sha256 {
         anyhow::bail!("node {single} fetched different bytes for {}", stored.cid);
@@ -60,7 +61,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
     };
     if !swarm.is_empty() {
         let bar = ctx.ui.bytes_bar(size * swarm.len() as u64, "swarm");
-        let watcher = watch(ctx, swarm.clone(), "swarm", timeline.clone(), bar.clone());
+        let watcher =
+            Watcher::start(ctx, swarm.clone(), "swarm", timeline.clone(), bar.clone()).await;
         let start = Instant::now();
         let fetches = swarm.iter().map(|&i| {
             let c = ctx.cluster.client(i).clone();
@@ -69,7 +71,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
         });
         let all = futures::future::join_all(fetches).await;
         swarm_r.seconds = start.elapsed().as_secs_f64();
-        drop(watcher);
+        watcher.finish().await;
         bar.finish_and_clear();
         for (i, f) in swarm.iter().zip(all) {
             let f = f.map_err(|e| anyhow::anyhow!("swarm download on node {i}: {e}"))?;
@@ -98,52 +100,85 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
     })
 }
 
-/// Samples the downloaders' received bytes every 250 ms into `timeline` (and the bar)
-/// until dropped.
-fn watch(
-    ctx: &Ctx,
-    nodes: Vec<usize>,
-    phase: &'static str,
-    timeline: Arc<Mutex<Vec<RatePoint>>>,
-    bar: indicatif::ProgressBar,
-) -> AbortOnDrop {
-    let clients: Vec<NodeClient> = nodes
-        .iter()
-        .map(|&i| ctx.cluster.client(i).clone())
-        .collect();
-    let t0 = ctx.t0;
-    AbortOnDrop(tokio::spawn(async move {
-        let mut first: Option<f64> = None;
-        let mut last: Option<(Instant, f64)> = None;
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            let scrapes = futures::future::join_all(clients.iter().map(|c| c.metrics())).await;
-            let now = Instant::now();
-            let total: f64 = scrapes
-                .iter()
-                .flatten()
-                .map(|t| crate::metrics::sum(&crate::metrics::parse(t), RECEIVED))
-                .sum();
-            let base = *first.get_or_insert(total);
-            bar.set_position((total - base).max(0.0) as u64);
-            if let Some((at, prev)) = last {
-                let dt = now.duration_since(at).as_secs_f64().max(1e-3);
-                timeline.lock().expect("timeline").push(RatePoint {
-                    phase: phase.into(),
-                    t_s: now.duration_since(t0).as_secs_f64(),
-                    mib_s: (total - prev).max(0.0) / dt / (1024.0 * 1024.0),
-                });
-            }
-            last = Some((now, total));
-        }
-    }))
+/// Samples the downloaders' received bytes every 100 ms into a timeline (and the bar)
+/// until `finish`, which takes a last sample so even a short transfer has a point.
+struct Watcher {
+    task: tokio::task::JoinHandle<()>,
+    sampler: Arc<RateSampler>,
 }
 
-pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+struct RateSampler {
+    clients: Vec<NodeClient>,
+    phase: &'static str,
+    t0: Instant,
+    timeline: Arc<Mutex<Vec<RatePoint>>>,
+    bar: indicatif::ProgressBar,
+    /// (first total, last sample time, last total)
+    state: Mutex<Option<(f64, Instant, f64)>>,
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+impl RateSampler {
+    async fn sample(&self) {
+        let scrapes = futures::future::join_all(self.clients.iter().map(|c| c.metrics())).await;
+        let now = Instant::now();
+        let total: f64 = scrapes
+            .iter()
+            .flatten()
+            .map(|t| crate::metrics::sum(&crate::metrics::parse(t), RECEIVED))
+            .sum();
+        let mut state = self.state.lock().expect("rate state");
+        match *state {
+            None => *state = Some((total, now, total)),
+            Some((first, at, prev)) => {
+                self.bar.set_position((total - first).max(0.0) as u64);
+                let dt = now.duration_since(at).as_secs_f64().max(1e-3);
+                self.timeline.lock().expect("timeline").push(RatePoint {
+                    phase: self.phase.into(),
+                    t_s: now.duration_since(self.t0).as_secs_f64(),
+                    mib_s: (total - prev).max(0.0) / dt / (1024.0 * 1024.0),
+                });
+                *state = Some((first, now, total));
+            }
+        }
+    }
+}
+
+impl Watcher {
+    async fn start(
+        ctx: &Ctx,
+        nodes: Vec<usize>,
+        phase: &'static str,
+        timeline: Arc<Mutex<Vec<RatePoint>>>,
+        bar: indicatif::ProgressBar,
+    ) -> Watcher {
+        let sampler = Arc::new(RateSampler {
+            clients: nodes
+                .iter()
+                .map(|&i| ctx.cluster.client(i).clone())
+                .collect(),
+            phase,
+            t0: ctx.t0,
+            timeline,
+            bar,
+            state: Mutex::new(None),
+        });
+        // The starting total, before the transfer begins.
+        sampler.sample().await;
+        let s = sampler.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                s.sample().await;
+            }
+        });
+        Watcher { task, sampler }
+    }
+
+    async fn finish(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        self.sampler.sample().await;
     }
 }

@@ -142,7 +142,11 @@ pub async fn stop(dir: &Path) -> anyhow::Result<usize> {
     let path = file::default_path(dir);
     let mut stopped = 0;
     if let Ok(f) = ClusterFile::read(&path) {
-        if f.launcher_pid != std::process::id() && file::is_running(f.launcher_pid) {
+        // The pid may have been given to another program since: only a launcher is signalled.
+        let cmdline =
+            std::fs::read(format!("/proc/{}/cmdline", f.launcher_pid)).unwrap_or_default();
+        let is_launcher = String::from_utf8_lossy(&cmdline).contains("cluster");
+        if f.launcher_pid != std::process::id() && is_launcher && file::is_running(f.launcher_pid) {
             super::signal(f.launcher_pid, nix::sys::signal::Signal::SIGTERM)?;
             let deadline = std::time::Instant::now() + Duration::from_secs(15);
             while file::is_running(f.launcher_pid) && std::time::Instant::now() < deadline {
@@ -152,5 +156,6 @@ pub async fn stop(dir: &Path) -> anyhow::Result<usize> {
         }
     }
     stopped += super::stop_stale(dir).await.len();
+    let _ = std::fs::remove_file(&path);
     Ok(stopped)
 }
