@@ -27,6 +27,26 @@ pub fn usage(pid: u32) -> Option<(f64, u64)> {
     ))
 }
 
+/// Waits until the processes together use less than `percent_each` % of a core per
+/// process over half a second (a cluster that just started is still meeting its peers),
+/// or until `limit`. Returns how long it waited.
+pub async fn settle(pids: &[u32], percent_each: f64, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let total = || -> f64 { pids.iter().filter_map(|&p| usage(p)).map(|u| u.0).sum() };
+    let mut before = (Instant::now(), total());
+    while start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = (Instant::now(), total());
+        let dt = now.0.duration_since(before.0).as_secs_f64().max(1e-3);
+        let percent = (now.1 - before.1) / dt * 100.0;
+        if percent < percent_each * pids.len() as f64 {
+            break;
+        }
+        before = now;
+    }
+    start.elapsed()
+}
+
 #[derive(Default)]
 struct Series {
     last: Option<(u32, Instant, f64)>,

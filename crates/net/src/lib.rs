@@ -32,6 +32,9 @@ pub use swarm::{ConnectionEvent, PeerInfo, SwarmConfig, SwarmError};
 use blockexc::Presence;
 use swarm::Command;
 
+/// How long a lookup that finds no provider is repeated before the answer is "nobody".
+pub const NO_PROVIDER_GRACE: Duration = Duration::from_secs(3);
+
 #[derive(Clone, Debug)]
 pub struct NetConfig {
     pub swarm: SwarmConfig,
@@ -205,9 +208,14 @@ impl Network {
                 Ok(p) => p?,
                 Err(_) => break,
             };
-            // The lookup walked the DHT already; finding nobody is a clear answer, not
-            // something to poll for until the deadline.
+            // Finding nobody is a clear answer once the announcement of a dataset stored a
+            // moment ago has had time to reach the DHT (an upload is acknowledged before
+            // its announcement lands); polling until the deadline would only delay the 404.
             if providers.is_empty() && !ever_found {
+                if started.elapsed() < NO_PROVIDER_GRACE {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
                 return Err(NetError::NoProviders {
                     cid: cid_string(cid),
                 });

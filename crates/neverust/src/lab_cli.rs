@@ -118,9 +118,11 @@ pub struct BenchArgs {
     /// Cluster sizes for `scale`, e.g. 10,25,50 (default: the profile's).
     #[arg(long, value_delimiter = ',')]
     pub scale_nodes: Option<Vec<usize>>,
-    /// Seed of the random choices and payloads: the same seed replays the same run.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed of the random choices and payloads: the same seed replays the same run (on a
+    /// fresh cluster: a node that holds a dataset from an earlier run serves it locally).
+    /// Default: a new seed each run, recorded in results.json.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Where results.json and report.html go.
     #[arg(long, default_value = "neverust-report")]
     pub report: PathBuf,

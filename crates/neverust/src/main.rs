@@ -35,7 +35,11 @@ fn bench(args: lab_cli::BenchArgs) -> ExitCode {
     let opts = BenchOptions {
         scenarios: args.scenarios(),
         profile: args.profile.clone(),
-        seed: args.seed,
+        seed: args.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        }),
         report_dir: args.report.clone(),
         scale_nodes: args.scale_nodes.clone(),
     };

@@ -289,3 +289,82 @@ fn neverust_procs(dir: &Path) -> Vec<String> {
         .filter(|c| c.contains(&needle) && c.contains(" start "))
         .collect()
 }
+
+/// The README's main command in small: `cluster --restart` in one process, `bench
+/// --cluster` in another; chaos kills a node and the launcher brings it back.
+#[test]
+fn bench_against_a_running_cluster_with_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let mut launcher = neverust()
+        .args([
+            "cluster",
+            "--nodes",
+            "4",
+            "--restart",
+            "--base-port",
+            "23600",
+        ])
+        .args([
+            "--bootstrap-api-port",
+            "23699",
+            "--node-log-level",
+            "warn",
+            "--dir",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = dir.join("cluster.json");
+    wait_for("cluster.json", Duration::from_secs(60), || file.exists());
+    let before = read_json(&file);
+    let report = tmp.path().join("report");
+    let out = neverust()
+        .args([
+            "bench",
+            "upload",
+            "chaos",
+            "--profile",
+            "smoke",
+            "--seed",
+            "7",
+            "--cluster",
+        ])
+        .arg(&file)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let after = read_json(&file);
+    Command::new("kill")
+        .args(["-TERM", &launcher.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(launcher.wait().unwrap().success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let r = read_json(&report.join("results.json"));
+    assert_eq!(r["settings"]["seed"], 7);
+    assert_eq!(
+        r["settings"]["scenarios"],
+        serde_json::json!(["upload", "chaos"])
+    );
+    assert!(r["exchange"].is_null(), "only the scenarios asked for run");
+    let chaos = &r["chaos"];
+    assert_eq!(chaos["lost"], 0, "{chaos}");
+    let killed = chaos["killed"][0].as_u64().unwrap() as usize;
+    assert_ne!(
+        before["nodes"][killed]["pid"], after["nodes"][killed]["pid"],
+        "the launcher restarted node {killed} under a new pid"
+    );
+    assert_eq!(
+        before["nodes"][killed]["peer_id"],
+        after["nodes"][killed]["peer_id"]
+    );
+    assert_eq!(chaos["retrievable_origin"], chaos["acknowledged"]);
+    assert_eq!(r["checks"]["acknowledged_lost"], 0);
+    assert_eq!(r["checks"]["errors"], 0, "{}", r["checks"]);
+}

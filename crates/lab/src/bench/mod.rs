@@ -194,6 +194,12 @@ pub struct BenchOptions {
     pub scale_nodes: Option<Vec<usize>>,
 }
 
+/// A cluster counts as settled below this CPU use per node (percent of a core).
+pub const SETTLED_PERCENT: f64 = 1.0;
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(15);
+/// How long idle resource use is sampled.
+pub const IDLE_WINDOW: Duration = Duration::from_secs(3);
+
 /// What every scenario works with.
 pub struct Ctx {
     pub cluster: Cluster,
@@ -284,6 +290,10 @@ pub async fn run(
     let started_at = crate::now_rfc3339();
     std::fs::create_dir_all(&opts.report_dir)
         .with_context(|| format!("creating {}", opts.report_dir.display()))?;
+    ui.say(format!(
+        "seed {} (--seed {} replays this run)",
+        opts.seed, opts.seed
+    ));
     ui.say("measuring baselines (sha256, loopback TCP)...");
     let baseline = baseline::measure().await?;
     ui.say(format!(
@@ -368,9 +378,12 @@ async fn run_scenarios(
             .map(|e| (e.index, e.pid, e.role.clone()))
             .collect()
     });
-    // Idle figures: the cluster just started and nothing was asked of it yet.
+    // Idle figures: the cluster has settled after meeting its peers, and nothing was asked
+    // of it yet.
+    let pids: Vec<u32> = ctx.cluster.entries().iter().map(|e| e.pid).collect();
+    crate::sampler::settle(&pids, SETTLED_PERCENT, SETTLE_LIMIT).await;
     let idle_from = ctx.t();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(IDLE_WINDOW).await;
     let marketplace = ctx
         .cluster
         .entries()

@@ -12,8 +12,6 @@ use crate::cluster::{Cluster, ClusterSpec};
 use crate::results::{ScalePoint, ScaleResult};
 use crate::sampler::Sampler;
 
-const IDLE: Duration = Duration::from_secs(2);
-
 pub async fn run(ctx: &mut Ctx, sizes: Option<Vec<usize>>) -> anyhow::Result<ScaleResult> {
     let sizes = sizes.unwrap_or_else(|| ctx.profile.scale_nodes.clone());
     let mut out = ScaleResult::default();
@@ -60,8 +58,10 @@ async fn measure(ctx: &mut Ctx, cluster: &Cluster, n: usize) -> anyhow::Result<S
         let nodes = nodes.clone();
         sampler.spawn(Duration::from_millis(250), move || nodes.clone())
     };
+    let pids: Vec<u32> = nodes.iter().map(|n| n.1).collect();
+    crate::sampler::settle(&pids, super::SETTLED_PERCENT, super::SETTLE_LIMIT).await;
     let idle_from = ctx.t();
-    tokio::time::sleep(IDLE).await;
+    tokio::time::sleep(super::IDLE_WINDOW).await;
     let idle = sampler.summary(idle_from, ctx.t());
 
     let file = ctx.profile.exchange_file;

@@ -99,7 +99,7 @@ impl ClusterSpec {
 
     /// The bootstrap is altruistic: it is everyone's first peer and must not ration them.
     pub fn mode(&self, index: usize) -> &'static str {
-        if index > 0 && self.marketplace_every > 0 && index % self.marketplace_every == 0 {
+        if index > 0 && self.marketplace_every > 0 && index.is_multiple_of(self.marketplace_every) {
             "marketplace"
         } else {
             "altruistic"
