@@ -220,6 +220,9 @@ pub struct ChaosResult {
     /// Acknowledged uploads served by their original node after it restarted (or stayed up).
     pub retrievable_origin: usize,
     pub lost: usize,
+    /// Why acknowledged uploads could not be read back (the first 20).
+    #[serde(default)]
+    pub lost_details: Vec<String>,
     /// Operations that failed while nodes were down (expected: those nodes were gone).
     pub failed_during_faults: usize,
     pub restart_seconds: Vec<f64>,

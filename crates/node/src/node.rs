@@ -134,10 +134,16 @@ impl Node {
             net,
             downloads: Default::default(),
         });
-        if let Some(target) = bootstrap {
-            tokio::spawn(crate::bootstrap::join(state.net.clone(), target));
-        }
-        tokio::spawn(announce_stored(state.clone()));
+        // Announcing before joining would reach nobody (an empty routing table), and the
+        // next re-announcement is minutes away: datasets a restarted node holds would stay
+        // unfindable until then.
+        let joining = state.clone();
+        tokio::spawn(async move {
+            if let Some(target) = bootstrap {
+                crate::bootstrap::join(joining.net.clone(), target).await;
+            }
+            announce_stored(joining).await;
+        });
 
         let (stop, stopped) = watch::channel(false);
         let router = crate::api::router(state.clone());

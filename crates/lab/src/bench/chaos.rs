@@ -165,12 +165,16 @@ async fn faults(
         }
     }))
     .buffer_unordered(8)
-    .collect::<Vec<(bool, bool)>>()
+    .collect::<Vec<(bool, bool, Vec<String>)>>()
     .await;
     bar.finish_and_clear();
     out.retrievable_origin = checks.iter().filter(|c| c.0).count();
     out.retrievable_network = checks.iter().filter(|c| c.1).count();
     out.lost = checks.iter().filter(|c| !(c.0 && c.1)).count();
+    out.lost_details = checks.iter().flat_map(|c| c.2.clone()).take(20).collect();
+    for why in &out.lost_details {
+        ctx.ui.say(format!("chaos: not retrievable: {why}"));
+    }
     ctx.checks.downloads_verified += out.retrievable_network;
     ctx.checks.acknowledged_lost += out.lost;
     let killed: HashSet<usize> = victims.into_iter().collect();
@@ -186,15 +190,29 @@ async fn faults(
     Ok(())
 }
 
-/// (readable from its original node, readable through `reader`).
-async fn verify(clients: &[NodeClient], s: &Stored, reader: usize) -> (bool, bool) {
-    let origin = clients[s.origin]
-        .get_local(&s.cid, VERIFY_LIMIT)
-        .await
-        .is_ok_and(|f| f.sha256 == s.sha256);
-    let network = clients[reader]
-        .get_network(&s.cid, VERIFY_LIMIT)
-        .await
-        .is_ok_and(|f| f.sha256 == s.sha256);
-    (origin, network)
+/// Whether `s` is readable from its original node, and through `reader`; the reasons when
+/// it is not.
+async fn verify(clients: &[NodeClient], s: &Stored, reader: usize) -> (bool, bool, Vec<String>) {
+    let mut why = Vec::new();
+    let mut check =
+        |r: Result<crate::client::Fetched, crate::client::ClientError>, path: &str| match r {
+            Ok(f) if f.sha256 == s.sha256 => true,
+            Ok(_) => {
+                why.push(format!("{} {path}: different bytes", s.cid));
+                false
+            }
+            Err(e) => {
+                why.push(format!("{} {path}: {}", s.cid, super::short_error(&e)));
+                false
+            }
+        };
+    let origin = check(
+        clients[s.origin].get_local(&s.cid, VERIFY_LIMIT).await,
+        &format!("on its node {}", s.origin),
+    );
+    let network = check(
+        clients[reader].get_network(&s.cid, VERIFY_LIMIT).await,
+        &format!("through node {reader}"),
+    );
+    (origin, network, why)
 }

@@ -30,6 +30,7 @@ pub fn chaos(c: Option<&ChaosResult>) -> Option<Section> {
          lines mark kills and restarts.",
         timeline("Operations during node faults", &c.events, &c.ops),
     );
+    body += &html::errors("Not retrievable after the faults", &c.lost_details, 20);
     if let Some(p) = &c.partition {
         body += &partition(p);
     }
