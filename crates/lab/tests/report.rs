@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use neverust_lab::bench::stats::quantiles;
 use neverust_lab::report::{render_html, write_report};
 use neverust_lab::results::*;
 
@@ -42,21 +43,6 @@ impl Noise {
         (0..n)
             .map(|_| base * (1.0 + 0.3 * self.unit()) / (1.0 - 0.9 * self.unit()))
             .collect()
-    }
-}
-
-fn quantiles(values: &[f64]) -> Quantiles {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    Quantiles {
-        count: v.len(),
-        min: v[0],
-        p50: at(0.5),
-        p90: at(0.9),
-        p99: at(0.99),
-        max: v[v.len() - 1],
-        mean: v.iter().sum::<f64>() / v.len() as f64,
     }
 }
 
@@ -266,6 +252,7 @@ fn chaos(noise: &mut Noise) -> ChaosResult {
         retrievable_origin: 38,
         lost: 1,
         failed_during_faults: 6,
+        lost_details: vec!["zDv... through node 3: HTTP 404 <no providers>".into()],
         restart_seconds: vec![1.3, 1.7],
         events: vec![
             event(8.0, "kill", "node 2"),
@@ -387,6 +374,10 @@ fn full_run_is_self_contained_and_escaped() {
     assert!(!html.contains("<script>"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("Linux 6.1.0 &lt;test&gt;"));
+    assert!(
+        html.contains("HTTP 404 &lt;no providers&gt;"),
+        "lost details are listed, escaped"
+    );
     assert!(!html.contains("<link"));
     assert!(!html.contains("src=\"http"));
     // The lost upload is highlighted.

@@ -68,12 +68,7 @@ async fn faults(
     out.killed = victims.clone();
 
     let ops = ctx.profile.chaos_ops;
-    let plan: Vec<(usize, usize, u64)> = (0..ops)
-        .map(|_| {
-            let (x, y) = ctx.pair();
-            (x, y, ctx.seed())
-        })
-        .collect();
+    let plan = ctx.plan(ops);
     let bar = ctx.ui.bar(ops as u64, "chaos");
     let workload = tokio::spawn(operations(
         Arc::new(ctx.cluster.clients().to_vec()),

@@ -242,8 +242,14 @@ impl Ctx {
         (a, b)
     }
 
-    pub fn rng(&mut self) -> StdRng {
-        StdRng::seed_from_u64(self.rng.random())
+    /// `ops` operations as (upload node, download node, payload seed), the nodes distinct.
+    pub fn plan(&mut self, ops: usize) -> Vec<(usize, usize, u64)> {
+        (0..ops)
+            .map(|_| {
+                let (x, y) = self.pair();
+                (x, y, self.seed())
+            })
+            .collect()
     }
 }
 

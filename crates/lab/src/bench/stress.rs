@@ -66,12 +66,7 @@ pub async fn operations(
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<StressResult> {
     let ops = ctx.profile.stress_ops;
     let file = ctx.profile.stress_file;
-    let plan: Vec<(usize, usize, u64)> = (0..ops)
-        .map(|_| {
-            let (x, y) = ctx.pair();
-            (x, y, ctx.seed())
-        })
-        .collect();
+    let plan = ctx.plan(ops);
     let clients = Arc::new(ctx.cluster.clients().to_vec());
     let bar = ctx.ui.bar(ops as u64, "stress");
     let start = Instant::now();
