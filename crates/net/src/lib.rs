@@ -33,7 +33,7 @@ use blockexc::Presence;
 use swarm::Command;
 
 /// How long a lookup that finds no provider is repeated before the answer is "nobody".
-pub const NO_PROVIDER_GRACE: Duration = Duration::from_secs(3);
+pub const NO_PROVIDER_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -202,6 +202,7 @@ impl Network {
         let address = BlockAddress::Cid(*cid);
         let mut asked: HashSet<PeerId> = HashSet::new();
         let mut ever_found = false;
+        let mut retry_delay = Duration::from_millis(25);
         loop {
             let lookup = tokio::time::timeout_at(deadline, self.find_providers(cid)).await;
             let providers = match lookup {
@@ -213,7 +214,9 @@ impl Network {
             // its announcement lands); polling until the deadline would only delay the 404.
             if providers.is_empty() && !ever_found {
                 if started.elapsed() < NO_PROVIDER_GRACE {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    // Short at first: the announcement is usually milliseconds away.
+                    tokio::time::sleep(retry_delay).await;
+                    retry_delay = (retry_delay * 2).min(Duration::from_millis(500));
                     continue;
                 }
                 return Err(NetError::NoProviders {

@@ -1,9 +1,9 @@
 //! `neverust bench`: scenarios run against a native cluster, each bounded in count and
 //! time, each leaving its figures in `results.json` and plots in `report.html`.
 //!
-//! A run measures its baselines first, starts (or attaches to) a cluster, samples every
-//! node's CPU and RSS from /proc throughout, runs the chosen scenarios in order, and writes
-//! the report even when a scenario fails (the failure is in the results).
+//! A run starts (or attaches to) a cluster, measures its baselines once it has settled,
+//! samples every node's CPU and RSS from /proc throughout, runs the chosen scenarios in
+//! order, and writes the report even when a scenario fails (the failure is in the results).
 
 mod baseline;
 mod chaos;
@@ -300,12 +300,6 @@ pub async fn run(
         "seed {} (--seed {} replays this run)",
         opts.seed, opts.seed
     ));
-    ui.say("measuring baselines (sha256, loopback TCP)...");
-    let baseline = baseline::measure().await?;
-    ui.say(format!(
-        "baseline: sha256 {:.0} MiB/s, loopback TCP {:.0} MiB/s",
-        baseline.sha256_mib_s, baseline.loopback_tcp_mib_s
-    ));
     let (cluster, spec) = match target {
         Target::Launch(spec) => {
             ui.say(format!(
@@ -320,6 +314,16 @@ pub async fn run(
         Target::Attach(path) => (Cluster::attach(&path)?, None),
     };
     let owned = spec.is_some();
+    // Baselines beside the settled cluster: the same conditions the scenarios meet, and
+    // not while a cluster that just started is still meeting its peers.
+    let pids: Vec<u32> = cluster.entries().iter().map(|e| e.pid).collect();
+    crate::sampler::settle(&pids, SETTLED_PERCENT, SETTLE_LIMIT).await;
+    ui.say("measuring baselines (sha256, loopback TCP)...");
+    let baseline = baseline::measure().await?;
+    ui.say(format!(
+        "baseline: sha256 {:.0} MiB/s, loopback TCP {:.0} MiB/s",
+        baseline.sha256_mib_s, baseline.loopback_tcp_mib_s
+    ));
     let work_dir = opts.report_dir.join("work");
     let mut ctx = Ctx {
         sampler: Sampler::new(t0),
