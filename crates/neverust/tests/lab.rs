@@ -348,6 +348,11 @@ fn bench_against_a_running_cluster_with_restart() {
 
     let r = read_json(&report.join("results.json"));
     assert_eq!(r["settings"]["seed"], 7);
+    let ready = r["cluster"]["ready_seconds"].as_f64().unwrap();
+    assert!(
+        ready > 0.0,
+        "the launcher's ready time reaches an attached bench"
+    );
     assert_eq!(
         r["settings"]["scenarios"],
         serde_json::json!(["upload", "chaos"])

@@ -18,6 +18,9 @@ pub struct ClusterFile {
     pub started_at: String,
     /// Whether the launcher restarts nodes that die (`--restart`).
     pub restart: bool,
+    /// From the first spawn until every node was ready.
+    #[serde(default)]
+    pub ready_seconds: f64,
     pub nodes: Vec<NodeEntry>,
 }
 
@@ -134,6 +137,7 @@ mod tests {
             launcher_pid: 42,
             started_at: "2026-01-01T00:00:00Z".into(),
             restart: false,
+            ready_seconds: 0.4,
             nodes: vec![NodeEntry {
                 index: 0,
                 role: "bootstrap".into(),

@@ -287,7 +287,7 @@ impl Cluster {
             started_at: file.started_at,
             spec,
             attached: true,
-            ready_seconds: 0.0,
+            ready_seconds: file.ready_seconds,
         })
     }
 
@@ -329,6 +329,7 @@ impl Cluster {
             launcher_pid: std::process::id(),
             started_at: self.started_at.clone(),
             restart: self.spec.restart,
+            ready_seconds: self.ready_seconds,
             nodes: self.entries(),
         }
     }
