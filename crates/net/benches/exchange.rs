@@ -181,7 +181,6 @@ async fn provider(d: &Dataset) -> Network {
     store_dataset(&store, d);
     let net = node(store).await;
     net.provide(&d.manifest.cid()).await;
-    net.provide(&d.manifest.tree_cid).await;
     net
 }
 

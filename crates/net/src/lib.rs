@@ -67,7 +67,17 @@ struct Inner {
     store: Arc<dyn BlockStore>,
     metrics: NetMetrics,
     listen_addrs: swarm::ListenAddrs,
+    /// Providers that just answered for a key (a manifest fetched a moment ago), so the
+    /// download that follows starts from them instead of walking the DHT again.
+    recent_providers:
+        std::sync::Mutex<std::collections::HashMap<Cid, (std::time::Instant, Vec<PeerId>)>>,
 }
+
+/// How many connected peers a block fetch asks directly when the DHT knows no provider.
+const MAX_ASKED_DIRECTLY: usize = 64;
+
+/// How long a provider list found by one lookup may seed the next operation on that key.
+const RECENT_PROVIDERS_TTL: Duration = Duration::from_secs(10);
 
 impl Network {
     pub async fn start(
@@ -95,6 +105,7 @@ impl Network {
                 store,
                 metrics,
                 listen_addrs: parts.listen_addrs,
+                recent_providers: Default::default(),
             }),
         })
     }
@@ -193,6 +204,33 @@ impl Network {
             .await
     }
 
+    /// Peers with a live connection, at most [`MAX_ASKED_DIRECTLY`].
+    async fn connected_peers(&self) -> Vec<PeerId> {
+        self.peers()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.connected)
+            .map(|p| p.peer_id)
+            .take(MAX_ASKED_DIRECTLY)
+            .collect()
+    }
+
+    fn remember_providers(&self, cid: &Cid, providers: Vec<PeerId>) {
+        let mut recent = self.inner.recent_providers.lock().expect("providers lock");
+        recent.retain(|_, (at, _)| at.elapsed() < RECENT_PROVIDERS_TTL);
+        recent.insert(*cid, (std::time::Instant::now(), providers));
+    }
+
+    /// Providers of `cid` found within the last seconds, taken (used once).
+    pub fn take_recent_providers(&self, cid: &Cid) -> Option<Vec<PeerId>> {
+        let mut recent = self.inner.recent_providers.lock().expect("providers lock");
+        recent
+            .remove(cid)
+            .filter(|(at, p)| at.elapsed() < RECENT_PROVIDERS_TTL && !p.is_empty())
+            .map(|(_, p)| p)
+    }
+
     /// Fetches one block by its own CID (a manifest) from the DHT's providers, checked
     /// against the CID. Not stored: the caller decides.
     pub async fn fetch_block(&self, cid: &Cid, timeout: Duration) -> Result<Bytes, NetError> {
@@ -203,16 +241,27 @@ impl Network {
         let mut asked: HashSet<PeerId> = HashSet::new();
         let mut ever_found = false;
         let mut retry_delay = Duration::from_millis(25);
+        let mut asked_connected = false;
         loop {
             let lookup = tokio::time::timeout_at(deadline, self.find_providers(cid)).await;
             let providers = match lookup {
                 Ok(p) => p?,
                 Err(_) => break,
             };
-            // Finding nobody is a clear answer once the announcement of a dataset stored a
-            // moment ago has had time to reach the DHT (an upload is acknowledged before
-            // its announcement lands); polling until the deadline would only delay the 404.
+            let direct = providers.is_empty() && !ever_found && !asked_connected;
+            let providers = if direct {
+                // An upload is acknowledged before its announcement lands, and under load the
+                // announcement takes seconds: the connected peers are asked directly, once
+                // (a small message each, cheaper than another DHT walk).
+                asked_connected = true;
+                self.connected_peers().await
+            } else {
+                ever_found |= !providers.is_empty();
+                providers
+            };
             if providers.is_empty() && !ever_found {
+                // Nobody, again: a clear answer once an announcement has had time to land.
+                // Polling until the deadline would only delay the 404.
                 if started.elapsed() < NO_PROVIDER_GRACE {
                     // Short at first: the announcement is usually milliseconds away.
                     tokio::time::sleep(retry_delay).await;
@@ -223,7 +272,6 @@ impl Network {
                     cid: cid_string(cid),
                 });
             }
-            ever_found = true;
             for p in providers {
                 if asked.insert(p) {
                     let msg = Message {
@@ -237,10 +285,11 @@ impl Network {
                     tokio::spawn(async move { engine.send(p, msg).await });
                 }
             }
-            // Wait for an answer; look again once every provider asked has said no.
+            // Wait for an answer; look again once every provider asked has said no (or,
+            // for peers asked directly, after a second: a silent one must not hold us).
             let retry = tokio::time::Instant::now() + Duration::from_secs(1);
             loop {
-                let wake = if asked.is_empty() {
+                let wake = if asked.is_empty() || direct {
                     retry.min(deadline)
                 } else {
                     deadline
@@ -251,7 +300,21 @@ impl Network {
                     Err(_) => break,
                 };
                 match event {
-                    WantEvent::Block { cid: got, data, .. } if got == *cid => return Ok(data),
+                    WantEvent::Block {
+                        cid: got,
+                        data,
+                        peer,
+                        ..
+                    } if got == *cid => {
+                        // The DHT's providers, or, when asked directly, the one that had it.
+                        let providers = if !ever_found {
+                            vec![peer]
+                        } else {
+                            asked.iter().copied().collect()
+                        };
+                        self.remember_providers(cid, providers);
+                        return Ok(data);
+                    }
                     WantEvent::Presence {
                         peer,
                         presence: Presence::DontHave,

@@ -218,10 +218,10 @@ async fn announce_stored(state: Arc<NodeState>) {
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
+    // Only datasets whose manifest still decodes are worth finding.
     for (cid, bytes) in manifests {
-        if let Ok(m) = neverust_content::Manifest::decode(&bytes) {
+        if neverust_content::Manifest::decode(&bytes).is_ok() {
             state.net.provide(&cid).await;
-            state.net.provide(&m.tree_cid).await;
         }
     }
 }

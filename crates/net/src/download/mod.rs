@@ -105,7 +105,11 @@ impl Network {
         // (nothing can start without a provider), later ones report through a channel.
         let (found_tx, mut found_rx) = mpsc::unbounded_channel::<Vec<PeerId>>();
         let mut lookup_running = false;
-        for p in self.lookup_providers(tree, manifest_cid).await {
+        let initial = match self.take_recent_providers(&manifest_cid) {
+            Some(p) => p,
+            None => self.lookup_providers(manifest_cid).await,
+        };
+        for p in initial {
             if providers.insert(p) {
                 sched.add_provider(p, Instant::now());
             }
@@ -132,7 +136,7 @@ impl Network {
                 lookup_running = true;
                 let (net, tx) = (self.clone(), found_tx.clone());
                 tokio::spawn(async move {
-                    let _ = tx.send(net.lookup_providers(tree, manifest_cid).await);
+                    let _ = tx.send(net.lookup_providers(manifest_cid).await);
                 });
             }
 
@@ -307,20 +311,13 @@ impl Network {
             }
         }
         self.provide(&manifest_cid).await;
-        self.provide(&tree).await;
         Ok(())
     }
 }
 
 impl Network {
-    async fn lookup_providers(&self, tree: Cid, manifest_cid: Cid) -> Vec<PeerId> {
-        let (a, b) = tokio::join!(
-            self.find_providers(&tree),
-            self.find_providers(&manifest_cid)
-        );
-        let mut all = a.unwrap_or_default();
-        all.extend(b.unwrap_or_default());
-        all
+    async fn lookup_providers(&self, manifest_cid: Cid) -> Vec<PeerId> {
+        self.find_providers(&manifest_cid).await.unwrap_or_default()
     }
 }
 

@@ -49,7 +49,6 @@ pub async fn upload(
     let uploaded = upload::ingest(&state, body.into_data_stream(), meta).await?;
     tracing::info!(cid = %uploaded.manifest_cid, size = uploaded.manifest.dataset_size, "stored dataset");
     state.net.provide(&uploaded.manifest_cid).await;
-    state.net.provide(&uploaded.manifest.tree_cid).await;
     Ok(cid_string(&uploaded.manifest_cid))
 }
 
@@ -217,7 +216,6 @@ pub async fn delete(
             Ok(m) => {
                 let (tree, blocks) = (m.tree_cid, m.blocks_count());
                 state.net.unprovide(&cid).await;
-                state.net.unprovide(&tree).await;
                 state
                     .with_store("delete", move |s| s.delete_dataset(&cid, &tree, blocks))
                     .await?;
