@@ -273,7 +273,9 @@ impl Network {
                 });
             }
             for p in providers {
-                if asked.insert(p) {
+                // Peers asked directly are not providers: a silent one must not count as a
+                // provider still to answer (that would hold off the next lookup).
+                if direct || asked.insert(p) {
                     let msg = Message {
                         wantlist: blockexc::Wantlist {
                             entries: vec![WantEntry::block(address.clone())],
@@ -285,8 +287,8 @@ impl Network {
                     tokio::spawn(async move { engine.send(p, msg).await });
                 }
             }
-            // Wait for an answer; look again once every provider asked has said no (or,
-            // for peers asked directly, after a second: a silent one must not hold us).
+            // Wait for an answer; look again once every provider asked has said no (after a
+            // second, when the connected peers were asked instead).
             let retry = tokio::time::Instant::now() + Duration::from_secs(1);
             loop {
                 let wake = if asked.is_empty() || direct {
