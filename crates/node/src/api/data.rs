@@ -1,6 +1,7 @@
 //! Dataset routes: upload, list, download, delete, manifest lookup and space.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -37,6 +38,9 @@ pub(super) fn data_item(cid: &Cid, manifest: &Manifest) -> Value {
     json!({ "cid": cid_string(cid), "manifest": manifest_json(manifest) })
 }
 
+/// Refused uploads up to this size are read to the end before the refusal is sent.
+const DRAIN_REFUSED_BODY: u64 = 16 << 20;
+
 pub async fn upload(
     State(state): State<Arc<NodeState>>,
     headers: HeaderMap,
@@ -44,7 +48,17 @@ pub async fn upload(
 ) -> Result<String, ApiError> {
     let meta = upload_meta(&headers)?;
     if let Some(len) = content_length(&headers) {
-        check_quota(&state, len).await?;
+        if let Err(refused) = check_quota(&state, len).await {
+            // Most clients write the whole body before reading the answer; closing on them
+            // mid-body shows them a broken pipe instead of the 422. A small body is read
+            // and dropped first; a large one is not worth the bandwidth.
+            if len <= DRAIN_REFUSED_BODY {
+                let mut rest = body.into_data_stream();
+                let drain = async { while let Some(Ok(_)) = rest.next().await {} };
+                let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+            }
+            return Err(refused);
+        }
     }
     let uploaded = upload::ingest(&state, body.into_data_stream(), meta).await?;
     tracing::info!(cid = %uploaded.manifest_cid, size = uploaded.manifest.dataset_size, "stored dataset");
