@@ -45,7 +45,12 @@ pub async fn operations(
                         .get_network(&stored.cid, LIMIT)
                         .await
                         .map(|f| (f.sha256 == stored.sha256, f.total))
-                        .map_err(|e| format!("download through node {y}: {}", short_error(&e))),
+                        .map_err(|e| {
+                            format!(
+                                "download through node {y} of an upload to node {x}: {}",
+                                short_error(&e)
+                            )
+                        }),
                 ),
                 Err(_) => None,
             };

@@ -306,7 +306,12 @@ impl Engine {
             self.export_account(peer, account);
         }
         if !msg.wantlist.entries.is_empty() {
-            self.serve(peer, msg.wantlist.entries).await;
+            // Served beside the reader, never inside it: a reader that waits to send stops
+            // reading, and when two peers serve each other at once, each waits on the
+            // other's reader, for good (the 50-node stress scenario found it).
+            let me = self.clone();
+            let entries = msg.wantlist.entries;
+            tokio::spawn(async move { me.serve(peer, entries).await });
         }
     }
 
