@@ -43,7 +43,7 @@ fn filter_for(level: &str) -> EnvFilter {
     // Our crates at the asked level; chatty dependencies stay at warn unless tracing.
     let deps = if level == "trace" { "debug" } else { "warn" };
     EnvFilter::new(format!(
-        "{deps},neverust={level},neverust_node={level},neverust_store={level},neverust_content={level}"
+        "{deps},neverust={level},neverust_node={level},neverust_net={level},neverust_store={level},neverust_content={level}"
     ))
 }
 

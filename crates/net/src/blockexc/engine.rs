@@ -228,7 +228,11 @@ impl Engine {
         while let Some(msg) = rx.recv().await {
             if let Err(e) = write_message(&mut write, &msg).await {
                 tracing::debug!(%peer, "blockexc write failed: {e}");
-                break;
+                // What was written here (and queued behind it) is lost with the stream:
+                // whoever waits on this peer must hear it, or it waits for its timeout.
+                self.drop_sender(peer, &me);
+                self.broadcast(WantEvent::PeerGone(peer));
+                return;
             }
         }
         self.drop_sender(peer, &me);
@@ -248,7 +252,13 @@ impl Engine {
         peer: PeerId,
         stream: Box<dyn futures::AsyncRead + Send + Unpin>,
     ) -> BoxFuture<'static, ()> {
-        async move { self.read_messages(peer, stream).await }.boxed()
+        async move {
+            self.read_messages(peer, stream).await;
+            // Answers the peer would have sent on this stream will not come: whoever waits
+            // on it asks again (the peer answers on a new stream) instead of timing out.
+            self.broadcast(WantEvent::PeerGone(peer));
+        }
+        .boxed()
     }
 
     async fn read_messages(
