@@ -8,23 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::results::{NodeResources, ResourceSummary};
 
-const TICKS_PER_SECOND: f64 = 100.0;
-const PAGE_SIZE: u64 = 4096;
-
 /// CPU seconds and resident bytes of one process.
 pub fn usage(pid: u32) -> Option<(f64, u64)> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let rss_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the parenthesised command name, which may itself hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((
-        (utime + stime) as f64 / TICKS_PER_SECOND,
-        rss_pages * PAGE_SIZE,
-    ))
+    neverust_node::procfs::usage(&pid.to_string()).map(|u| (u.cpu_seconds, u.rss_bytes))
 }
 
 /// Waits until the processes together use less than `percent_each` % of a core per

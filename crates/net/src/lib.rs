@@ -223,7 +223,7 @@ impl Network {
     }
 
     /// Providers of `cid` found within the last seconds, taken (used once).
-    pub fn take_recent_providers(&self, cid: &Cid) -> Option<Vec<PeerId>> {
+    pub(crate) fn take_recent_providers(&self, cid: &Cid) -> Option<Vec<PeerId>> {
         let mut recent = self.inner.recent_providers.lock().expect("providers lock");
         recent
             .remove(cid)

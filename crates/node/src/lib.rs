@@ -13,7 +13,7 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod node;
-mod procfs;
+pub mod procfs;
 pub mod state;
 pub mod upload;
 

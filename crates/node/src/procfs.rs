@@ -1,4 +1,5 @@
-//! Resource use of this process from /proc (Linux only; `None` elsewhere).
+//! Resource use of a process from /proc (Linux only; `None` elsewhere): this node's own
+//! metrics, and the lab's sampling of every node of a cluster.
 
 pub struct Usage {
     pub rss_bytes: u64,
@@ -6,9 +7,14 @@ pub struct Usage {
 }
 
 pub fn self_usage() -> Option<Usage> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    usage("self")
+}
+
+/// `pid` is a process id, or `self`.
+pub fn usage(pid: &str) -> Option<Usage> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let rss_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name, which may itself hold spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();

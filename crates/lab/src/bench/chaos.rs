@@ -68,7 +68,7 @@ async fn faults(
     out.killed = victims.clone();
 
     let ops = ctx.profile.chaos_ops;
-    let plan = ctx.plan(ops);
+    let plan = ctx.plan(ops, ctx.cluster.len());
     let bar = ctx.ui.bar(ops as u64, "chaos");
     let workload = tokio::spawn(operations(
         Arc::new(ctx.cluster.clients().to_vec()),

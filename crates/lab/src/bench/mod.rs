@@ -234,19 +234,24 @@ impl Ctx {
         self.rng.random_range(0..n)
     }
 
-    /// Two different nodes.
+    /// Two different nodes of the main cluster.
     pub fn pair(&mut self) -> (usize, usize) {
-        let n = self.cluster.len();
+        self.pair_of(self.cluster.len())
+    }
+
+    /// Two different nodes among `n`.
+    pub fn pair_of(&mut self, n: usize) -> (usize, usize) {
         let a = self.pick(n);
         let b = (a + 1 + self.pick(n - 1)) % n;
         (a, b)
     }
 
-    /// `ops` operations as (upload node, download node, payload seed), the nodes distinct.
-    pub fn plan(&mut self, ops: usize) -> Vec<(usize, usize, u64)> {
+    /// `ops` operations as (upload node, download node, payload seed) on a cluster of
+    /// `nodes`, the two nodes of each distinct.
+    pub fn plan(&mut self, ops: usize, nodes: usize) -> Vec<(usize, usize, u64)> {
         (0..ops)
             .map(|_| {
-                let (x, y) = self.pair();
+                let (x, y) = self.pair_of(nodes);
                 (x, y, self.seed())
             })
             .collect()
@@ -388,10 +393,8 @@ async fn run_scenarios(
             .map(|e| (e.index, e.pid, e.role.clone()))
             .collect()
     });
-    // Idle figures: the cluster has settled after meeting its peers, and nothing was asked
-    // of it yet.
-    let pids: Vec<u32> = ctx.cluster.entries().iter().map(|e| e.pid).collect();
-    crate::sampler::settle(&pids, SETTLED_PERCENT, SETTLE_LIMIT).await;
+    // Idle figures: the cluster settled before the baselines, and nothing was asked of it
+    // yet.
     let idle_from = ctx.t();
     tokio::time::sleep(IDLE_WINDOW).await;
     let marketplace = ctx

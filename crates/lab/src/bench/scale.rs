@@ -66,13 +66,7 @@ async fn measure(ctx: &mut Ctx, cluster: &Cluster, n: usize) -> anyhow::Result<S
 
     let file = ctx.profile.exchange_file;
     let downloads = ctx.profile.scale_downloads;
-    let plan: Vec<(usize, usize, u64)> = (0..downloads)
-        .map(|_| {
-            let a = ctx.pick(n);
-            let b = (a + 1 + ctx.pick(n - 1)) % n;
-            (a, b, ctx.seed())
-        })
-        .collect();
+    let plan = ctx.plan(downloads, n);
     let bar = ctx.ui.bar(downloads as u64, format!("scale {n}"));
     let loaded_from = ctx.t();
     let start = Instant::now();

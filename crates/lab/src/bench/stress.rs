@@ -71,7 +71,7 @@ pub async fn operations(
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<StressResult> {
     let ops = ctx.profile.stress_ops;
     let file = ctx.profile.stress_file;
-    let plan = ctx.plan(ops);
+    let plan = ctx.plan(ops, ctx.cluster.len());
     let clients = Arc::new(ctx.cluster.clients().to_vec());
     let bar = ctx.ui.bar(ops as u64, "stress");
     let start = Instant::now();

@@ -470,13 +470,6 @@ impl Cluster {
         s
     }
 
-    pub fn pids(&self) -> Vec<(usize, u32)> {
-        self.nodes
-            .iter()
-            .map(|n| (n.entry.index, n.entry.pid))
-            .collect()
-    }
-
     /// `kill -9`: no chance to flush or say goodbye.
     pub async fn kill9(&mut self, index: usize) -> anyhow::Result<()> {
         let pid = self.nodes[index].entry.pid;
