@@ -171,14 +171,21 @@ mod tests {
         let node_dir = dir.path().join("node-3");
         std::fs::create_dir_all(&node_dir).unwrap();
         let canonical = std::fs::canonicalize(&node_dir).unwrap();
-        // `sh -c CMD NAME`: NAME becomes $0, so it shows in /proc/PID/cmdline.
+        // `sh -c CMD NAME`: NAME becomes $0, so it shows in /proc/PID/cmdline. A
+        // second command keeps the shell from exec'ing `sleep` (which would drop NAME).
         let mut child = std::process::Command::new("sh")
             .arg("-c")
-            .arg("sleep 30")
+            .arg("sleep 30; true")
             .arg(&canonical)
             .spawn()
             .unwrap();
-        let stale = find_stale(dir.path());
+        // Until the fork has exec'd, its cmdline is still this test binary's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut stale = find_stale(dir.path());
+        while stale.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            stale = find_stale(dir.path());
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(stale.len(), 1, "{stale:?}");
