@@ -7,6 +7,6 @@ export CARGO_TERM_COLOR=never
 
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== golden"; python3 scripts/golden_content.py --check
+echo "== golden"; python3 scripts/golden_content.py --check && python3 deploy/grafana/dashboards.py --check
 echo "== tests";  cargo test --workspace
 echo "== api fuzz"; bash scripts/api-fuzz.sh

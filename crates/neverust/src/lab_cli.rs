@@ -20,6 +20,13 @@ pub struct ClusterArgs {
     /// Restart nodes that die (they keep their ports, data and peer id).
     #[arg(long)]
     pub restart: bool,
+    /// Also run a Prometheus (Debian's `prometheus`) that scrapes every node every 5 s,
+    /// finding them through file-based discovery from cluster.json.
+    #[arg(long)]
+    pub prometheus: bool,
+    /// Port of that Prometheus's web UI and API (on 127.0.0.1).
+    #[arg(long, default_value_t = neverust_lab::cluster::prometheus::DEFAULT_PORT, requires = "prometheus")]
+    pub prometheus_port: u16,
 }
 
 #[derive(Subcommand, Debug)]

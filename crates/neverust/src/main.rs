@@ -88,6 +88,7 @@ fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
             spec.restart = args.restart;
             let opts = supervise::ServeOptions {
                 keep_data: args.keep_data,
+                prometheus_port: args.prometheus.then_some(args.prometheus_port),
             };
             let ui = neverust_lab::ui::Ui::new();
             exit(rt.block_on(supervise::serve(spec, opts, &ui)))

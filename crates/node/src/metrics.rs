@@ -41,6 +41,9 @@ pub struct InfoLabels {
     pub version: &'static str,
 }
 
+/// The store operations the node times (`with_store` calls and the upload commit).
+pub const STORE_OPS: [&str; 5] = ["get", "delete", "list", "space", "commit"];
+
 fn latency_histogram() -> Histogram {
     // 1 µs .. ~16 s: covers a memory-store hit and a multi-GiB upload alike.
     Histogram::new(exponential_buckets(1e-6, 4.0, 13))
@@ -167,6 +170,17 @@ impl Metrics {
     /// Lets another layer (the network) add its series to `/metrics`.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// Creates the store series before the first operation: a series that appears with its
+    /// first observation already counted shows no rate for it, so dashboards would miss
+    /// the first burst of work.
+    pub fn touch_store_ops(&self, store: &'static str) {
+        for op in STORE_OPS {
+            let _ = self
+                .store_op_duration
+                .get_or_create(&StoreOpLabels { op, store });
+        }
     }
 
     pub fn observe_store_op(&self, op: &'static str, store: &'static str, took: Duration) {

@@ -97,6 +97,7 @@ impl Node {
         })?;
 
         let mut metrics = Metrics::new(config.mode, identity.peer_id().to_string());
+        metrics.touch_store_ops(store_kind);
         let net_metrics = neverust_net::NetMetrics::new(config.mode.as_str());
         net_metrics.register(metrics.registry_mut());
         let listen = Multiaddr::empty()

@@ -91,6 +91,7 @@ where
         return Err(UploadError::Empty);
     }
 
+    let committing = std::time::Instant::now();
     let finished = tokio::task::spawn_blocking(move || {
         let outcome = seal(digests, dataset_size, meta);
         match outcome {
@@ -108,6 +109,9 @@ where
         }
     })
     .await??;
+    state
+        .metrics
+        .observe_store_op("commit", state.store_kind, committing.elapsed());
     state.metrics.uploads.inc();
     state.metrics.upload_bytes.inc_by(dataset_size);
     Ok(finished)

@@ -21,6 +21,9 @@ pub struct ClusterFile {
     /// From the first spawn until every node was ready.
     #[serde(default)]
     pub ready_seconds: f64,
+    /// The Prometheus scraping the cluster (`--prometheus`), e.g. `http://127.0.0.1:9090`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
     pub nodes: Vec<NodeEntry>,
 }
 
@@ -68,15 +71,18 @@ pub struct Stale {
     pub what: String,
 }
 
-/// Processes whose command line names one of `dir`'s node data directories: nodes left by
-/// a launcher that crashed (or is still running). Found by scanning /proc, not by trusting
-/// pids in an old `cluster.json`, which the kernel may have given to someone else since.
+/// Processes whose command line names one of `dir`'s node directories or its Prometheus
+/// directory: what a launcher that crashed (or is still running) left. Found by scanning
+/// /proc, not by trusting pids in an old `cluster.json`, which the kernel may have given to
+/// someone else since.
 pub fn find_stale(dir: &Path) -> Vec<Stale> {
     let Ok(dir) = std::fs::canonicalize(dir) else {
         return Vec::new();
     };
-    let needle = dir.join("node-");
-    let needle = needle.to_string_lossy();
+    let needles = [
+        dir.join("node-").to_string_lossy().into_owned(),
+        dir.join("prometheus/").to_string_lossy().into_owned(),
+    ];
     let me = std::process::id();
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -100,7 +106,8 @@ pub fn find_stale(dir: &Path) -> Vec<Stale> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a.starts_with(needle.as_ref())) && is_running(pid) {
+        let named = |a: &String| needles.iter().any(|n| a.contains(n.as_str()));
+        if args.iter().any(named) && is_running(pid) {
             found.push(Stale {
                 pid,
                 what: args.join(" "),
@@ -138,6 +145,7 @@ mod tests {
             started_at: "2026-01-01T00:00:00Z".into(),
             restart: false,
             ready_seconds: 0.4,
+            prometheus: None,
             nodes: vec![NodeEntry {
                 index: 0,
                 role: "bootstrap".into(),

@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod ports;
+pub mod prometheus;
 pub mod supervise;
 
 use std::net::IpAddr;
@@ -129,6 +130,7 @@ pub struct Cluster {
     /// Attached from a `cluster.json` another launcher wrote: pids only, no children.
     attached: bool,
     pub ready_seconds: f64,
+    prometheus: Option<String>,
 }
 
 /// What a node says about itself while the cluster comes up.
@@ -209,6 +211,7 @@ impl Cluster {
             started_at: crate::now_rfc3339(),
             attached: false,
             ready_seconds: 0.0,
+            prometheus: None,
         };
         let start = Instant::now();
         let bar = ui.bar(cluster.nodes.len() as u64, "starting");
@@ -288,6 +291,7 @@ impl Cluster {
             spec,
             attached: true,
             ready_seconds: file.ready_seconds,
+            prometheus: file.prometheus,
         })
     }
 
@@ -330,15 +334,27 @@ impl Cluster {
             started_at: self.started_at.clone(),
             restart: self.spec.restart,
             ready_seconds: self.ready_seconds,
+            prometheus: self.prometheus.clone(),
             nodes: self.entries(),
         }
     }
 
+    /// `cluster.json` and, beside it, the Prometheus targets derived from it: the two are
+    /// always written together, so discovery follows every pid change.
     pub fn write_file(&self) -> std::io::Result<()> {
         if self.attached {
             return Ok(());
         }
-        self.file().write(&self.file_path)
+        let file = self.file();
+        prometheus::write_targets(&file, self.dir())?;
+        file.write(&self.file_path)
+    }
+
+    /// Records the Prometheus scraping this cluster (in `cluster.json`, for the visualizer
+    /// and `cluster status`).
+    pub fn set_prometheus(&mut self, url: Option<String>) -> std::io::Result<()> {
+        self.prometheus = url;
+        self.write_file()
     }
 
     fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
@@ -559,6 +575,7 @@ impl Cluster {
             n.child = None;
         }
         let _ = std::fs::remove_file(&self.file_path);
+        let _ = std::fs::remove_file(self.dir().join(prometheus::TARGETS_FILE));
     }
 
     /// Removes the nodes' data directories (logs stay, for reading after the run).

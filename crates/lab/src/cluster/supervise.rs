@@ -8,19 +8,50 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::file::{self, ClusterFile, NodeEntry};
+use super::prometheus::Prometheus;
 use super::{Cluster, ClusterSpec};
 use crate::ui::Ui;
 
 pub struct ServeOptions {
     pub keep_data: bool,
+    /// Run a Prometheus on this port that scrapes every node.
+    pub prometheus_port: Option<u16>,
 }
 
 /// Runs the cluster until a signal. Nodes that die are reported, and restarted when the
 /// spec says so.
 pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Result<()> {
     let restart = spec.restart;
+    // Everything that can refuse the launch is checked before a node starts.
+    let prometheus_binary = match opts.prometheus_port {
+        Some(port) => Some((Prometheus::preflight(port)?, port)),
+        None => None,
+    };
     let mut cluster = Cluster::launch(spec, ui).await?;
     print_table(&cluster.entries());
+    let mut prometheus = None;
+    if let Some((binary, port)) = prometheus_binary {
+        match Prometheus::start(&binary, cluster.dir(), port).await {
+            Ok(p) => {
+                cluster.set_prometheus(Some(p.url.clone()))?;
+                ui.say(format!(
+                    "Prometheus: {} (scraping every node every {}; targets from {})",
+                    p.url,
+                    super::prometheus::SCRAPE_INTERVAL,
+                    cluster
+                        .dir()
+                        .join(super::prometheus::TARGETS_FILE)
+                        .display()
+                ));
+                prometheus = Some(p);
+            }
+            Err(e) => {
+                cluster.stop(ui).await;
+                cluster.remove_data();
+                return Err(e);
+            }
+        }
+    }
     ui.say(format!(
         "cluster ready: {} nodes in {:.1} s; {} written. Ctrl-C stops it.",
         cluster.len(),
@@ -35,6 +66,14 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = tick.tick() => {}
+        }
+        if let Some(status) = prometheus.as_mut().and_then(|p| p.exited()) {
+            ui.say(format!(
+                "Prometheus died ({status}); the nodes keep running. Log: {}",
+                cluster.dir().join("prometheus/prometheus.log").display()
+            ));
+            prometheus = None;
+            cluster.set_prometheus(None)?;
         }
         for (index, pid, how) in cluster.reap() {
             let log = cluster.entry(index).log_file.display().to_string();
@@ -58,9 +97,16 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
         }
     }
     ui.say("stopping the cluster...");
+    let prometheus_data = prometheus.as_ref().map(|p| p.data_dir.clone());
+    if let Some(p) = prometheus {
+        p.stop().await;
+    }
     cluster.stop(ui).await;
     if !opts.keep_data {
         cluster.remove_data();
+        if let Some(d) = prometheus_data {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
     ui.say(format!(
         "stopped. Logs are in {}{}",
@@ -133,6 +179,9 @@ pub async fn status(path: &Path) -> anyhow::Result<bool> {
     }
     let up = statuses.iter().filter(|s| s.healthy).count();
     println!("{up}/{} nodes up", statuses.len());
+    if let Some(url) = &file.prometheus {
+        println!("Prometheus: {url}");
+    }
     Ok(all_up)
 }
 

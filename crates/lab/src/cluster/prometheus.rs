@@ -1,0 +1,247 @@
+//! A real Prometheus beside a native cluster (`neverust cluster --prometheus`).
+//!
+//! Prometheus finds the nodes through file-based service discovery: the launcher rewrites
+//! `prometheus-targets.json` every time it rewrites `cluster.json`, and Prometheus re-reads
+//! it on change. So the scrape list always follows the cluster (restarted nodes, any N)
+//! without a Prometheus restart, and nothing in the config names a node.
+//!
+//! Each target carries the labels the dashboards and the visualizer group by: `node` (the
+//! index), `role` (`bootstrap` or `node`) and `mode` (`altruistic` or `marketplace`). The
+//! Compose and Kubernetes configs put the same labels on their targets.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+use super::file::ClusterFile;
+
+pub const TARGETS_FILE: &str = "prometheus-targets.json";
+pub const DEFAULT_PORT: u16 = 9090;
+/// Matches the seed's Compose setup; dashboards' rate windows assume it.
+pub const SCRAPE_INTERVAL: &str = "5s";
+pub const JOB: &str = "neverust";
+
+/// The file-SD document for a cluster: one target group per node.
+pub fn targets(file: &ClusterFile) -> serde_json::Value {
+    let groups: Vec<serde_json::Value> = file
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "targets": [format!("{}:{}", n.host, n.api_port)],
+                "labels": {
+                    "node": n.index.to_string(),
+                    "role": if n.index == 0 { "bootstrap" } else { "node" },
+                    "mode": n.mode,
+                },
+            })
+        })
+        .collect();
+    serde_json::Value::Array(groups)
+}
+
+/// Written like `cluster.json` (temp file + rename): Prometheus watches the file and must
+/// never read half of it.
+pub fn write_targets(file: &ClusterFile, dir: &Path) -> std::io::Result<()> {
+    let path = dir.join(TARGETS_FILE);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&targets(file))?)?;
+    std::fs::rename(tmp, path)
+}
+
+/// The whole Prometheus configuration; the targets come from `targets_file`.
+pub fn config(targets_file: &Path) -> String {
+    format!(
+        "# Written by `neverust cluster --prometheus`; the node list is in {targets}.
+global:
+  scrape_interval: {SCRAPE_INTERVAL}
+  evaluation_interval: {SCRAPE_INTERVAL}
+scrape_configs:
+  - job_name: {JOB}
+    metrics_path: /metrics
+    scrape_timeout: 4s
+    file_sd_configs:
+      - files: ['{targets}']
+        refresh_interval: {SCRAPE_INTERVAL}
+",
+        targets = targets_file.display()
+    )
+}
+
+/// Where the `prometheus` binary is, or an error that says how to get it.
+pub fn find_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("prometheus"))
+        .find(|p| p.is_file())
+        .context(
+            "--prometheus needs the `prometheus` binary, which is not on PATH: install it \
+             with `apt-get install prometheus` (Debian's package; scripts/setup.sh does it)",
+        )
+}
+
+/// A Prometheus process scraping the cluster in `dir`.
+pub struct Prometheus {
+    child: tokio::process::Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Checks what can be checked before any node starts: the binary and the port.
+    pub fn preflight(port: u16) -> anyhow::Result<PathBuf> {
+        let binary = find_binary()?;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!("--prometheus-port {port} is in use (another Prometheus?); free it or pick another port");
+        }
+        Ok(binary)
+    }
+
+    /// Starts Prometheus on 127.0.0.1:`port` with its config, data and log under
+    /// `dir/prometheus/`, and waits until it answers `/-/ready`.
+    pub async fn start(binary: &Path, dir: &Path, port: u16) -> anyhow::Result<Prometheus> {
+        let home = dir.join("prometheus");
+        let data_dir = home.join("data");
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let config_path = home.join("prometheus.yml");
+        std::fs::write(&config_path, config(&dir.join(TARGETS_FILE)))?;
+        let log = std::fs::File::create(home.join("prometheus.log"))?;
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", data_dir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=2d")
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Like the nodes: Ctrl-C reaches the launcher, which stops everything in order.
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut prom = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir,
+        };
+        prom.wait_ready(Duration::from_secs(30)).await?;
+        Ok(prom)
+    }
+
+    async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + limit;
+        let log = self.data_dir.with_file_name("prometheus.log");
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "Prometheus exited ({status}) before it was ready; see {}",
+                    log.display()
+                );
+            }
+            let ready = http
+                .get(format!("{}/-/ready", self.url))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Prometheus was not ready within {limit:?}; see {}",
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Exit status if it has died.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM (Prometheus flushes its head block), SIGKILL after 10 s.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = super::signal(pid, Signal::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::file::NodeEntry;
+
+    fn entry(index: usize, mode: &str, api_port: u16) -> NodeEntry {
+        NodeEntry {
+            index,
+            role: if index == 0 { "bootstrap" } else { mode }.into(),
+            mode: mode.into(),
+            pid: 1,
+            peer_id: String::new(),
+            host: "127.0.0.1".into(),
+            api_port,
+            listen_port: 1,
+            disc_port: 2,
+            api_url: format!("http://127.0.0.1:{api_port}"),
+            data_dir: PathBuf::new(),
+            log_file: PathBuf::new(),
+            netns: None,
+        }
+    }
+
+    #[test]
+    fn one_labelled_target_per_node() {
+        let file = ClusterFile {
+            version: 1,
+            launcher_pid: 1,
+            started_at: String::new(),
+            restart: false,
+            ready_seconds: 0.0,
+            prometheus: None,
+            nodes: vec![
+                entry(0, "altruistic", 9080),
+                entry(1, "altruistic", 20002),
+                entry(3, "marketplace", 20011),
+            ],
+        };
+        let t = targets(&file);
+        let groups = t.as_array().unwrap();
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0]["targets"][0], "127.0.0.1:9080");
+        assert_eq!(groups[0]["labels"]["role"], "bootstrap");
+        assert_eq!(groups[1]["labels"]["role"], "node");
+        assert_eq!(groups[2]["labels"]["node"], "3");
+        assert_eq!(groups[2]["labels"]["mode"], "marketplace");
+
+        let dir = tempfile::tempdir().unwrap();
+        write_targets(&file, dir.path()).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(TARGETS_FILE)).unwrap()).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn config_points_at_the_targets_file() {
+        let c = config(Path::new("/x/prometheus-targets.json"));
+        assert!(c.contains("files: ['/x/prometheus-targets.json']"));
+        assert!(c.contains("scrape_interval: 5s"));
+    }
+}

@@ -1,0 +1,353 @@
+//! `neverust cluster --prometheus` with the real Debian Prometheus, and every PromQL
+//! expression of the Grafana dashboards evaluated through that Prometheus's HTTP API after
+//! real traffic: an expression that errors, or finds no series, or only NaN, fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BASE_PORT: &str = "23700";
+const BOOTSTRAP_API_PORT: &str = "23799";
+/// The node the drill-down dashboard is evaluated for: the one that downloads.
+const DRILL_NODE: &str = "2";
+
+fn dashboards_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/dashboards")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Launcher(Child);
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for<F, Fut>(what: &str, limit: Duration, mut ok: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !ok().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Prom {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Prom {
+    async fn api(&self, path: &str, params: &[(&str, &str)]) -> Value {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/{path}", self.url))
+            .query(params)
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
+    }
+
+    async fn query(&self, expr: &str) -> Value {
+        self.api("query", &[("query", expr)]).await
+    }
+
+    /// The values of an instant query's series (NaN included).
+    async fn values(&self, expr: &str) -> Vec<f64> {
+        let r = self.query(expr).await;
+        r["data"]["result"]
+            .as_array()
+            .map(|series| {
+                series
+                    .iter()
+                    .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Every target expression of a dashboard, with its panel's title.
+fn expressions(dashboard: &Value) -> Vec<(String, String)> {
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            let title = p["title"].as_str().unwrap().to_string();
+            p["targets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |t| (title.clone(), t["expr"].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+/// What Grafana would substitute: a rate window of four 5 s scrapes and more, and the node.
+fn substitute(expr: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$node", DRILL_NODE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_answers_from_a_real_prometheus() {
+    assert!(
+        neverust_lab_prometheus_available(),
+        "the `prometheus` binary is missing: run scripts/setup.sh (it installs Debian's prometheus)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let prom_port = free_port().to_string();
+    let launcher = Launcher(
+        Command::new(common::binary())
+            .args(["cluster", "--nodes", "3", "--marketplace-every", "2"])
+            .args([
+                "--base-port",
+                BASE_PORT,
+                "--bootstrap-api-port",
+                BOOTSTRAP_API_PORT,
+            ])
+            .args(["--node-log-level", "warn", "--prometheus"])
+            .args(["--prometheus-port", &prom_port])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let file = dir.join("cluster.json");
+    let read_cluster =
+        || -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok() };
+    wait_for(
+        "cluster.json naming Prometheus",
+        Duration::from_secs(60),
+        || {
+            let c = read_cluster();
+            async move { c.is_some_and(|c| c["prometheus"].is_string()) }
+        },
+    )
+    .await;
+    let cluster = read_cluster().unwrap();
+    let prom = Prom {
+        http: reqwest::Client::new(),
+        url: cluster["prometheus"].as_str().unwrap().to_string(),
+    };
+    assert_eq!(prom.url, format!("http://127.0.0.1:{prom_port}"));
+    let api: Vec<String> = cluster["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["api_url"].as_str().unwrap().to_string())
+        .collect();
+
+    // Every node is a target, labelled as the dashboards expect, and scraped once before
+    // the traffic (so the rates below have a sample from before it).
+    wait_for("every node scraped", Duration::from_secs(30), || {
+        let p = &prom;
+        async move { p.values("sum(up{job=\"neverust\"})").await == vec![3.0] }
+    })
+    .await;
+    let targets = prom.api("targets", &[]).await;
+    let mut labels: Vec<(String, String, String)> = targets["data"]["activeTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let l = &t["labels"];
+            let s = |k: &str| l[k].as_str().unwrap().to_string();
+            (s("node"), s("role"), s("mode"))
+        })
+        .collect();
+    labels.sort();
+    let own = |n: &str, r: &str, m: &str| (n.to_string(), r.to_string(), m.to_string());
+    assert_eq!(
+        labels,
+        vec![
+            own("0", "bootstrap", "altruistic"),
+            own("1", "node", "altruistic"),
+            own("2", "node", "marketplace"),
+        ]
+    );
+
+    // Traffic: an upload on node 1, a download of it through the network on node 2, and two
+    // client errors (a malformed CID, an unknown one) for the error panels.
+    let http = reqwest::Client::new();
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let cid = http
+        .post(format!("{}/api/archivist/v1/data", api[1]))
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let back = http
+        .get(format!(
+            "{}/api/archivist/v1/data/{cid}/network/stream",
+            api[2]
+        ))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(back.len(), payload.len());
+    for path in [
+        "data/notacid",
+        "data/zDvZRwzm52k4rMZGskTDVHYG5hQHA7wPURHkFyVC9rUbsWYx1ukA",
+    ] {
+        let r = http
+            .get(format!("{}/api/archivist/v1/{path}", api[2]))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{path}: {}", r.status());
+    }
+    // The error counters are born with the errors, so their rate needs two scrapes of them.
+    wait_for("the traffic in Prometheus", Duration::from_secs(30), || {
+        let p = &prom;
+        async move {
+            let received = p.values("neverust_blocks_received_total{node=\"2\"}").await;
+            let errors = p
+                .values(
+                    "count_over_time(neverust_api_requests_total{node=\"2\",status=\"400\"}[1m])",
+                )
+                .await;
+            received.iter().any(|v| *v > 0.0) && errors.iter().any(|v| *v >= 2.0)
+        }
+    })
+    .await;
+
+    // What Prometheus holds is what the nodes say.
+    let mut bytes_on_nodes = 0.0;
+    for base in &api {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        bytes_on_nodes += text
+            .lines()
+            .find_map(|l| l.strip_prefix("neverust_block_bytes "))
+            .unwrap()
+            .parse::<f64>()
+            .unwrap();
+    }
+    assert!(bytes_on_nodes >= 2.0 * payload.len() as f64);
+    assert_eq!(
+        prom.values("sum(neverust_block_bytes)").await,
+        vec![bytes_on_nodes]
+    );
+
+    // The drill-down's node variable lists every node.
+    let values = prom
+        .api("label/node/values", &[("match[]", "neverust_node_info")])
+        .await;
+    assert_eq!(values["data"], serde_json::json!(["0", "1", "2"]));
+
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for name in ["cluster-overview.json", "node-detail.json"] {
+        let text = std::fs::read_to_string(dashboards_dir().join(name)).unwrap();
+        let dashboard: Value = serde_json::from_str(&text).unwrap();
+        let exprs = expressions(&dashboard);
+        assert!(exprs.len() >= 20, "{name} has only {} queries", exprs.len());
+        for (title, expr) in exprs {
+            checked += 1;
+            let expr = substitute(&expr);
+            let r = prom.query(&expr).await;
+            if r["status"] != "success" {
+                failures.push(format!("{name} / {title}: {expr}: {}", r["error"]));
+                continue;
+            }
+            let values = prom.values(&expr).await;
+            if values.is_empty() {
+                failures.push(format!("{name} / {title}: {expr}: no series"));
+            } else if values.iter().all(|v| v.is_nan()) {
+                failures.push(format!("{name} / {title}: {expr}: only NaN"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} dashboard queries failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    // Stopping the cluster stops its Prometheus.
+    drop(launcher);
+    let down = reqwest::Client::new()
+        .get(format!("{}/-/ready", prom.url))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(
+        down.is_err(),
+        "Prometheus still answers after the cluster stopped"
+    );
+    assert!(!dir.join("prometheus/data").exists());
+}
+
+fn neverust_lab_prometheus_available() -> bool {
+    Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn without_the_prometheus_binary_the_flag_says_how_to_install_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let out = Command::new(common::binary())
+        .args(["cluster", "--nodes", "2", "--prometheus"])
+        .args([
+            "--base-port",
+            BASE_PORT,
+            "--bootstrap-api-port",
+            BOOTSTRAP_API_PORT,
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .env("PATH", tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--prometheus") && err.contains("apt-get install prometheus"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("cluster.json").exists(),
+        "nodes started before the refusal"
+    );
+}
