@@ -35,6 +35,10 @@ use swarm::Command;
 /// How long a lookup that finds no provider is repeated before the answer is "nobody".
 pub const NO_PROVIDER_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the providers asked for a single block (a manifest) may stay silent before
+/// they are asked again. A manifest is small, so a duplicate answer costs little.
+const ASK_AGAIN: Duration = Duration::from_secs(3);
+
 #[derive(Clone, Debug)]
 pub struct NetConfig {
     pub swarm: SwarmConfig,
@@ -288,18 +292,24 @@ impl Network {
                 }
             }
             // Wait for an answer; look again once every provider asked has said no (after a
-            // second, when the connected peers were asked instead).
-            let retry = tokio::time::Instant::now() + Duration::from_secs(1);
+            // second, when the connected peers were asked instead), or when the providers
+            // stay silent: an answer can be lost with a connection that closed under it.
+            let now = tokio::time::Instant::now();
+            let retry = now + Duration::from_secs(1);
+            let ask_again = now + ASK_AGAIN;
             loop {
                 let wake = if asked.is_empty() || direct {
                     retry.min(deadline)
                 } else {
-                    deadline
+                    ask_again.min(deadline)
                 };
                 let event = match tokio::time::timeout_at(wake, events.recv()).await {
                     Ok(Some(ev)) => ev,
                     Ok(None) => return Err(NetError::Stopped),
-                    Err(_) => break,
+                    Err(_) => {
+                        asked.clear();
+                        break;
+                    }
                 };
                 match event {
                     WantEvent::Block {

@@ -205,37 +205,54 @@ impl Engine {
         mut rx: mpsc::Receiver<Message>,
         me: mpsc::Sender<Message>,
     ) {
+        // A message whose write failed. Two connections to one peer can exist (both dialled
+        // at once) and one can close under a stream while the other stays up: the message
+        // is written again on a new stream, or the peer would never get it (a delivery
+        // lost that way leaves the asker waiting out its whole timeout).
+        let mut unsent: Option<Message> = None;
+        for _ in 0..2 {
+            let Some(stream) = self.open_stream(peer).await else {
+                break;
+            };
+            let (read, mut write) = stream.split();
+            tokio::spawn(self.clone().read_loop(peer, Box::new(read)));
+            loop {
+                let msg = match unsent.take() {
+                    Some(m) => m,
+                    None => match rx.recv().await {
+                        Some(m) => m,
+                        None => {
+                            self.drop_sender(peer, &me);
+                            return;
+                        }
+                    },
+                };
+                if let Err(e) = write_message(&mut write, &msg).await {
+                    tracing::debug!(%peer, "blockexc write failed: {e}");
+                    unsent = Some(msg);
+                    break;
+                }
+            }
+        }
+        // What was written (and queued behind it) is lost with the stream: whoever waits on
+        // this peer must hear it, or it waits for its timeout.
+        self.drop_sender(peer, &me);
+        self.broadcast(WantEvent::PeerGone(peer));
+    }
+
+    async fn open_stream(&self, peer: PeerId) -> Option<libp2p::Stream> {
         let mut control = self.control.lock().expect("control lock").clone();
-        let opened =
-            tokio::time::timeout(OPEN_STREAM_TIMEOUT, control.open_stream(peer, PROTOCOL)).await;
-        let stream = match opened {
-            Ok(Ok(s)) => s,
+        match tokio::time::timeout(OPEN_STREAM_TIMEOUT, control.open_stream(peer, PROTOCOL)).await {
+            Ok(Ok(s)) => Some(s),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, "cannot open a blockexc stream: {e}");
-                self.drop_sender(peer, &me);
-                self.broadcast(WantEvent::PeerGone(peer));
-                return;
+                None
             }
             Err(_) => {
                 tracing::debug!(%peer, "opening a blockexc stream timed out");
-                self.drop_sender(peer, &me);
-                self.broadcast(WantEvent::PeerGone(peer));
-                return;
-            }
-        };
-        let (read, mut write) = stream.split();
-        tokio::spawn(self.clone().read_loop(peer, Box::new(read)));
-        while let Some(msg) = rx.recv().await {
-            if let Err(e) = write_message(&mut write, &msg).await {
-                tracing::debug!(%peer, "blockexc write failed: {e}");
-                // What was written here (and queued behind it) is lost with the stream:
-                // whoever waits on this peer must hear it, or it waits for its timeout.
-                self.drop_sender(peer, &me);
-                self.broadcast(WantEvent::PeerGone(peer));
-                return;
+                None
             }
         }
-        self.drop_sender(peer, &me);
     }
 
     fn drop_sender(&self, peer: PeerId, me: &mpsc::Sender<Message>) {
