@@ -63,7 +63,7 @@ pub struct LaunchArgs {
     pub node_store: String,
 }
 
-fn parse_nodes(s: &str) -> Result<usize, String> {
+pub fn parse_nodes(s: &str) -> Result<usize, String> {
     let n: usize = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of nodes"))?;
