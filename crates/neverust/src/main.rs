@@ -39,7 +39,7 @@ fn main() -> ExitCode {
 fn bench(args: lab_cli::BenchArgs) -> ExitCode {
     use neverust_lab::bench::{self, BenchOptions, Target};
     let target = match &args.cluster {
-        Some(path) => Target::Attach(path.clone()),
+        Some(arg) => Target::running(arg),
         None => match args.launch.spec() {
             Ok(s) => Target::Launch(s),
             Err(e) => return usage_error(e),

@@ -138,7 +138,7 @@ fn compose_for_3_50_and_120_nodes_is_valid_and_complete() {
             let mode = &command[command.iter().position(|a| a == "--mode").unwrap() + 1];
             assert_eq!(
                 mode == "marketplace",
-                i > 0 && i % 3 == 0,
+                i > 0 && i.is_multiple_of(3),
                 "{name}: {command:?}"
             );
             marketplace += usize::from(mode == "marketplace");
@@ -220,7 +220,7 @@ fn compose_for_3_50_and_120_nodes_is_valid_and_complete() {
                 str_of(&g["labels"]["role"]),
                 if node == 0 { "bootstrap" } else { "node" }
             );
-            let mode = if node > 0 && node % 3 == 0 {
+            let mode = if node > 0 && node.is_multiple_of(3) {
                 "marketplace"
             } else {
                 "altruistic"
@@ -443,4 +443,104 @@ fn health_says_whether_the_node_answers() {
         .status()
         .unwrap();
     assert!(!down.success(), "healthy after the node stopped");
+}
+
+/// A deployed cluster's shape on loopback: every node at its own address, every API on the
+/// same port. `bench --cluster http://BOOTSTRAP` finds the nodes through the bootstrap,
+/// runs the scenarios that only load the cluster, and refuses those that need its
+/// processes.
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_finds_a_deployed_cluster_from_its_bootstrap() {
+    let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let port = {
+        let held = std::net::TcpListener::bind((ips[0], 0)).unwrap();
+        let port = held.local_addr().unwrap().port();
+        for ip in &ips[1..] {
+            std::net::TcpListener::bind((*ip, port)).expect("the same port free on every address");
+        }
+        port
+    };
+    let dirs: Vec<tempfile::TempDir> = ips.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let boot_addr = format!("{}:{port}", ips[0]);
+    let boot = common::TestNode::start_at(ips[0], port, dirs[0].path(), &[]);
+    let a = common::TestNode::start_at(
+        ips[1],
+        port,
+        dirs[1].path(),
+        &["--bootstrap-node", &boot_addr],
+    );
+    let b = common::TestNode::start_at(
+        ips[2],
+        port,
+        dirs[2].path(),
+        &["--bootstrap-node", &boot_addr, "--mode", "marketplace"],
+    );
+    boot.wait_connected(&a.peer_id).await;
+    boot.wait_connected(&b.peer_id).await;
+    let url = format!("http://{boot_addr}");
+    let report = tempfile::tempdir().unwrap();
+    let bench = |scenarios: &[&str]| {
+        let mut cmd = Command::new(common::binary());
+        cmd.arg("bench")
+            .args(scenarios)
+            .args(["--profile", "smoke", "--cluster", &url, "--report"])
+            .arg(report.path());
+        cmd.output().unwrap()
+    };
+
+    for refused in [&["chaos"][..], &["all"], &["upload", "scale"]] {
+        let out = bench(refused);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{refused:?} ran against a remote cluster"
+        );
+        assert!(
+            err.contains("cannot run against the deployed cluster"),
+            "{refused:?}: {err}"
+        );
+    }
+
+    // The nodes are other processes: blocking this test thread holds nothing up.
+    let out = bench(&["upload", "exchange"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.path().join("remote-cluster.json")).unwrap())
+            .unwrap();
+    let nodes = found["nodes"].as_array().unwrap();
+    let seen: Vec<(&str, &str, &str)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n["host"].as_str().unwrap(),
+                n["peer_id"].as_str().unwrap(),
+                n["mode"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (ips[0], boot.peer_id.as_str(), "altruistic"),
+            (ips[1], a.peer_id.as_str(), "altruistic"),
+            (ips[2], b.peer_id.as_str(), "marketplace"),
+        ]
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["settings"]["nodes"], 3);
+    assert!(
+        results["checks"]["downloads_verified"].as_u64().unwrap() > 0,
+        "{}",
+        results["checks"]
+    );
+    for n in [boot, a, b] {
+        n.terminate();
+    }
 }

@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod ports;
+pub mod remote;
 pub mod supervise;
 
 use std::net::IpAddr;

@@ -414,7 +414,7 @@ mod tests {
                 .output()
                 .unwrap();
             let out = String::from_utf8(out.stdout).unwrap();
-            let want_mode = if i > 0 && i % 3 == 0 {
+            let want_mode = if i > 0 && i.is_multiple_of(3) {
                 "marketplace"
             } else {
                 "altruistic"

@@ -276,7 +276,7 @@ mod tests {
             assert_eq!(node, i.to_string());
             assert_eq!(
                 anchored(mode_rule).is_match(node),
-                i > 0 && i % 3 == 0,
+                i > 0 && i.is_multiple_of(3),
                 "mode of node {i}"
             );
             assert_eq!(anchored(role_rule).is_match(node), i == 0);
