@@ -175,6 +175,13 @@ fn compose_for_3_50_and_120_nodes_is_valid_and_complete() {
         want.insert("8888".into(), ("visualizer".into(), "8888".into()));
         assert_eq!(published, want, "published ports of a {nodes}-node cluster");
 
+        // The image's healthcheck asks a node's /health: not the visualizer's business
+        // (docker-compose reads `disable: true` as the test NONE).
+        assert_eq!(
+            str_of(&compose["services"]["visualizer"]["healthcheck"]["test"][0]),
+            "NONE"
+        );
+
         // Grafana mounts the repository's provisioning and dashboards.
         let mounts: Vec<String> = compose["services"]["grafana"]["volumes"]
             .as_sequence()

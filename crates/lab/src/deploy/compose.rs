@@ -103,7 +103,7 @@ pub struct Service {
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub depends_on: IndexMap<String, Condition>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<Healthcheck>,
+    pub healthcheck: Option<Health>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
 }
@@ -123,6 +123,17 @@ pub struct Attachment {
 #[derive(Serialize, Debug)]
 pub struct Condition {
     pub condition: &'static str,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(untagged)]
+pub enum Health {
+    Check(Healthcheck),
+    /// For a container of our image that is not a node: the image's own check asks a
+    /// node's `/health`, which is not there.
+    Disabled {
+        disable: bool,
+    },
 }
 
 #[derive(Serialize, Debug)]
@@ -249,13 +260,13 @@ fn node_service(opts: &ComposeOptions, m: Member) -> Service {
             // Nodes retry the bootstrap anyway; waiting for it spares 100 nodes a backoff.
             depends_on(&service_name(0), "service_healthy")
         },
-        healthcheck: Some(Healthcheck {
+        healthcheck: Some(Health::Check(Healthcheck {
             test: vec!["CMD", "neverust", "health"],
             interval: if m.is_bootstrap() { "5s" } else { "10s" },
             timeout: "3s",
             retries: 3,
             start_period: "10s",
-        }),
+        })),
         deploy: Some(Deploy {
             resources: DeployResources {
                 limits: Limit::of(resources),
@@ -339,6 +350,7 @@ pub fn compose_file(opts: &ComposeOptions) -> Result<ComposeFile, DeployError> {
             command: viz_command(),
             networks: on_network(None),
             ports: vec![format!("{VIZ_PORT}:{VIZ_PORT}")],
+            healthcheck: Some(Health::Disabled { disable: true }),
             depends_on: depends_on("prometheus", "service_started"),
             ..Default::default()
         },
