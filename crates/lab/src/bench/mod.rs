@@ -321,14 +321,7 @@ pub async fn run(
     target: Target,
     ui: &Ui,
 ) -> anyhow::Result<(Results, PathBuf)> {
-    let t0 = Instant::now();
-    let started_at = crate::now_rfc3339();
-    std::fs::create_dir_all(&opts.report_dir)
-        .with_context(|| format!("creating {}", opts.report_dir.display()))?;
-    ui.say(format!(
-        "seed {} (--seed {} replays this run)",
-        opts.seed, opts.seed
-    ));
+    // Refused before anything is created or asked of the cluster.
     if let Target::Remote(url) = &target {
         if let Some((s, why)) = opts
             .scenarios
@@ -341,6 +334,14 @@ pub async fn run(
             );
         }
     }
+    let t0 = Instant::now();
+    let started_at = crate::now_rfc3339();
+    std::fs::create_dir_all(&opts.report_dir)
+        .with_context(|| format!("creating {}", opts.report_dir.display()))?;
+    ui.say(format!(
+        "seed {} (--seed {} replays this run)",
+        opts.seed, opts.seed
+    ));
     let (cluster, spec) = match target {
         Target::Launch(spec) => {
             ui.say(format!(

@@ -170,7 +170,8 @@ pub async fn discover(url: &str) -> Result<Vec<NodeEntry>, RemoteError> {
     Ok(nodes)
 }
 
-/// The cluster.json of a remote cluster, for the record and for `Cluster::attach`-like use.
+/// The `cluster.json` of a remote cluster: `bench` keeps it beside the report and attaches
+/// the cluster from it.
 pub fn file(nodes: Vec<NodeEntry>) -> ClusterFile {
     ClusterFile {
         version: 1,
