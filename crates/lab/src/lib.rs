@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod client;
 pub mod cluster;
+pub mod deploy;
 pub mod metrics;
 pub mod report;
 pub mod results;

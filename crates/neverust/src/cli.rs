@@ -29,6 +29,14 @@ pub enum Command {
     /// Run benchmark scenarios on a cluster it starts (--nodes) or a running one
     /// (--cluster); writes results.json and report.html.
     Bench(crate::lab_cli::BenchArgs),
+    /// Generate the Docker Compose cluster: docker-compose.yml (stdout) or, with --out DIR,
+    /// docker-compose.yml and the prometheus.yml it mounts.
+    Compose(crate::deploy_cli::ComposeArgs),
+    /// Generate Kubernetes manifests for an N-node cluster with Prometheus, Grafana and the
+    /// visualizer.
+    K8s(crate::deploy_cli::K8sArgs),
+    /// Exit 0 when the node on this machine answers /health (container healthchecks).
+    Health(crate::deploy_cli::HealthArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -70,7 +70,7 @@ pub struct LaunchArgs {
     pub node_store: String,
 }
 
-fn parse_nodes(s: &str) -> Result<usize, String> {
+pub fn parse_nodes(s: &str) -> Result<usize, String> {
     let n: usize = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of nodes"))?;
@@ -114,9 +114,12 @@ pub struct BenchArgs {
     /// (comma-separated).
     #[arg(required = true, value_parser = parse_scenarios)]
     pub scenarios: Vec<String>,
-    /// Run against a running cluster (its cluster.json) instead of starting one.
+    /// Run against a running cluster instead of starting one: its cluster.json, or the
+    /// bootstrap's API URL (http://HOST:PORT) of a Compose or Kubernetes cluster, whose
+    /// nodes are found through the bootstrap (chaos and scale need a cluster of this
+    /// machine).
     #[arg(long, conflicts_with = "nodes")]
-    pub cluster: Option<PathBuf>,
+    pub cluster: Option<String>,
     #[command(flatten)]
     pub launch: LaunchArgs,
     /// How much work: smoke (seconds, for tests), quick (a few minutes) or full.

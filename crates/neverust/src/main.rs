@@ -2,6 +2,7 @@
 //! Parses flags and calls the libraries; nothing else lives here.
 
 mod cli;
+mod deploy_cli;
 mod lab_cli;
 
 use std::process::ExitCode;
@@ -20,13 +21,25 @@ fn main() -> ExitCode {
         }
         cli::Command::Cluster(args) => cluster(args),
         cli::Command::Bench(args) => bench(args),
+        cli::Command::Compose(args) => match args.options() {
+            Ok(opts) => exit(deploy_cli::compose(&args, opts)),
+            Err(e) => usage_error(e),
+        },
+        cli::Command::K8s(args) => match args.options() {
+            Ok(opts) => exit(deploy_cli::k8s(&args, opts)),
+            Err(e) => usage_error(e),
+        },
+        cli::Command::Health(args) => match runtime().block_on(deploy_cli::health(&args)) {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        },
     }
 }
 
 fn bench(args: lab_cli::BenchArgs) -> ExitCode {
     use neverust_lab::bench::{self, BenchOptions, Target};
     let target = match &args.cluster {
-        Some(path) => Target::Attach(path.clone()),
+        Some(arg) => Target::running(arg),
         None => match args.launch.spec() {
             Ok(s) => Target::Launch(s),
             Err(e) => return usage_error(e),

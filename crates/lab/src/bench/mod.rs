@@ -65,6 +65,16 @@ impl Scenario {
         }
     }
 
+    /// Why this scenario cannot run on nodes this machine does not run (a cluster found
+    /// from its bootstrap's URL), if it cannot.
+    pub fn needs_local_nodes(self) -> Option<&'static str> {
+        match self {
+            Scenario::Chaos => Some("it kills (kill -9), restarts and partitions nodes, which takes their processes and network namespaces on this machine"),
+            Scenario::Scale => Some("it starts clusters of its own on this machine, whose figures would say nothing about the deployed cluster"),
+            _ => None,
+        }
+    }
+
     /// `all` or one scenario's name.
     pub fn parse_list(s: &str) -> Result<Vec<Scenario>, String> {
         if s == "all" {
@@ -183,6 +193,20 @@ pub enum Target {
     Launch(ClusterSpec),
     /// A cluster `neverust cluster` runs, from its `cluster.json`.
     Attach(PathBuf),
+    /// A deployed cluster (Compose, Kubernetes) found from its bootstrap's API URL.
+    Remote(String),
+}
+
+impl Target {
+    /// `--cluster`'s value: the bootstrap's URL (`http://HOST:PORT`) of a deployed cluster,
+    /// or the `cluster.json` of one this machine runs.
+    pub fn running(arg: &str) -> Target {
+        if arg.starts_with("http://") || arg.starts_with("https://") {
+            Target::Remote(arg.to_string())
+        } else {
+            Target::Attach(PathBuf::from(arg))
+        }
+    }
 }
 
 pub struct BenchOptions {
@@ -297,6 +321,19 @@ pub async fn run(
     target: Target,
     ui: &Ui,
 ) -> anyhow::Result<(Results, PathBuf)> {
+    // Refused before anything is created or asked of the cluster.
+    if let Target::Remote(url) = &target {
+        if let Some((s, why)) = opts
+            .scenarios
+            .iter()
+            .find_map(|s| s.needs_local_nodes().map(|why| (s, why)))
+        {
+            anyhow::bail!(
+                "scenario {} cannot run against the deployed cluster at {url}: {why}. Run it on a cluster of this machine (--nodes N, or --cluster cluster.json); against {url}, choose among upload, exchange, throughput and stress",
+                s.name()
+            );
+        }
+    }
     let t0 = Instant::now();
     let started_at = crate::now_rfc3339();
     std::fs::create_dir_all(&opts.report_dir)
@@ -317,6 +354,19 @@ pub async fn run(
             (c, Some(spec))
         }
         Target::Attach(path) => (Cluster::attach(&path)?, None),
+        Target::Remote(url) => {
+            let nodes = crate::cluster::remote::discover(&url).await?;
+            // Kept beside the report: which nodes were measured.
+            let path = opts.report_dir.join("remote-cluster.json");
+            crate::cluster::remote::file(nodes).write(&path)?;
+            let c = Cluster::attach(&path)?;
+            ui.say(format!(
+                "{} nodes found from the bootstrap at {url} (listed in {}); their CPU and memory are not sampled (no processes here)",
+                c.len(),
+                path.display()
+            ));
+            (c, None)
+        }
     };
     let owned = spec.is_some();
     // Baselines beside the settled cluster: the same conditions the scenarios meet, and

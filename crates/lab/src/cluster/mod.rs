@@ -10,6 +10,7 @@
 pub mod file;
 pub mod ports;
 pub mod prometheus;
+pub mod remote;
 pub mod supervise;
 
 use std::net::IpAddr;
@@ -98,13 +99,8 @@ impl ClusterSpec {
         }
     }
 
-    /// The bootstrap is altruistic: it is everyone's first peer and must not ration them.
     pub fn mode(&self, index: usize) -> &'static str {
-        if index > 0 && self.marketplace_every > 0 && index.is_multiple_of(self.marketplace_every) {
-            "marketplace"
-        } else {
-            "altruistic"
-        }
+        mode_of(index, self.marketplace_every)
     }
 
     fn placement(&self, index: usize) -> Placement {
@@ -112,6 +108,17 @@ impl ClusterSpec {
             .get(index)
             .cloned()
             .unwrap_or_else(Placement::loopback)
+    }
+}
+
+/// The `--mode` of node `index` in any cluster of the lab, native, Compose or Kubernetes:
+/// marketplace when `index % marketplace_every == 0` (0: never). The bootstrap (index 0) is
+/// altruistic: it is everyone's first peer and must not ration them.
+pub fn mode_of(index: usize, marketplace_every: usize) -> &'static str {
+    if index > 0 && marketplace_every > 0 && index.is_multiple_of(marketplace_every) {
+        "marketplace"
+    } else {
+        "altruistic"
     }
 }
 

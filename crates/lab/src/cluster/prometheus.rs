@@ -15,33 +15,35 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
-use serde_json::json;
 
-use super::file::ClusterFile;
+use super::file::{ClusterFile, NodeEntry};
+use crate::deploy::prometheus::{file_sd_config, Labels, StaticConfig};
+pub use crate::deploy::prometheus::{JOB, SCRAPE_INTERVAL};
+use crate::deploy::topology::Member;
 
 pub const TARGETS_FILE: &str = "prometheus-targets.json";
 pub const DEFAULT_PORT: u16 = 9090;
-/// Matches the seed's Compose setup; dashboards' rate windows assume it.
-pub const SCRAPE_INTERVAL: &str = "5s";
-pub const JOB: &str = "neverust";
+
+fn member(n: &NodeEntry) -> Member {
+    Member {
+        index: n.index,
+        mode: if n.mode == "marketplace" {
+            "marketplace"
+        } else {
+            "altruistic"
+        },
+    }
+}
 
 /// The file-SD document for a cluster: one target group per node.
-pub fn targets(file: &ClusterFile) -> serde_json::Value {
-    let groups: Vec<serde_json::Value> = file
-        .nodes
+pub fn targets(file: &ClusterFile) -> Vec<StaticConfig> {
+    file.nodes
         .iter()
-        .map(|n| {
-            json!({
-                "targets": [format!("{}:{}", n.host, n.api_port)],
-                "labels": {
-                    "node": n.index.to_string(),
-                    "role": if n.index == 0 { "bootstrap" } else { "node" },
-                    "mode": n.mode,
-                },
-            })
+        .map(|n| StaticConfig {
+            targets: vec![format!("{}:{}", n.host, n.api_port)],
+            labels: Labels::of(&member(n)),
         })
-        .collect();
-    serde_json::Value::Array(groups)
+        .collect()
 }
 
 /// Written like `cluster.json` (temp file + rename): Prometheus watches the file and must
@@ -54,22 +56,12 @@ pub fn write_targets(file: &ClusterFile, dir: &Path) -> std::io::Result<()> {
 }
 
 /// The whole Prometheus configuration; the targets come from `targets_file`.
-pub fn config(targets_file: &Path) -> String {
-    format!(
-        "# Written by `neverust cluster --prometheus`; the node list is in {targets}.
-global:
-  scrape_interval: {SCRAPE_INTERVAL}
-  evaluation_interval: {SCRAPE_INTERVAL}
-scrape_configs:
-  - job_name: {JOB}
-    metrics_path: /metrics
-    scrape_timeout: 4s
-    file_sd_configs:
-      - files: ['{targets}']
-        refresh_interval: {SCRAPE_INTERVAL}
-",
-        targets = targets_file.display()
-    )
+pub fn config(targets_file: &Path) -> anyhow::Result<String> {
+    Ok(format!(
+        "# Written by `neverust cluster --prometheus`; the node list is in {}.\n{}",
+        targets_file.display(),
+        crate::deploy::to_yaml(&file_sd_config(targets_file))?
+    ))
 }
 
 /// Where the `prometheus` binary is, or an error that says how to get it.
@@ -109,7 +101,7 @@ impl Prometheus {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let config_path = home.join("prometheus.yml");
-        std::fs::write(&config_path, config(&dir.join(TARGETS_FILE)))?;
+        std::fs::write(&config_path, config(&dir.join(TARGETS_FILE))?)?;
         let log = std::fs::File::create(home.join("prometheus.log"))?;
         let mut cmd = tokio::process::Command::new(binary);
         cmd.arg(format!("--config.file={}", config_path.display()))
@@ -222,26 +214,29 @@ mod tests {
                 entry(3, "marketplace", 20011),
             ],
         };
-        let t = targets(&file);
-        let groups = t.as_array().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_targets(&file, dir.path()).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(TARGETS_FILE)).unwrap()).unwrap();
+        let groups = back.as_array().unwrap();
         assert_eq!(groups.len(), 3);
         assert_eq!(groups[0]["targets"][0], "127.0.0.1:9080");
         assert_eq!(groups[0]["labels"]["role"], "bootstrap");
         assert_eq!(groups[1]["labels"]["role"], "node");
         assert_eq!(groups[2]["labels"]["node"], "3");
         assert_eq!(groups[2]["labels"]["mode"], "marketplace");
-
-        let dir = tempfile::tempdir().unwrap();
-        write_targets(&file, dir.path()).unwrap();
-        let back: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join(TARGETS_FILE)).unwrap()).unwrap();
-        assert_eq!(back, t);
     }
 
     #[test]
     fn config_points_at_the_targets_file() {
-        let c = config(Path::new("/x/prometheus-targets.json"));
-        assert!(c.contains("files: ['/x/prometheus-targets.json']"));
-        assert!(c.contains("scrape_interval: 5s"));
+        let c = config(Path::new("/x/prometheus-targets.json")).unwrap();
+        let back: serde_yaml_ng::Value = serde_yaml_ng::from_str(&c).unwrap();
+        let job = &back["scrape_configs"][0];
+        assert_eq!(job["job_name"].as_str(), Some(JOB));
+        assert_eq!(
+            job["file_sd_configs"][0]["files"][0].as_str(),
+            Some("/x/prometheus-targets.json")
+        );
+        assert_eq!(back["global"]["scrape_interval"].as_str(), Some("5s"));
     }
 }

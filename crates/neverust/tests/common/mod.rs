@@ -24,10 +24,25 @@ pub fn binary() -> &'static str {
 impl TestNode {
     /// Starts a node on `data_dir` with extra flags and waits for its READY line.
     pub fn start(data_dir: &Path, extra: &[&str]) -> TestNode {
+        TestNode::start_at("127.0.0.1", 0, data_dir, extra)
+    }
+
+    /// Like `start`, with everything bound to `ip` (any of 127.0.0.0/8) and the API on
+    /// `api_port` (0: a free one): nodes on distinct addresses can share an API port, as
+    /// deployed nodes do.
+    pub fn start_at(ip: &str, api_port: u16, data_dir: &Path, extra: &[&str]) -> TestNode {
         let mut child = Command::new(binary())
             .arg("start")
-            .args(["--api-port", "0", "--listen-port", "0", "--disc-port", "0"])
-            .args(["--listen-ip", "127.0.0.1", "--log-level", "warn"])
+            .args(["--api-port", &api_port.to_string()])
+            .args(["--listen-port", "0", "--disc-port", "0"])
+            .args([
+                "--listen-ip",
+                ip,
+                "--api-bindaddr",
+                ip,
+                "--log-level",
+                "warn",
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)

@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# The one neverust binary in a small image: the node (`start`, the default command), and
+# the lab commands Compose and Kubernetes run beside it (`viz`, `bench`, `health`).
+# From the repository's root: `docker build -t neverust:local .` (or, in benchmarks/,
+# `docker compose build`, which does the same from the generated compose file).
+
+FROM rust:1.95-slim-bookworm AS builder
+# npm: the visualizer's page embeds d3 from npm (crates/lab/viz-web), so the binary cannot
+# be built without it. Versions are Debian's stable ones, not pinned: a pin breaks the build
+# as soon as a security update replaces the pinned version.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# node_modules never come from the build context (.dockerignore): installed here, from the
+# lockfile, for this platform.
+RUN if [ -f crates/lab/viz-web/package.json ]; then \
+      npm ci --prefix crates/lab/viz-web --no-audit --no-fund \
+      && npm run build --prefix crates/lab/viz-web --if-present; \
+    fi
+# The release profile keeps some debug info for profiling; the image does not need it.
+ENV CARGO_PROFILE_RELEASE_DEBUG=0
+RUN cargo build --release --locked -p neverust \
+ && cp target/release/neverust /usr/local/bin/neverust
+
+FROM debian:bookworm-slim
+# A fixed uid/gid: Kubernetes pods run as 10001 and give their volumes to group 10001.
+RUN groupadd --system --gid 10001 neverust \
+ && useradd --system --uid 10001 --gid neverust --home-dir /data --no-create-home neverust \
+ && mkdir -p /data \
+ && chown neverust:neverust /data
+COPY --from=builder /usr/local/bin/neverust /usr/local/bin/neverust
+USER 10001:10001
+WORKDIR /data
+# In a container the API must be reachable from other containers, not only from inside.
+ENV NEVERUST_API_BINDADDR=0.0.0.0 \
+    NEVERUST_DATA_DIR=/data
+EXPOSE 8080 8070 8090/udp
+VOLUME ["/data"]
+# `neverust health` asks the node's /health on NEVERUST_API_PORT (8080 by default).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["neverust", "health"]
+ENTRYPOINT ["neverust"]
+CMD ["start"]
