@@ -29,6 +29,8 @@ pub enum Command {
     /// Run benchmark scenarios on a cluster it starts (--nodes) or a running one
     /// (--cluster); writes results.json and report.html.
     Bench(crate::lab_cli::BenchArgs),
+    /// Serve the live network visualizer (D3 force graph) of a running cluster.
+    Viz(crate::viz_cli::VizArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

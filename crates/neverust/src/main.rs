@@ -3,6 +3,7 @@
 
 mod cli;
 mod lab_cli;
+mod viz_cli;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         }
         cli::Command::Cluster(args) => cluster(args),
         cli::Command::Bench(args) => bench(args),
+        cli::Command::Viz(args) => viz_cli::run(args),
     }
 }
 
@@ -88,6 +90,7 @@ fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
             spec.restart = args.restart;
             let opts = supervise::ServeOptions {
                 keep_data: args.keep_data,
+                viz: args.viz_addr(),
             };
             let ui = neverust_lab::ui::Ui::new();
             exit(rt.block_on(supervise::serve(spec, opts, &ui)))

@@ -13,14 +13,35 @@ use crate::ui::Ui;
 
 pub struct ServeOptions {
     pub keep_data: bool,
+    /// Serve the live visualizer there (None: `--no-viz`).
+    pub viz: Option<std::net::SocketAddr>,
 }
 
 /// Runs the cluster until a signal. Nodes that die are reported, and restarted when the
 /// spec says so.
 pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Result<()> {
     let restart = spec.restart;
+    // The visualizer's port is taken before any node starts: a busy one fails the launch
+    // at once, naming the port and the way out, rather than a warning lost among the
+    // progress bars that leaves the user looking for a page that never comes.
+    let viz_listener = match opts.viz {
+        Some(addr) => Some(
+            crate::viz::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}; choose another --viz-port, or --no-viz"))?,
+        ),
+        None => None,
+    };
     let mut cluster = Cluster::launch(spec, ui).await?;
     print_table(&cluster.entries());
+    // It re-reads cluster.json every poll, so restarted nodes (new pids) are followed.
+    let viz = viz_listener.map(|l| {
+        let source = crate::viz::Source::ClusterFile(cluster.file_path().to_path_buf());
+        crate::viz::Viz::start(l, source, crate::viz::INTERVAL)
+    });
+    if let Some(viz) = &viz {
+        ui.say(format!("visualizer: {}", viz.url()));
+    }
     ui.say(format!(
         "cluster ready: {} nodes in {:.1} s; {} written. Ctrl-C stops it.",
         cluster.len(),
