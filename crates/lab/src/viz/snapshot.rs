@@ -357,9 +357,10 @@ impl Builder {
         let rates: Vec<f64> = up.iter().filter_map(|n| n.sent_bytes_per_s).collect();
         let stats = Stats {
             active_nodes: up.len(),
-            total_blocks: up.iter().map(|n| n.blocks).sum(),
-            total_bytes: up.iter().map(|n| n.bytes).sum(),
-            transfer_bytes_per_s: (!rates.is_empty()).then(|| rates.iter().sum()),
+            // Folded from +0.0: an empty f64 sum is -0.0, which a page would print as "-0".
+            total_blocks: up.iter().fold(0.0, |t, n| t + n.blocks),
+            total_bytes: up.iter().fold(0.0, |t, n| t + n.bytes),
+            transfer_bytes_per_s: (!rates.is_empty()).then(|| rates.iter().fold(0.0, |t, r| t + r)),
         };
         Snapshot {
             seq: self.seq,
@@ -552,6 +553,10 @@ mod tests {
         assert_eq!(s.nodes[0].id, "127.0.0.1:9002");
         assert_eq!(s.nodes[0].role, "unknown");
         assert!(!s.nodes[0].up);
+        assert!(
+            s.stats.total_bytes.is_sign_positive(),
+            "no \"-0\" on the page"
+        );
     }
 
     #[test]
