@@ -21,6 +21,13 @@ if ! python3 -m pip install -q --disable-pip-version-check -r scripts/requiremen
   cat /tmp/neverust-pip.log >&2
   exit 1
 fi
+# Debian's nodejs comes without npm, NodeSource's has it built in (and conflicts with
+# Debian's npm package): install it only when the command is missing.
+if ! command -v npm >/dev/null; then
+  echo "setup: installing Debian package: npm"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+fi
 # The visualizer's page embeds d3 from npm: the build fails without it (crates/lab/build.rs).
 (cd crates/lab/viz-web && npm ci --no-audit --no-fund --loglevel=error)
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
