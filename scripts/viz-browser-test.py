@@ -79,8 +79,8 @@ PAGE_STATE = """() => ({
   statusText: document.querySelector('#status').textContent,
   circles: [...document.querySelectorAll('#graph circle')].map(c => ({
     id: c.dataset.id, role: c.dataset.role, up: c.dataset.up, fill: c.getAttribute('fill')})),
-  lines: document.querySelectorAll('#graph line').length,
-  active: document.querySelectorAll('#graph line.active').length,
+  lines: Number(document.querySelector('#edges').dataset.edges),
+  active: Number(document.querySelector('#edges').dataset.active),
   stats: Object.fromEntries(['nodes', 'blocks', 'bytes', 'speed'].map(k => {
     const el = document.getElementById('stat-' + k);
     return [k, {value: el.dataset.value, text: el.textContent}];

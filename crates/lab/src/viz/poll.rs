@@ -110,6 +110,7 @@ impl Poller {
 
     /// Asks every node once and returns the resulting snapshot.
     pub async fn poll(&mut self) -> Snapshot {
+        let started = Instant::now();
         let (targets, source_error) = match self.targets().await {
             Ok(t) => (t, None),
             Err(e) => (self.last_targets.clone(), Some(e.to_string())),
@@ -134,14 +135,16 @@ impl Poller {
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.builder.build(
+        let mut snapshot = self.builder.build(
             reports,
             self.clock.elapsed().as_secs_f64(),
             unix_ms,
             &self.source.describe(),
             source_error,
             self.interval.as_secs_f64(),
-        )
+        );
+        snapshot.poll_seconds = started.elapsed().as_secs_f64();
+        snapshot
     }
 }
 

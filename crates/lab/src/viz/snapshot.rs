@@ -135,6 +135,8 @@ pub struct Snapshot {
     /// Why the node list could not be read this time (the last list is polled meanwhile).
     pub source_error: Option<String>,
     pub interval_seconds: f64,
+    /// How long asking every node took this time.
+    pub poll_seconds: f64,
     pub stats: Stats,
     pub nodes: Vec<VizNode>,
     pub edges: Vec<Edge>,
@@ -368,6 +370,7 @@ impl Builder {
             source: source.to_string(),
             source_error,
             interval_seconds,
+            poll_seconds: 0.0,
             stats,
             nodes,
             edges,

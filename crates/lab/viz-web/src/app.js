@@ -11,16 +11,23 @@ const ROLE_COLORS = {
   unknown: "#7f8c8d",
 };
 const DOWN_COLOR = "#b8bec6";
+const EDGE_COLOR = "#9aa3b1";
+const ACTIVE_EDGE_COLOR = "#f39c12";
 const MIB = 1024 * 1024;
 
 // What the tests (and curious users, from the console) can read.
-const state = { snapshot: null, frames: 0, connected: false };
+// `updateMs`: how long drawing the last snapshot took (scripts/viz-scale.py reads it).
+const state = { snapshot: null, frames: 0, connected: false, updateMs: 0 };
 window.neverustViz = state;
 
 const svg = d3.select("#graph");
 const world = svg.append("g");
-const linkLayer = world.append("g").attr("class", "links");
 const nodeLayer = world.append("g").attr("class", "nodes");
+const canvas = document.getElementById("edges");
+const ctx = canvas.getContext("2d");
+let zoomTransform = d3.zoomIdentity;
+let edgeWidth = () => 1;
+let circles = nodeLayer.selectAll("circle");
 const tooltip = document.getElementById("tooltip");
 
 // Simulation objects by node id: they keep their position across snapshots, so the
@@ -34,7 +41,9 @@ let lastSeq = 0;
 
 const simulation = d3
   .forceSimulation()
-  .force("link", d3.forceLink().id((d) => d.id).distance(90).strength(0.15))
+  // d3's default link strength (1 / the smaller degree): a near-complete mesh of 200
+  // nodes would otherwise collapse into a point.
+  .force("link", d3.forceLink().id((d) => d.id).distance(90))
   .force("charge", d3.forceManyBody().strength(-260).distanceMax(500))
   .force("center", d3.forceCenter(0, 0))
   .force("x", d3.forceX(0).strength(0.04))
@@ -46,12 +55,20 @@ svg.call(
   d3
     .zoom()
     .scaleExtent([0.1, 8])
-    .on("zoom", (event) => world.attr("transform", event.transform))
+    .on("zoom", (event) => {
+      zoomTransform = event.transform;
+      world.attr("transform", event.transform);
+      draw();
+    })
 );
 
 function resize() {
   const r = svg.node().getBoundingClientRect();
   svg.attr("viewBox", [-r.width / 2, -r.height / 2, r.width, r.height]);
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(r.width * dpr);
+  canvas.height = Math.round(r.height * dpr);
+  if (simNodes.size) draw();
 }
 window.addEventListener("resize", resize);
 resize();
@@ -81,6 +98,7 @@ function update(snapshot) {
   // The first fetch and the socket's first frame can be the same poll: draw it once.
   if (snapshot.seq <= lastSeq) return;
   lastSeq = snapshot.seq;
+  const t0 = performance.now();
   state.snapshot = snapshot;
   state.frames += 1;
   const first = simNodes.size === 0;
@@ -111,13 +129,18 @@ function update(snapshot) {
   const nodesArr = Array.from(simNodes.values());
   simulation.nodes(nodesArr);
   simulation.force("link").links(simLinks);
-  const shape = nodesArr.map((n) => n.id).join(",") + "/" + simLinks.map((l) => l.key).join(",");
+  const nodeShape = nodesArr.map((n) => n.id).join(",");
+  const shape = nodeShape + "/" + simLinks.map((l) => l.key).join(",");
   if (first) {
     // Settle the first layout before showing it, rather than letting it fly in.
     simulation.stop();
     for (let i = 0; i < 300; i++) simulation.tick();
-  } else if (shape !== topology) {
+  } else if (!topology.startsWith(nodeShape + "/")) {
     simulation.alpha(0.3).restart();
+  } else if (shape !== topology) {
+    // Only connections changed (a large cluster's change every poll): a nudge, not a
+    // new layout.
+    simulation.alpha(Math.max(simulation.alpha(), 0.05)).restart();
   }
   topology = shape;
 
@@ -125,19 +148,13 @@ function update(snapshot) {
   stats(snapshot);
   if (hovered) showTooltip(hovered);
   svg.attr("data-seq", snapshot.seq);
+  state.updateMs = performance.now() - t0;
 }
 
 function render() {
   const maxRate = d3.max(simLinks, (l) => l.rate || 0) || 0;
-  const width = d3.scaleSqrt().domain([0, Math.max(maxRate, MIB)]).range([1.5, 9]);
-  linkLayer
-    .selectAll("line")
-    .data(simLinks, (l) => l.key)
-    .join("line")
-    .attr("data-key", (l) => l.key)
-    .classed("active", (l) => (l.rate || 0) > 0)
-    .attr("stroke-width", (l) => ((l.rate || 0) > 0 ? width(l.rate) : 1));
-  nodeLayer
+  edgeWidth = d3.scaleSqrt().domain([0, Math.max(maxRate, MIB)]).range([1.5, 9]);
+  circles = nodeLayer
     .selectAll("circle")
     .data(simulation.nodes(), (d) => d.id)
     .join((enter) =>
@@ -164,16 +181,48 @@ function render() {
 }
 
 function draw() {
-  linkLayer
-    .selectAll("line")
-    .attr("x1", (l) => l.source.x)
-    .attr("y1", (l) => l.source.y)
-    .attr("x2", (l) => l.target.x)
-    .attr("y2", (l) => l.target.y);
-  nodeLayer
-    .selectAll("circle")
-    .attr("cx", (d) => d.x)
-    .attr("cy", (d) => d.y);
+  drawEdges();
+  circles.attr("cx", (d) => d.x).attr("cy", (d) => d.y);
+}
+
+// Idle connections in one path (one stroke for thousands), then those carrying data on
+// top, thicker with their rate. The canvas says how many it drew, for the tests.
+function drawEdges() {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.width / dpr;
+  const h = canvas.height / dpr;
+  const t = zoomTransform;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.setTransform(dpr * t.k, 0, 0, dpr * t.k, dpr * (t.x + w / 2), dpr * (t.y + h / 2));
+  let idle = 0;
+  ctx.beginPath();
+  for (const l of simLinks) {
+    if ((l.rate || 0) > 0) continue;
+    ctx.moveTo(l.source.x, l.source.y);
+    ctx.lineTo(l.target.x, l.target.y);
+    idle += 1;
+  }
+  ctx.strokeStyle = EDGE_COLOR;
+  // Thousands of overlapping lines would be a solid disc: fainter the more there are.
+  ctx.globalAlpha = Math.max(0.06, Math.min(0.5, 60 / Math.max(1, idle)));
+  ctx.lineWidth = 1;
+  ctx.stroke();
+  ctx.globalAlpha = 0.95;
+  ctx.strokeStyle = ACTIVE_EDGE_COLOR;
+  let active = 0;
+  for (const l of simLinks) {
+    if (!((l.rate || 0) > 0)) continue;
+    ctx.beginPath();
+    ctx.moveTo(l.source.x, l.source.y);
+    ctx.lineTo(l.target.x, l.target.y);
+    ctx.lineWidth = edgeWidth(l.rate);
+    ctx.stroke();
+    active += 1;
+  }
+  ctx.globalAlpha = 1;
+  canvas.dataset.edges = String(idle + active);
+  canvas.dataset.active = String(active);
 }
 
 function bytes(b) {
@@ -207,7 +256,8 @@ function stats(s) {
   document.getElementById("updated").textContent =
     `Poll ${s.seq} at ${new Date(s.unix_ms).toLocaleTimeString()}: ${s.nodes.length} nodes` +
     (down ? ` (${down} not answering)` : "") +
-    `, ${s.edges.length} connections; every ${s.interval_seconds} s.`;
+    `, ${s.edges.length} connections; every ${s.interval_seconds} s (this poll took ` +
+    `${Math.round(s.poll_seconds * 1000)} ms).`;
   const err = document.getElementById("source-error");
   err.hidden = !s.source_error;
   err.textContent = s.source_error ? "Cannot read the node list: " + s.source_error : "";
