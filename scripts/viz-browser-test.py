@@ -79,6 +79,7 @@ PAGE_STATE = """() => ({
   statusText: document.querySelector('#status').textContent,
   circles: [...document.querySelectorAll('#graph circle')].map(c => ({
     id: c.dataset.id, role: c.dataset.role, up: c.dataset.up, fill: c.getAttribute('fill')})),
+  renderer: document.querySelector('#edges').dataset.renderer,
   lines: Number(document.querySelector('#edges').dataset.edges),
   active: Number(document.querySelector('#edges').dataset.active),
   stats: Object.fromEntries(['nodes', 'blocks', 'bytes', 'speed'].map(k => {
@@ -106,6 +107,8 @@ def stop(proc):
 
 
 def main():
+    if not os.path.isfile(BIN):
+        sys.exit(f"{os.path.basename(__file__)}: no neverust binary at {BIN}: build it, or set NEVERUST_BIN")
     chromium = shutil.which("chromium")
     if not chromium:
         sys.exit("viz-browser-test: chromium is not installed (scripts/setup.sh installs it)")
@@ -176,8 +179,22 @@ def main():
             snap, state = synced(4)
             assert_drawn(snap, state)
             assert snap["nodes"][3]["role"] == "marketplace"
-            print(f"viz-browser-test: {len(state['circles'])} circles, {state['lines']} lines, "
+            print(f"viz-browser-test: {len(state['circles'])} circles, {state['lines']} lines "
+                  f"({state['renderer']}), "
                   f"stats {state['stats']['blocks']['text']} blocks / {state['stats']['bytes']['text']}")
+
+            # The WebGL renderer (used where a GPU draws it) draws the same connections.
+            gl_page = browser.new_page(viewport={"width": 1400, "height": 900})
+            gl_page.goto(url + "?edges=webgl")
+
+            def gl_synced():
+                snap = get_json(url + "snapshot.json")
+                state = gl_page.evaluate(PAGE_STATE)
+                return (snap, state) if snap and state["seq"] == snap["seq"] else None
+            gl_snap, gl_state = wait("the WebGL page", 10, gl_synced)
+            assert gl_state["renderer"] == "webgl", gl_state["renderer"]
+            assert gl_state["lines"] == len(gl_snap["edges"]), (gl_state, gl_snap["edges"])
+            gl_page.close()
 
             # An upload and a transfer: totals grow, an edge lights up.
             blocks_before = snap["stats"]["total_blocks"]

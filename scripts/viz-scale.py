@@ -51,7 +51,53 @@ def summary(times):
             f"({1000 / statistics.mean(gaps):.0f} fps), p95 {p95:.1f} ms, max {gaps[-1]:.1f} ms")
 
 
+def measure(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(url)
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#graph circle').length >= {NODES}", timeout=60_000)
+    # Two more snapshots, so the page runs in its steady state.
+    seq = page.evaluate("() => window.neverustViz.snapshot.seq")
+    page.wait_for_function(f"() => window.neverustViz.snapshot.seq >= {seq + 2}",
+                           timeout=30_000)
+    snap = page.evaluate("() => window.neverustViz.snapshot")
+    renderer = page.evaluate("() => document.querySelector('#edges').dataset.renderer")
+    print(f"viz-scale: [{renderer}] page shows {len(snap['nodes'])} nodes, "
+          f"{len(snap['edges'])} connections; the server's poll of every node took "
+          f"{snap['poll_seconds'] * 1000:.0f} ms")
+    rest = page.evaluate(FRAMES, 5000)
+    print(f"viz-scale: [{renderer}] at rest (updates every 2 s): {summary(rest)}")
+    updates = []
+    for _ in range(3):
+        seq = page.evaluate("() => window.neverustViz.snapshot.seq")
+        page.wait_for_function(f"() => window.neverustViz.snapshot.seq > {seq}",
+                               timeout=30_000)
+        updates.append(page.evaluate("() => window.neverustViz.updateMs"))
+    print(f"viz-scale: [{renderer}] drawing one snapshot: " +
+          ", ".join(f"{u:.1f} ms" for u in updates))
+    # Drag a node in circles for 5 s: the simulation runs every frame meanwhile.
+    box = page.locator("#graph circle").nth(NODES // 2).bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    handle = page.evaluate_handle(FRAMES, 5000)
+    end = time.monotonic() + 5
+    i = 0
+    while time.monotonic() < end:
+        i += 1
+        page.mouse.move(cx + 80 * ((i % 20) / 10 - 1), cy + 40 * ((i % 7) / 3.5 - 1))
+        time.sleep(0.03)
+    page.mouse.up()
+    print(f"viz-scale: [{renderer}] dragging (simulation running): {summary(handle.json_value())}")
+    shot = os.path.join(tempfile.gettempdir(), f"viz-scale-{NODES}-{renderer}.png")
+    page.screenshot(path=shot)
+    print(f"viz-scale: [{renderer}] screenshot {shot}")
+    page.close()
+
+
 def main():
+    if not os.path.isfile(BIN):
+        sys.exit(f"{os.path.basename(__file__)}: no neverust binary at {BIN}: build it, or set NEVERUST_BIN")
     tmp = tempfile.mkdtemp(prefix="neverust-viz-scale-")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -71,46 +117,8 @@ def main():
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"),
                                         args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(url)
-            page.wait_for_function(
-                f"() => document.querySelectorAll('#graph circle').length >= {NODES}",
-                timeout=60_000)
-            # Two more snapshots, so the page runs in its steady state.
-            seq = page.evaluate("() => window.neverustViz.snapshot.seq")
-            page.wait_for_function(f"() => window.neverustViz.snapshot.seq >= {seq + 2}",
-                                   timeout=30_000)
-            snap = page.evaluate("() => window.neverustViz.snapshot")
-            edges = len(snap["edges"])
-            print(f"viz-scale: page shows {NODES} nodes, {edges} connections; "
-                  f"the server's poll of every node took {snap['poll_seconds'] * 1000:.0f} ms")
-            rest = page.evaluate(FRAMES, 5000)
-            print(f"viz-scale: at rest (updates every 2 s): {summary(rest)}")
-            updates = []
-            for _ in range(3):
-                seq = page.evaluate("() => window.neverustViz.snapshot.seq")
-                page.wait_for_function(f"() => window.neverustViz.snapshot.seq > {seq}",
-                                       timeout=30_000)
-                updates.append(page.evaluate("() => window.neverustViz.updateMs"))
-            print("viz-scale: drawing one snapshot: " +
-                  ", ".join(f"{u:.1f} ms" for u in updates))
-            # Drag a node in circles for 5 s: the simulation runs every frame meanwhile.
-            box = page.locator("#graph circle").nth(NODES // 2).bounding_box()
-            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            page.mouse.move(cx, cy)
-            page.mouse.down()
-            handle = page.evaluate_handle(FRAMES, 5000)
-            end = time.monotonic() + 5
-            i = 0
-            while time.monotonic() < end:
-                i += 1
-                page.mouse.move(cx + 80 * ((i % 20) / 10 - 1), cy + 40 * ((i % 7) / 3.5 - 1))
-                time.sleep(0.03)
-            page.mouse.up()
-            drag = handle.json_value()
-            print(f"viz-scale: dragging (simulation running): {summary(drag)}")
-            page.screenshot(path=os.path.join(tempfile.gettempdir(), f"viz-scale-{NODES}.png"))
-            print(f"viz-scale: screenshot {os.path.join(tempfile.gettempdir(), f'viz-scale-{NODES}.png')}")
+            for renderer in ["2d", "webgl"]:
+                measure(browser, f"{url}?edges={renderer}")
             browser.close()
     finally:
         launcher.send_signal(signal.SIGTERM)

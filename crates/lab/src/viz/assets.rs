@@ -14,6 +14,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
         "text/javascript; charset=utf-8",
     ),
     (
+        "edges.js",
+        include_bytes!("../../viz-web/src/edges.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
         "style.css",
         include_bytes!("../../viz-web/src/style.css"),
         "text/css; charset=utf-8",
@@ -40,7 +45,7 @@ mod tests {
         let (html, mime) = super::get("index.html").unwrap();
         assert!(mime.starts_with("text/html"));
         let html = std::str::from_utf8(html).unwrap();
-        for f in ["app.js", "style.css", "d3.min.js"] {
+        for f in ["app.js", "edges.js", "style.css", "d3.min.js"] {
             assert!(html.contains(f), "index.html does not load {f}");
             assert!(super::get(f).is_some());
         }

@@ -11,8 +11,6 @@ const ROLE_COLORS = {
   unknown: "#7f8c8d",
 };
 const DOWN_COLOR = "#b8bec6";
-const EDGE_COLOR = "#9aa3b1";
-const ACTIVE_EDGE_COLOR = "#f39c12";
 const MIB = 1024 * 1024;
 
 // What the tests (and curious users, from the console) can read.
@@ -24,7 +22,8 @@ const svg = d3.select("#graph");
 const world = svg.append("g");
 const nodeLayer = world.append("g").attr("class", "nodes");
 const canvas = document.getElementById("edges");
-const ctx = canvas.getContext("2d");
+const edges = edgeRenderer(canvas);
+canvas.dataset.renderer = edges.kind;
 let zoomTransform = d3.zoomIdentity;
 let edgeWidth = () => 1;
 let circles = nodeLayer.selectAll("circle");
@@ -185,44 +184,11 @@ function draw() {
   circles.attr("cx", (d) => d.x).attr("cy", (d) => d.y);
 }
 
-// Idle connections in one path (one stroke for thousands), then those carrying data on
-// top, thicker with their rate. The canvas says how many it drew, for the tests.
+// The canvas says how many connections it drew, for the tests.
 function drawEdges() {
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.width / dpr;
-  const h = canvas.height / dpr;
-  const t = zoomTransform;
-  ctx.setTransform(1, 0, 0, 1, 0, 0);
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  ctx.setTransform(dpr * t.k, 0, 0, dpr * t.k, dpr * (t.x + w / 2), dpr * (t.y + h / 2));
-  let idle = 0;
-  ctx.beginPath();
-  for (const l of simLinks) {
-    if ((l.rate || 0) > 0) continue;
-    ctx.moveTo(l.source.x, l.source.y);
-    ctx.lineTo(l.target.x, l.target.y);
-    idle += 1;
-  }
-  ctx.strokeStyle = EDGE_COLOR;
-  // Thousands of overlapping lines would be a solid disc: fainter the more there are.
-  ctx.globalAlpha = Math.max(0.06, Math.min(0.5, 60 / Math.max(1, idle)));
-  ctx.lineWidth = 1;
-  ctx.stroke();
-  ctx.globalAlpha = 0.95;
-  ctx.strokeStyle = ACTIVE_EDGE_COLOR;
-  let active = 0;
-  for (const l of simLinks) {
-    if (!((l.rate || 0) > 0)) continue;
-    ctx.beginPath();
-    ctx.moveTo(l.source.x, l.source.y);
-    ctx.lineTo(l.target.x, l.target.y);
-    ctx.lineWidth = edgeWidth(l.rate);
-    ctx.stroke();
-    active += 1;
-  }
-  ctx.globalAlpha = 1;
-  canvas.dataset.edges = String(idle + active);
-  canvas.dataset.active = String(active);
+  const drawn = edges.draw(simLinks, zoomTransform, edgeWidth);
+  canvas.dataset.edges = String(drawn.idle + drawn.active);
+  canvas.dataset.active = String(drawn.active);
 }
 
 function bytes(b) {
