@@ -50,16 +50,28 @@ const simulation = d3
   .force("collide", d3.forceCollide(12))
   .on("tick", draw);
 
-svg.call(
-  d3
-    .zoom()
-    .scaleExtent([0.1, 8])
-    .on("zoom", (event) => {
-      zoomTransform = event.transform;
-      world.attr("transform", event.transform);
-      draw();
-    })
-);
+const zoom = d3
+  .zoom()
+  .scaleExtent([0.1, 8])
+  .on("zoom", (event) => {
+    zoomTransform = event.transform;
+    world.attr("transform", event.transform);
+    draw();
+  });
+svg.call(zoom);
+
+// The first layout fills most of the view: a 4-node cluster is not a speck, a 200-node
+// one not cut off. Zooming and panning are the user's after that.
+function fitView() {
+  const nodes = simulation.nodes();
+  if (!nodes.length) return;
+  const [x0, x1] = d3.extent(nodes, (d) => d.x);
+  const [y0, y1] = d3.extent(nodes, (d) => d.y);
+  const r = svg.node().getBoundingClientRect();
+  const k = Math.min(1.8, 0.85 * Math.min(r.width / (x1 - x0 + 60), r.height / (y1 - y0 + 60)));
+  const t = d3.zoomIdentity.scale(k).translate(-(x0 + x1) / 2, -(y0 + y1) / 2);
+  svg.call(zoom.transform, t);
+}
 
 function resize() {
   const r = svg.node().getBoundingClientRect();
@@ -134,6 +146,8 @@ function update(snapshot) {
     // Settle the first layout before showing it, rather than letting it fly in.
     simulation.stop();
     for (let i = 0; i < 300; i++) simulation.tick();
+    render();
+    fitView();
   } else if (!topology.startsWith(nodeShape + "/")) {
     simulation.alpha(0.3).restart();
   } else if (shape !== topology) {
