@@ -9,12 +9,14 @@ NODES="${NODES:-50}"
 PROFILE="${PROFILE:-quick}"
 DIR="${DIR:-neverust-cluster}"
 REPORT="${REPORT:-neverust-report}"
+VIZ_PORT="${VIZ_PORT:-8888}"
 
 cargo build --release -p neverust
 bin="${CARGO_TARGET_DIR:-target}/release/neverust"
 
 # --restart: the chaos scenario kills nodes with SIGKILL and the launcher brings them back.
-"$bin" cluster --nodes "$NODES" --dir "$DIR" --restart --node-log-level warn &
+# The cluster serves the live visualizer while it runs (VIZ_PORT=... to move it).
+"$bin" cluster --nodes "$NODES" --dir "$DIR" --restart --node-log-level warn --viz-port "$VIZ_PORT" &
 launcher=$!
 trap 'kill -TERM "$launcher" 2>/dev/null || true; wait "$launcher" 2>/dev/null || true' EXIT
 
@@ -27,5 +29,6 @@ until grep -qs "\"launcher_pid\": $launcher," "$DIR/cluster.json"; do
   sleep 0.2
 done
 
+echo "lab: the live visualizer is at http://localhost:$VIZ_PORT while the cluster runs"
 "$bin" bench all --cluster "$DIR/cluster.json" --profile "$PROFILE" --report "$REPORT"
 echo "lab: open $REPORT/report.html"

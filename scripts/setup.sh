@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Neverust needs on a fresh Debian machine, from the
 # project's own lists: Debian packages (scripts/apt-packages.txt) and Python tools
-# (scripts/requirements.txt). Safe to run again.
+# (scripts/requirements.txt), and the visualizer page's npm packages (crates/lab/viz-web).
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +21,14 @@ if ! python3 -m pip install -q --disable-pip-version-check -r scripts/requiremen
   cat /tmp/neverust-pip.log >&2
   exit 1
 fi
+# Debian's nodejs comes without npm, NodeSource's has it built in (and conflicts with
+# Debian's npm package): install it only when the command is missing.
+if ! command -v npm >/dev/null; then
+  echo "setup: installing Debian package: npm"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+fi
+# The visualizer's page embeds d3 from npm: the build fails without it (crates/lab/build.rs).
+(cd crates/lab/viz-web && npm ci --no-audit --no-fund --loglevel=error)
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "setup: done"

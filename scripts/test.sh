@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All of Neverust's tests: formatting, lints, the known-answer files, unit/property/
-# integration tests, and the OpenAPI fuzzing of a real node.
+# integration tests, the OpenAPI fuzzing of a real node, and the visualizer page in a real
+# headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -10,3 +11,4 @@ echo "== clippy"; cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== golden"; python3 scripts/golden_content.py --check && python3 deploy/grafana/dashboards.py --check
 echo "== tests";  cargo test --workspace
 echo "== api fuzz"; bash scripts/api-fuzz.sh
+echo "== viz browser"; python3 scripts/viz-browser-test.py

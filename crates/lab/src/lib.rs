@@ -11,6 +11,7 @@ pub mod report;
 pub mod results;
 pub mod sampler;
 pub mod ui;
+pub mod viz;
 
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()

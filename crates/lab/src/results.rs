@@ -30,6 +30,20 @@ pub struct Results {
     pub resources: Vec<NodeResources>,
     /// Totals over every scenario, what a CI run asserts on.
     pub checks: Checks,
+    /// A picture of the visualizer near the end of the run, while the cluster still ran.
+    #[serde(default)]
+    pub visualizer: Option<VisualizerShot>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct VisualizerShot {
+    /// The PNG, beside the report; None when there is none (`note` says why).
+    pub png: Option<std::path::PathBuf>,
+    /// What the snapshot in the picture held.
+    pub nodes: usize,
+    pub active_nodes: usize,
+    pub edges: usize,
+    pub note: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]

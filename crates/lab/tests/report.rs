@@ -343,6 +343,13 @@ fn full() -> Results {
             acknowledged_lost: 1,
             errors: 4,
         },
+        visualizer: Some(VisualizerShot {
+            png: None,
+            nodes: 8,
+            active_nodes: 7,
+            edges: 21,
+            note: Some("no picture: Chromium is not installed <test>".into()),
+        }),
     }
 }
 
@@ -383,6 +390,26 @@ fn full_run_is_self_contained_and_escaped() {
     // The lost upload is highlighted.
     assert!(html.contains("<div class=\"check bad\"><span class=\"v\">1</span>"));
     assert!(html.contains("Neverust benchmark report"));
+}
+
+#[test]
+fn the_visualizer_picture_is_embedded_or_its_absence_explained() {
+    let html = render_html(&full());
+    assert!(html.contains("id=\"visualizer\""));
+    assert!(html.contains("Chromium is not installed &lt;test&gt;"));
+    let dir = scratch_dir("shot");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("visualizer.png");
+    std::fs::write(&png, b"\x89PNG not really").unwrap();
+    let mut r = full();
+    r.visualizer = Some(VisualizerShot {
+        png: Some(png),
+        note: None,
+        ..Default::default()
+    });
+    let html = render_html(&r);
+    assert!(html.contains("src=\"data:image/png;base64,iVBORyBub3QgcmVhbGx5\""));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

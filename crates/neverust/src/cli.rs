@@ -37,6 +37,8 @@ pub enum Command {
     K8s(crate::deploy_cli::K8sArgs),
     /// Exit 0 when the node on this machine answers /health (container healthchecks).
     Health(crate::deploy_cli::HealthArgs),
+    /// Serve the live network visualizer (D3 force graph) of a running cluster.
+    Viz(crate::viz_cli::VizArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

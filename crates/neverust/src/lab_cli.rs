@@ -27,6 +27,19 @@ pub struct ClusterArgs {
     /// Port of that Prometheus's web UI and API (on 127.0.0.1).
     #[arg(long, default_value_t = neverust_lab::cluster::prometheus::DEFAULT_PORT, requires = "prometheus")]
     pub prometheus_port: u16,
+    /// Do not serve the live visualizer.
+    #[arg(long)]
+    pub no_viz: bool,
+    /// Port of the live visualizer (on 127.0.0.1).
+    #[arg(long, default_value_t = 8888, conflicts_with = "no_viz")]
+    pub viz_port: u16,
+}
+
+impl ClusterArgs {
+    /// Where the visualizer serves, unless --no-viz.
+    pub fn viz_addr(&self) -> Option<std::net::SocketAddr> {
+        (!self.no_viz).then(|| std::net::SocketAddr::from(([127, 0, 0, 1], self.viz_port)))
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -4,6 +4,7 @@
 mod cli;
 mod deploy_cli;
 mod lab_cli;
+mod viz_cli;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             true => ExitCode::SUCCESS,
             false => ExitCode::FAILURE,
         },
+        cli::Command::Viz(args) => viz_cli::run(args),
     }
 }
 
@@ -102,6 +104,7 @@ fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
             let opts = supervise::ServeOptions {
                 keep_data: args.keep_data,
                 prometheus_port: args.prometheus.then_some(args.prometheus_port),
+                viz: args.viz_addr(),
             };
             let ui = neverust_lab::ui::Ui::new();
             exit(rt.block_on(supervise::serve(spec, opts, &ui)))

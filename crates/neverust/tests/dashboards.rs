@@ -128,7 +128,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
                 "--bootstrap-api-port",
                 BOOTSTRAP_API_PORT,
             ])
-            .args(["--node-log-level", "warn", "--prometheus"])
+            .args(["--node-log-level", "warn", "--no-viz", "--prometheus"])
             .args(["--prometheus-port", &prom_port])
             .arg("--dir")
             .arg(&dir)
@@ -328,7 +328,7 @@ fn without_the_prometheus_binary_the_flag_says_how_to_install_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let out = Command::new(common::binary())
-        .args(["cluster", "--nodes", "2", "--prometheus"])
+        .args(["cluster", "--nodes", "2", "--no-viz", "--prometheus"])
         .args([
             "--base-port",
             BASE_PORT,

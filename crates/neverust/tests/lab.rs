@@ -34,6 +34,7 @@ fn cluster_lifecycle_status_stale_refusal_and_keep_data() {
         let mut c = neverust();
         c.args(["cluster", "--nodes", "3", "--base-port", "23100"])
             .args(["--bootstrap-api-port", "23199", "--node-log-level", "warn"])
+            .arg("--no-viz")
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -145,6 +146,7 @@ fn bad_cluster_flags_name_the_flag() {
             "2",
             "--bootstrap-api-port",
             &port.to_string(),
+            "--no-viz",
         ])
         .args(["--base-port", "23300", "--dir"])
         .arg(tmp.path())
@@ -271,6 +273,16 @@ fn bench_all_on_five_nodes() {
         assert!(html.contains(id), "report lacks {id}");
     }
     assert!(html.matches("<svg").count() >= 8);
+    // The visualizer's picture, taken while the cluster still ran (or why there is none).
+    let shot = &r["visualizer"];
+    assert_eq!(shot["nodes"], 5, "{shot}");
+    assert!(shot["edges"].as_u64().unwrap() >= 4, "{shot}");
+    if shot["png"].is_string() {
+        assert!(html.contains("data:image/png;base64,"));
+        assert!(report.join("visualizer.png").is_file());
+    } else {
+        assert!(html.contains("no picture"), "{shot}");
+    }
     assert!(!html.contains("NaN"));
     // Nothing of the bench is left running.
     assert!(neverust_procs(tmp.path()).is_empty());
@@ -302,6 +314,7 @@ fn bench_against_a_running_cluster_with_restart() {
             "--nodes",
             "4",
             "--restart",
+            "--no-viz",
             "--base-port",
             "23600",
         ])

@@ -412,6 +412,9 @@ pub async fn run(
         ..Default::default()
     };
     let outcome = run_scenarios(&opts, &mut ctx, &mut results).await;
+    ui.say("photographing the visualizer...");
+    results.visualizer =
+        Some(crate::viz::shot::for_report(ctx.cluster.file_path(), &opts.report_dir).await);
     results.resources = ctx.sampler.series();
     results.checks = ctx.checks.clone();
     results.seconds = t0.elapsed().as_secs_f64();

@@ -16,6 +16,8 @@ pub struct ServeOptions {
     pub keep_data: bool,
     /// Run a Prometheus on this port that scrapes every node.
     pub prometheus_port: Option<u16>,
+    /// Serve the live visualizer there (None: `--no-viz`).
+    pub viz: Option<std::net::SocketAddr>,
 }
 
 /// Runs the cluster until a signal. Nodes that die are reported, and restarted when the
@@ -25,6 +27,17 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
     // Everything that can refuse the launch is checked before a node starts.
     let prometheus_binary = match opts.prometheus_port {
         Some(port) => Some((Prometheus::preflight(port)?, port)),
+        None => None,
+    };
+    // The visualizer's port is taken before any node starts: a busy one fails the launch
+    // at once, naming the port and the way out, rather than a warning lost among the
+    // progress bars that leaves the user looking for a page that never comes.
+    let viz_listener = match opts.viz {
+        Some(addr) => Some(
+            crate::viz::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}; choose another --viz-port, or --no-viz"))?,
+        ),
         None => None,
     };
     let mut cluster = Cluster::launch(spec, ui).await?;
@@ -51,6 +64,14 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
                 return Err(e);
             }
         }
+    }
+    // It re-reads cluster.json every poll, so restarted nodes (new pids) are followed.
+    let viz = viz_listener.map(|l| {
+        let source = crate::viz::Source::ClusterFile(cluster.file_path().to_path_buf());
+        crate::viz::Viz::start(l, source, crate::viz::INTERVAL)
+    });
+    if let Some(viz) = &viz {
+        ui.say(format!("visualizer: {}", viz.url()));
     }
     ui.say(format!(
         "cluster ready: {} nodes in {:.1} s; {} written. Ctrl-C stops it.",

@@ -12,6 +12,7 @@ pub mod plots;
 mod resources;
 mod scale;
 mod scenarios;
+mod visualizer;
 
 use std::fs;
 use std::io;
@@ -33,6 +34,7 @@ pub fn render_html(results: &Results) -> String {
         scale::scale(results.scale.as_ref()),
         faults::chaos(results.chaos.as_ref()),
         resources::resources(&results.resources),
+        visualizer::visualizer(results.visualizer.as_ref()),
         Some(overview::explanations()),
     ]
     .into_iter()
