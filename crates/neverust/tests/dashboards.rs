@@ -5,9 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Terminated;
 use serde_json::Value;
 
 const BASE_PORT: &str = "23700";
@@ -17,25 +18,6 @@ const DRILL_NODE: &str = "2";
 
 fn dashboards_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/dashboards")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Launcher(Child);
-
-impl Drop for Launcher {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
 }
 
 async fn wait_for<F, Fut>(what: &str, limit: Duration, mut ok: F)
@@ -118,8 +100,8 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
-    let prom_port = free_port().to_string();
-    let launcher = Launcher(
+    let prom_port = common::free_port().to_string();
+    let launcher = Terminated(
         Command::new(common::binary())
             .args(["cluster", "--nodes", "3", "--marketplace-every", "2"])
             .args([
@@ -253,12 +235,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
             .text()
             .await
             .unwrap();
-        bytes_on_nodes += text
-            .lines()
-            .find_map(|l| l.strip_prefix("neverust_block_bytes "))
-            .unwrap()
-            .parse::<f64>()
-            .unwrap();
+        bytes_on_nodes += common::metric_sum(&text, "neverust_block_bytes");
     }
     assert!(bytes_on_nodes >= 2.0 * payload.len() as f64);
     assert_eq!(

@@ -8,9 +8,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Terminated;
 use serde_json::Value;
 
 const BASE_PORT: u16 = 24100;
@@ -19,34 +20,6 @@ const PROMETHEUS_PORT: u16 = 24190;
 
 fn neverust() -> Command {
     Command::new(common::binary())
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
@@ -63,14 +36,6 @@ struct Truth {
     edges: BTreeSet<(String, String)>,
     blocks: f64,
     bytes: f64,
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter_map(|l| l.strip_prefix(name))
-        .filter_map(|rest| rest.strip_prefix(' '))
-        .map(|v| v.trim().parse::<f64>().unwrap())
-        .sum()
 }
 
 async fn truth(http: &reqwest::Client, apis: &[String]) -> Truth {
@@ -96,8 +61,8 @@ async fn truth(http: &reqwest::Client, apis: &[String]) -> Truth {
             .text()
             .await
             .unwrap();
-        blocks += metric(&text, "neverust_block_count");
-        bytes += metric(&text, "neverust_block_bytes");
+        blocks += common::metric_sum(&text, "neverust_block_count");
+        bytes += common::metric_sum(&text, "neverust_block_bytes");
     }
     let edges = seen
         .into_iter()
@@ -193,8 +158,8 @@ fn prometheus_config(dir: &Path, cluster: &Value) -> std::path::PathBuf {
 async fn snapshots_match_what_five_nodes_report() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
-    let viz_port = free_port();
-    let launcher = Killed(
+    let viz_port = common::free_port();
+    let launcher = Terminated(
         neverust()
             .args([
                 "cluster",
@@ -284,7 +249,7 @@ async fn snapshots_match_what_five_nodes_report() {
     // The same cluster seen through a real Prometheus scraping it.
     if let Some(prometheus) = which("prometheus") {
         let config = prometheus_config(tmp.path(), &cluster);
-        let _prom = Killed(
+        let _prom = Terminated(
             Command::new(prometheus)
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!(
@@ -297,8 +262,8 @@ async fn snapshots_match_what_five_nodes_report() {
                 .spawn()
                 .unwrap(),
         );
-        let prom_viz_port = free_port();
-        let _prom_viz = Killed(
+        let prom_viz_port = common::free_port();
+        let _prom_viz = Terminated(
             neverust()
                 .args([
                     "viz",
