@@ -39,6 +39,9 @@ pub const NO_PROVIDER_GRACE: Duration = Duration::from_secs(5);
 /// they are asked again. A manifest is small, so a duplicate answer costs little.
 const ASK_AGAIN: Duration = Duration::from_secs(3);
 
+/// How long a fetch's first provider lookup may take before the connected peers are asked.
+const LOOKUP_PATIENCE: Duration = Duration::from_secs(1);
+
 #[derive(Clone, Debug)]
 pub struct NetConfig {
     pub swarm: SwarmConfig,
@@ -247,10 +250,19 @@ impl Network {
         let mut retry_delay = Duration::from_millis(25);
         let mut asked_connected = false;
         loop {
-            let lookup = tokio::time::timeout_at(deadline, self.find_providers(cid)).await;
+            // The first walk gets a short patience: one stuck on unreachable peers (a
+            // partition, dead nodes) would hold the fetch to the query timeout, while a
+            // connected peer may have the block. Past it, the connected peers are asked.
+            let patience = if asked_connected || ever_found {
+                deadline
+            } else {
+                (tokio::time::Instant::now() + LOOKUP_PATIENCE).min(deadline)
+            };
+            let lookup = tokio::time::timeout_at(patience, self.find_providers(cid)).await;
             let providers = match lookup {
                 Ok(p) => p?,
-                Err(_) => break,
+                Err(_) if tokio::time::Instant::now() >= deadline => break,
+                Err(_) => Vec::new(),
             };
             let direct = providers.is_empty() && !ever_found && !asked_connected;
             let providers = if direct {
