@@ -155,6 +155,10 @@ pub struct Aggregate {
     pub blocks_per_s: f64,
     pub mib_s: f64,
     pub ratio_to_loopback_tcp: f64,
+    /// Each verified download's time, request to last byte: a straggler stretches
+    /// `seconds` (and lowers the rate) without showing in a mean.
+    #[serde(default)]
+    pub download_ms: Vec<f64>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]

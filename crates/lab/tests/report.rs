@@ -112,6 +112,7 @@ fn exchange(noise: &mut Noise) -> ExchangeResult {
             blocks_per_s: 1280.0,
             mib_s: 80.0,
             ratio_to_loopback_tcp: 80.0 / 2900.0,
+            download_ms: vec![180.0, 220.0, 900.0],
         },
         verified: 50,
         errors: vec![],

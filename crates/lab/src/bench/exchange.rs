@@ -137,7 +137,10 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
         async move {
             let r = client.get_network(&stored.cid, LIMIT).await;
             bar.inc(1);
-            r.map(|f| f.sha256 == stored.sha256 && f.bytes == stored.bytes)
+            r.map(|f| {
+                let ms = f.total.as_secs_f64() * 1e3;
+                (f.sha256 == stored.sha256 && f.bytes == stored.bytes, ms)
+            })
         }
     }))
     .buffer_unordered(p.aggregate_concurrency)
@@ -146,10 +149,14 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let mut ok = 0;
+    let mut download_ms = Vec::new();
     for d in downloads {
         match d {
-            Ok(true) => ok += 1,
-            Ok(false) => {
+            Ok((true, ms)) => {
+                ok += 1;
+                download_ms.push(ms);
+            }
+            Ok((false, _)) => {
                 ctx.checks.errors += 1;
                 errors.push("an aggregate download did not match its upload".into());
             }
@@ -170,14 +177,18 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
         blocks_per_s: blocks as f64 / seconds.max(1e-9),
         mib_s: mib,
         ratio_to_loopback_tcp: ratio(mib, ctx.baseline.loopback_tcp_mib_s),
+        download_ms,
     };
+    let q = quantiles(&a.download_ms);
     ctx.ui.say(format!(
-        "exchange aggregate: {} downloads, {} at once: {:.0} blocks/s, {:.0} MiB/s ({:.0} % of loopback TCP)",
+        "exchange aggregate: {} downloads, {} at once: {:.0} blocks/s, {:.0} MiB/s ({:.0} % of loopback TCP); a download p50 {:.0} ms, slowest {:.0} ms",
         a.downloads,
         a.concurrent,
         a.blocks_per_s,
         a.mib_s,
-        a.ratio_to_loopback_tcp * 100.0
+        a.ratio_to_loopback_tcp * 100.0,
+        q.p50,
+        q.max
     ));
     Ok(a)
 }
