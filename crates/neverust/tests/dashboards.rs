@@ -176,27 +176,9 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     // Traffic: an upload on node 1, a download of it through the network on node 2, and two
     // client errors (a malformed CID, an unknown one) for the error panels.
     let http = reqwest::Client::new();
-    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
-    let cid = http
-        .post(format!("{}/api/archivist/v1/data", api[1]))
-        .body(payload.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let back = http
-        .get(format!(
-            "{}/api/archivist/v1/data/{cid}/network/stream",
-            api[2]
-        ))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let payload = common::data(3_000_000, 7);
+    let cid = common::upload_to(&http, &api[1], payload.clone()).await;
+    let back = common::download_through(&http, &api[2], &cid).await;
     assert_eq!(back.len(), payload.len());
     for path in [
         "data/notacid",

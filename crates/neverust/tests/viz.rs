@@ -199,26 +199,8 @@ async fn snapshots_match_what_five_nodes_report() {
 
     // Data on two nodes, so totals and ledgers are not all zero.
     let data = common::data(3 << 20, 11);
-    let cid = http
-        .post(format!("{}/api/archivist/v1/data", apis[1]))
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let back = http
-        .get(format!(
-            "{}/api/archivist/v1/data/{cid}/network/stream",
-            apis[3]
-        ))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let cid = common::upload_to(&http, &apis[1], data.clone()).await;
+    let back = common::download_through(&http, &apis[3], &cid).await;
     assert_eq!(back.len(), data.len());
 
     let snap = assert_snapshot_matches(&http, &viz, &apis).await;

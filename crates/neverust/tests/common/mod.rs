@@ -268,3 +268,30 @@ impl Drop for Terminated {
         let _ = self.0.wait();
     }
 }
+
+/// Uploads `body` to the node whose API is at `api` (`http://HOST:PORT`); its CID.
+pub async fn upload_to(http: &reqwest::Client, api: &str, body: Vec<u8>) -> String {
+    let r = http
+        .post(format!("{api}/api/archivist/v1/data"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "upload to {api}: {}", r.status());
+    r.text().await.unwrap()
+}
+
+/// Downloads `cid` through the node at `api`, from the network if it lacks it.
+pub async fn download_through(http: &reqwest::Client, api: &str, cid: &str) -> bytes::Bytes {
+    let r = http
+        .get(format!("{api}/api/archivist/v1/data/{cid}/network/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "download from {api}: {}",
+        r.status()
+    );
+    r.bytes().await.unwrap()
+}
