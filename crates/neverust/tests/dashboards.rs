@@ -209,14 +209,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     // What Prometheus holds is what the nodes say.
     let mut bytes_on_nodes = 0.0;
     for base in &api {
-        let text = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = common::metrics_of(&http, base).await;
         bytes_on_nodes += common::metric_sum(&text, "neverust_block_bytes");
     }
     assert!(bytes_on_nodes >= 2.0 * payload.len() as f64);

@@ -53,14 +53,7 @@ async fn truth(http: &reqwest::Client, apis: &[String]) -> Truth {
             }
         }
         ids.push(id);
-        let text = http
-            .get(format!("{api}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = common::metrics_of(http, api).await;
         blocks += common::metric_sum(&text, "neverust_block_count");
         bytes += common::metric_sum(&text, "neverust_block_bytes");
     }

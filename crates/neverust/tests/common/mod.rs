@@ -295,3 +295,14 @@ pub async fn download_through(http: &reqwest::Client, api: &str, cid: &str) -> b
     );
     r.bytes().await.unwrap()
 }
+
+/// The `/metrics` page of the node at `api`.
+pub async fn metrics_of(http: &reqwest::Client, api: &str) -> String {
+    http.get(format!("{api}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
