@@ -83,38 +83,72 @@ pub fn find_stale(dir: &Path) -> Vec<Stale> {
         dir.join("node-").to_string_lossy().into_owned(),
         dir.join("prometheus/").to_string_lossy().into_owned(),
     ];
-    let me = std::process::id();
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
+    processes()
+        .filter(|(_, args)| {
+            args.iter()
+                .any(|a| needles.iter().any(|n| a.contains(n.as_str())))
+        })
+        .map(|(pid, args)| Stale {
+            pid,
+            what: args.join(" "),
+        })
+        .collect()
+}
+
+/// `neverust cluster` launchers serving `dir`, found in /proc by their `--dir` (resolved
+/// against each one's working directory): `cluster stop` reaches a launcher even when its
+/// `cluster.json` is gone, so one with `--restart` cannot bring its nodes back behind it.
+pub fn find_launchers(dir: &Path) -> Vec<u32> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let named = |a: &String| needles.iter().any(|n| a.contains(n.as_str()));
-        if args.iter().any(named) && is_running(pid) {
-            found.push(Stale {
-                pid,
-                what: args.join(" "),
-            });
-        }
-    }
-    found
+    processes()
+        .filter(|(pid, args)| {
+            let Some(at) = args.iter().position(|a| a == "cluster") else {
+                return false;
+            };
+            let is_ours = at > 0 && args[at - 1].rsplit('/').next() == Some("neverust");
+            let rest = &args[at + 1..];
+            // `cluster status` and `cluster stop` are not launchers.
+            if !is_ours || rest.first().is_some_and(|a| a == "status" || a == "stop") {
+                return false;
+            }
+            let given = rest
+                .iter()
+                .position(|a| a == "--dir")
+                .and_then(|i| rest.get(i + 1).cloned())
+                .or_else(|| {
+                    rest.iter()
+                        .find_map(|a| a.strip_prefix("--dir=").map(String::from))
+                })
+                .unwrap_or_else(|| "neverust-cluster".into());
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            std::fs::canonicalize(cwd.join(given)).is_ok_and(|d| d == dir)
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Every other running process with its command line.
+fn processes() -> impl Iterator<Item = (u32, Vec<String>)> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(move |entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            if pid == me {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            is_running(pid).then_some((pid, args))
+        })
 }
 
 /// Alive and not a zombie.
@@ -200,5 +234,37 @@ mod tests {
         assert_eq!(stale[0].pid, child.id());
         assert!(find_stale(dir.path()).is_empty());
         assert!(is_running(std::process::id()));
+    }
+
+    #[test]
+    fn a_launcher_is_found_by_its_dir_even_relative() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        // As `sh -c CMD neverust cluster --dir c` shows in /proc: `neverust cluster --dir c`
+        // run from `dir`.
+        std::fs::create_dir_all(dir.path().join("c")).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .current_dir(dir.path())
+            .args([
+                "-c",
+                "sleep 30; true",
+                "/x/neverust",
+                "cluster",
+                "--dir",
+                "c",
+            ])
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut found = find_launchers(&dir.path().join("c"));
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = find_launchers(&dir.path().join("c"));
+        }
+        let elsewhere = find_launchers(other.path());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(found, vec![child.id()]);
+        assert!(elsewhere.is_empty());
     }
 }

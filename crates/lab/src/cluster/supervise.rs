@@ -225,6 +225,16 @@ pub async fn stop(dir: &Path) -> anyhow::Result<usize> {
             stopped += 1;
         }
     }
+    // A launcher whose cluster.json is gone (and would restart the nodes stopped below).
+    for pid in file::find_launchers(dir) {
+        if super::signal(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while file::is_running(pid) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            stopped += 1;
+        }
+    }
     stopped += super::stop_stale(dir).await.len();
     let _ = std::fs::remove_file(&path);
     Ok(stopped)
