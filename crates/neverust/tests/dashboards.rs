@@ -94,10 +94,7 @@ fn substitute(expr: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_answers_from_a_real_prometheus() {
-    assert!(
-        neverust_lab_prometheus_available(),
-        "the `prometheus` binary is missing: run scripts/setup.sh (it installs Debian's prometheus)"
-    );
+    common::tool("prometheus");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let prom_port = common::free_port().to_string();
@@ -266,13 +263,6 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
         "Prometheus still answers after the cluster stopped"
     );
     assert!(!dir.join("prometheus/data").exists());
-}
-
-fn neverust_lab_prometheus_available() -> bool {
-    Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[test]

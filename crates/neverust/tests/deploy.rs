@@ -18,17 +18,6 @@ fn repo() -> PathBuf {
         .unwrap()
 }
 
-/// `name` from PATH, or a failure that says how to get it.
-fn tool(name: &str) -> Command {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|d| d.join(name).is_file());
-    assert!(
-        found,
-        "`{name}` is not installed: run scripts/setup.sh (it installs scripts/apt-packages.txt and scripts/requirements.txt)"
-    );
-    Command::new(name)
-}
-
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("running a tool");
     assert!(
@@ -74,14 +63,14 @@ fn generate(nodes: usize) -> (tempfile::TempDir, Value, Value) {
         repo.to_str().unwrap(),
     ]));
     let config = run_ok(
-        tool("docker-compose")
+        common::tool("docker-compose")
             .arg("--file")
             .arg(out.join("docker-compose.yml"))
             .arg("config")
             .current_dir(&out),
     );
     run_ok(
-        tool("promtool")
+        common::tool("promtool")
             .args(["check", "config"])
             .arg(out.join("prometheus.yml")),
     );
@@ -273,7 +262,7 @@ fn generate_compose_py_writes_beside_itself() {
     )
     .unwrap();
     let py = |args: &[&str]| {
-        tool("python3")
+        common::tool("python3")
             .arg("generate-compose.py")
             .args(args)
             .current_dir(&bench)
@@ -314,7 +303,7 @@ fn generate_compose_py_writes_beside_itself() {
 
 #[test]
 fn dockerfile_passes_hadolint() {
-    run_ok(tool("hadolint").arg(repo().join("Dockerfile")));
+    run_ok(common::tool("hadolint").arg(repo().join("Dockerfile")));
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
     for excluded in ["**/target", "**/node_modules", "**/neverust-cluster*"] {
         assert!(
@@ -333,13 +322,17 @@ fn kubernetes_manifests_pass_the_schema_validator() {
             .args(["k8s", "--nodes", "200", "--storage", "5Gi", "--out"])
             .arg(&file),
     );
-    run_ok(tool("kubernetes-validate").arg("--strict").arg(&file));
+    run_ok(
+        common::tool("kubernetes-validate")
+            .arg("--strict")
+            .arg(&file),
+    );
     // The validator must fail on a broken manifest, or its passing says nothing.
     let broken = std::fs::read_to_string(&file)
         .unwrap()
         .replace("replicas: 200", "replicas: lots");
     std::fs::write(dir.path().join("broken.yaml"), broken).unwrap();
-    let out = tool("kubernetes-validate")
+    let out = common::tool("kubernetes-validate")
         .arg(dir.path().join("broken.yaml"))
         .output()
         .unwrap();

@@ -120,22 +120,10 @@ fn zombie(pid: u32) -> bool {
 
 #[test]
 fn bad_cluster_flags_name_the_flag() {
-    let out = neverust()
-        .args(["cluster", "--nodes", "1"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--nodes"));
-    let out = neverust()
-        .args(["cluster", "--nodes", "5", "--base-port", "9084"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(common::usage_error(&["cluster", "--nodes", "1"]).contains("--nodes"));
+    let err = common::usage_error(&["cluster", "--nodes", "5", "--base-port", "9084"]);
     assert!(err.contains("--base-port") && err.contains("9090"), "{err}");
-    let out = neverust().args(["bench", "everything"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scenario"));
+    assert!(common::usage_error(&["bench", "everything"]).contains("unknown scenario"));
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
     let tmp = tempfile::tempdir().unwrap();

@@ -174,14 +174,7 @@ impl TestNode {
 
     /// The node's `/metrics` text.
     pub async fn metrics_text(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        metrics_of(&self.http, &self.base).await
     }
 
     /// The sum of every series of a metric in `/metrics` (0 when absent).
@@ -305,4 +298,23 @@ pub async fn metrics_of(http: &reqwest::Client, api: &str) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// `name` from PATH, or a failure that says how to get it.
+pub fn tool(name: &str) -> Command {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|d| d.join(name).is_file());
+    assert!(
+        found,
+        "`{name}` is not installed: run scripts/setup.sh (it installs scripts/apt-packages.txt and scripts/requirements.txt)"
+    );
+    Command::new(name)
+}
+
+/// Runs `neverust ARGS`, which must refuse them as a usage error (exit 2); its stderr.
+pub fn usage_error(args: &[&str]) -> String {
+    let out = Command::new(binary()).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    err
 }
