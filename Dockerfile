@@ -16,10 +16,7 @@ WORKDIR /src
 COPY . .
 # node_modules never come from the build context (.dockerignore): installed here, from the
 # lockfile, for this platform.
-RUN if [ -f crates/lab/viz-web/package.json ]; then \
-      npm ci --prefix crates/lab/viz-web --no-audit --no-fund \
-      && npm run build --prefix crates/lab/viz-web --if-present; \
-    fi
+RUN npm ci --prefix crates/lab/viz-web --no-audit --no-fund
 # The release profile keeps some debug info for profiling; the image does not need it.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0
 RUN cargo build --release --locked -p neverust \

@@ -55,17 +55,20 @@ impl Prom {
 
     /// The values of an instant query's series (NaN included).
     async fn values(&self, expr: &str) -> Vec<f64> {
-        let r = self.query(expr).await;
-        r["data"]["result"]
-            .as_array()
-            .map(|series| {
-                series
-                    .iter()
-                    .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
-                    .collect()
-            })
-            .unwrap_or_default()
+        series_values(&self.query(expr).await)
     }
+}
+
+fn series_values(answer: &Value) -> Vec<f64> {
+    answer["data"]["result"]
+        .as_array()
+        .map(|series| {
+            series
+                .iter()
+                .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Every target expression of a dashboard, with its panel's title.
@@ -236,7 +239,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
                 failures.push(format!("{name} / {title}: {expr}: {}", r["error"]));
                 continue;
             }
-            let values = prom.values(&expr).await;
+            let values = series_values(&r);
             if values.is_empty() {
                 failures.push(format!("{name} / {title}: {expr}: no series"));
             } else if values.iter().all(|v| v.is_nan()) {

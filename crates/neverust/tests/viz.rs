@@ -140,6 +140,7 @@ fn wait_cluster(path: &Path, limit: Duration) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshots_match_what_five_nodes_report() {
+    common::tool("prometheus");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let viz_port = common::free_port();

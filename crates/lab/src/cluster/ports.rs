@@ -10,7 +10,11 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 pub const DEFAULT_BASE_PORT: u16 = 20000;
 pub const BOOTSTRAP_API_PORT: u16 = 9080;
 /// Prometheus, Grafana, the visualizer.
-pub const RESERVED: [u16; 3] = [9090, 3000, 8888];
+pub const RESERVED: [u16; 3] = [
+    crate::deploy::PROMETHEUS_PORT,
+    crate::deploy::GRAFANA_PORT,
+    crate::deploy::VIZ_PORT,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {

@@ -22,7 +22,7 @@ pub use crate::deploy::prometheus::{JOB, SCRAPE_INTERVAL};
 use crate::deploy::topology::Member;
 
 pub const TARGETS_FILE: &str = "prometheus-targets.json";
-pub const DEFAULT_PORT: u16 = 9090;
+pub const DEFAULT_PORT: u16 = crate::deploy::PROMETHEUS_PORT;
 
 fn member(n: &NodeEntry) -> Member {
     Member {
@@ -66,14 +66,10 @@ pub fn config(targets_file: &Path) -> anyhow::Result<String> {
 
 /// Where the `prometheus` binary is, or an error that says how to get it.
 pub fn find_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("prometheus"))
-        .find(|p| p.is_file())
-        .context(
-            "--prometheus needs the `prometheus` binary, which is not on PATH: install it \
+    crate::on_path("prometheus").context(
+        "--prometheus needs the `prometheus` binary, which is not on PATH: install it \
              with `apt-get install prometheus` (Debian's package; scripts/setup.sh does it)",
-        )
+    )
 }
 
 /// A Prometheus process scraping the cluster in `dir`.

@@ -209,33 +209,20 @@ pub async fn status(path: &Path) -> anyhow::Result<bool> {
 /// `neverust cluster stop`: stops the launcher of `dir` if it runs (it stops its nodes),
 /// then any node process left in `dir`.
 pub async fn stop(dir: &Path) -> anyhow::Result<usize> {
-    let path = file::default_path(dir);
-    let mut stopped = 0;
-    if let Ok(f) = ClusterFile::read(&path) {
-        // The pid may have been given to another program since: only a launcher is signalled.
-        let cmdline =
-            std::fs::read(format!("/proc/{}/cmdline", f.launcher_pid)).unwrap_or_default();
-        let is_launcher = String::from_utf8_lossy(&cmdline).contains("cluster");
-        if f.launcher_pid != std::process::id() && is_launcher && file::is_running(f.launcher_pid) {
-            super::signal(f.launcher_pid, nix::sys::signal::Signal::SIGTERM)?;
-            let deadline = std::time::Instant::now() + Duration::from_secs(15);
-            while file::is_running(f.launcher_pid) && std::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            stopped += 1;
-        }
+    // Launchers are found in /proc by their --dir, not by the pid in cluster.json: that
+    // pid may belong to another program by now, and the file may be gone while its
+    // launcher runs on (with --restart it would bring back the nodes stopped below).
+    let launchers = file::find_launchers(dir);
+    for &pid in &launchers {
+        let _ = super::signal(pid, nix::sys::signal::Signal::SIGTERM);
     }
-    // A launcher whose cluster.json is gone (and would restart the nodes stopped below).
-    for pid in file::find_launchers(dir) {
-        if super::signal(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
-            let deadline = std::time::Instant::now() + Duration::from_secs(15);
-            while file::is_running(pid) && std::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            stopped += 1;
-        }
+    // A launcher stops its nodes (and Prometheus) itself, SIGKILLing them after 10 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while launchers.iter().any(|&pid| file::is_running(pid)) && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stopped += super::stop_stale(dir).await.len();
-    let _ = std::fs::remove_file(&path);
+    let stopped = launchers.len() + super::stop_stale(dir).await.len();
+    let _ = std::fs::remove_file(file::default_path(dir));
     Ok(stopped)
 }

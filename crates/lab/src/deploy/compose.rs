@@ -24,7 +24,7 @@ pub const NETWORK: &str = "neverust-net";
 pub const SUBNET: &str = "172.25.0.0/16";
 pub const BOOTSTRAP_ADDRESS: Ipv4Addr = Ipv4Addr::new(172, 25, 0, 10);
 /// Host ports: the bootstrap's API, then nodes 1..=PUBLISHED_NODES on the next ones.
-pub const BOOTSTRAP_HOST_PORT: u16 = 9080;
+pub const BOOTSTRAP_HOST_PORT: u16 = crate::cluster::ports::BOOTSTRAP_API_PORT;
 pub const PUBLISHED_NODES: usize = 5;
 /// Addresses per third octet (.1–.254) and third octets for nodes (1–254).
 const PER_OCTET: usize = 254;

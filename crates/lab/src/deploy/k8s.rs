@@ -16,6 +16,7 @@
 //! another `--nodes`, so that the marketplace list and the scrape config follow.
 
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use super::topology::{Resources, Topology};
 use super::{grafana, prometheus, DeployError};
@@ -102,19 +103,21 @@ fn service(name: &str, ns: &str, app: &str, selector: Value, ports: &[(&str, u16
     })
 }
 
-/// The container's entry: the node's mode and bootstrap from the pod's ordinal.
+/// The container's entry: the node's mode and bootstrap from the pod's ordinal. The mode
+/// follows the lab's rule (`cluster::mode_of`) in shell arithmetic rather than a list of
+/// ordinals, so the pod template does not change with N: rescaling adds pods instead of
+/// rolling every running node.
 fn node_script(topology: &Topology) -> String {
-    let marketplace = topology.marketplace_indices();
-    let mode = if marketplace.is_empty() {
+    let k = topology.marketplace_every;
+    let mode = if k == 0 {
         "mode=altruistic".to_string()
     } else {
         format!(
-            "case \"$i\" in {}) mode=marketplace ;; *) mode=altruistic ;; esac",
-            prometheus::alternatives(&marketplace)
+            "if [ \"$i\" -gt 0 ] && [ $((i % {k})) -eq 0 ]; then mode=marketplace; else mode=altruistic; fi"
         )
     };
     format!(
-        "# Pod neverust-<i> is node i: 0 the bootstrap; the marketplace nodes are listed by `neverust k8s`.\n\
+        "# Pod neverust-<i> is node i: 0 the bootstrap; node i > 0 is a marketplace node when i % {k} = 0.\n\
          i=\"${{HOSTNAME##*-}}\"\n\
          {mode}\n\
          if [ \"$i\" != 0 ]; then export BOOTSTRAP_NODE={BOOTSTRAP_SERVICE}:{API_PORT}; fi\n\
@@ -208,7 +211,16 @@ fn nodes(opts: &K8sOptions) -> Vec<Value> {
 fn prometheus_manifests(opts: &K8sOptions) -> Result<Vec<Value>, DeployError> {
     let ns = opts.namespace.as_str();
     let app = "prometheus";
-    let config = prometheus::kubernetes_config(&opts.topology, ns, STATEFULSET, "api");
+    let config = super::to_yaml(&prometheus::kubernetes_config(
+        &opts.topology,
+        ns,
+        STATEFULSET,
+        "api",
+    ))?;
+    // Prometheus reads its config once, and the config lists the marketplace ordinals, so
+    // it changes with N: its digest in the pod template makes applying a rescaled file roll
+    // Prometheus onto the new config.
+    let digest = hex::encode(&Sha256::digest(config.as_bytes())[..8]);
     Ok(vec![
         json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(app, ns, app) }),
         json!({
@@ -228,33 +240,37 @@ fn prometheus_manifests(opts: &K8sOptions) -> Result<Vec<Value>, DeployError> {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": meta("prometheus-config", ns, app),
-            "data": { "prometheus.yml": super::to_yaml(&config)? },
+            "data": { "prometheus.yml": config },
         }),
-        deployment(
-            app,
-            ns,
-            json!({
-                "serviceAccountName": app,
-                "containers": [{
-                    "name": app,
-                    "image": super::PROMETHEUS_IMAGE,
-                    "args": [
-                        "--config.file=/etc/prometheus/prometheus.yml",
-                        "--storage.tsdb.path=/prometheus",
-                        "--storage.tsdb.retention.time=2d",
+        with_annotation(
+            deployment(
+                app,
+                ns,
+                json!({
+                    "serviceAccountName": app,
+                    "containers": [{
+                        "name": app,
+                        "image": super::PROMETHEUS_IMAGE,
+                        "args": [
+                            "--config.file=/etc/prometheus/prometheus.yml",
+                            "--storage.tsdb.path=/prometheus",
+                            "--storage.tsdb.retention.time=2d",
+                        ],
+                        "ports": [{ "name": "web", "containerPort": PROMETHEUS_PORT }],
+                        "readinessProbe": { "httpGet": { "path": "/-/ready", "port": "web" } },
+                        "volumeMounts": [
+                            { "name": "config", "mountPath": "/etc/prometheus" },
+                            { "name": "data", "mountPath": "/prometheus" },
+                        ],
+                    }],
+                    "volumes": [
+                        { "name": "config", "configMap": { "name": "prometheus-config" } },
+                        { "name": "data", "emptyDir": {} },
                     ],
-                    "ports": [{ "name": "web", "containerPort": PROMETHEUS_PORT }],
-                    "readinessProbe": { "httpGet": { "path": "/-/ready", "port": "web" } },
-                    "volumeMounts": [
-                        { "name": "config", "mountPath": "/etc/prometheus" },
-                        { "name": "data", "mountPath": "/prometheus" },
-                    ],
-                }],
-                "volumes": [
-                    { "name": "config", "configMap": { "name": "prometheus-config" } },
-                    { "name": "data", "emptyDir": {} },
-                ],
-            }),
+                }),
+            ),
+            "neverust/prometheus-config",
+            &digest,
         ),
         service(
             app,
@@ -277,6 +293,12 @@ fn deployment(app: &str, ns: &str, pod_spec: Value) -> Value {
             "template": { "metadata": { "labels": { "app": app } }, "spec": pod_spec },
         },
     })
+}
+
+/// Sets an annotation on a Deployment's pods (a change of it rolls them).
+fn with_annotation(mut deployment: Value, key: &str, value: &str) -> Value {
+    deployment["spec"]["template"]["metadata"]["annotations"] = json!({ key: value });
+    deployment
 }
 
 fn config_map(name: &str, ns: &str, files: &[(&str, &str)]) -> Value {
@@ -375,6 +397,23 @@ mod tests {
         docs.iter()
             .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
             .unwrap_or_else(|| panic!("no {kind} {name}"))
+    }
+
+    /// Rescaling changes only the replica count of the nodes (no rolling restart of every
+    /// node), and rolls Prometheus, whose config lists the marketplace ordinals.
+    #[test]
+    fn rescaling_leaves_the_node_template_alone_and_rolls_prometheus() {
+        let (small, large) = (manifests(&opts(10)).unwrap(), manifests(&opts(20)).unwrap());
+        let template =
+            |docs: &[Value], k: &str, name: &str| kind(docs, k, name)["spec"]["template"].clone();
+        assert_eq!(
+            template(&small, "StatefulSet", STATEFULSET),
+            template(&large, "StatefulSet", STATEFULSET)
+        );
+        assert_ne!(
+            template(&small, "Deployment", "prometheus"),
+            template(&large, "Deployment", "prometheus")
+        );
     }
 
     #[test]

@@ -37,7 +37,6 @@ pub fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NEVERUST_CHROMIUM") {
         return Some(PathBuf::from(p));
     }
-    let path = std::env::var_os("PATH")?;
     [
         "chromium",
         "chromium-browser",
@@ -45,8 +44,7 @@ pub fn chromium() -> Option<PathBuf> {
         "google-chrome-stable",
     ]
     .iter()
-    .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-    .find(|p| p.is_file())
+    .find_map(|name| crate::on_path(name))
 }
 
 /// Loads `url` in headless Chromium and writes a PNG of the window to `out`.

@@ -279,8 +279,8 @@ impl Builder {
             let dt = prev.as_ref().map(|p| now - p.at).filter(|dt| *dt > 0.0);
             let rate = |cur: f64, old: Option<f64>| match (old, dt) {
                 (Some(old), Some(dt)) if cur >= old => Some((cur - old) / dt),
-                // Lower than before: the node restarted between two polls.
-                (Some(_), Some(_)) => Some(0.0),
+                // Lower than before: the node restarted between two polls, and only one
+                // reading of the new counter exists: no rate yet, rather than a made-up 0.
                 _ => None,
             };
             node.sent_bytes_per_s = rate(m.sent_bytes, prev.as_ref().map(|p| p.sent));
@@ -289,9 +289,10 @@ impl Builder {
             if let (Some(prev), Some(dt)) = (&prev, dt) {
                 let rates = ledgers
                     .iter()
-                    .map(|(peer, &bytes)| {
+                    .filter_map(|(peer, &bytes)| {
                         let old = prev.ledgers.get(peer).copied().unwrap_or(0);
-                        (peer.clone(), bytes.saturating_sub(old) as f64 / dt)
+                        // A ledger that went down was reset (a restart): no rate yet.
+                        (bytes >= old).then(|| (peer.clone(), (bytes - old) as f64 / dt))
                     })
                     .collect();
                 answered.insert(node.id.clone(), (dt, rates));
@@ -503,13 +504,13 @@ mod tests {
         assert_eq!(s.stats.transfer_bytes_per_s, Some(1500.0));
         // Node 0 counted 4000 bytes with node 3 in 2 s; node 3 reports no ledger.
         assert_eq!(s.edges[0].bytes_per_s, Some(2000.0));
-        // A counter lower than before (a restart) is no negative rate.
+        // A counter lower than before (a restart) gives no rate, neither negative nor 0.
         let s = build(
             &mut b,
             vec![up(0, &[], &[], 10.0), up(3, &[], &[], 0.0)],
             14.0,
         );
-        assert_eq!(s.nodes[0].sent_bytes_per_s, Some(0.0));
+        assert_eq!(s.nodes[0].sent_bytes_per_s, None);
         assert!(s.edges.is_empty());
     }
 

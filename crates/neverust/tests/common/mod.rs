@@ -302,10 +302,8 @@ pub async fn metrics_of(http: &reqwest::Client, api: &str) -> String {
 
 /// `name` from PATH, or a failure that says how to get it.
 pub fn tool(name: &str) -> Command {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|d| d.join(name).is_file());
     assert!(
-        found,
+        neverust_lab::on_path(name).is_some(),
         "`{name}` is not installed: run scripts/setup.sh (it installs scripts/apt-packages.txt and scripts/requirements.txt)"
     );
     Command::new(name)
