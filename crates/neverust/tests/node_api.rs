@@ -170,7 +170,8 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_blocks() {
         400 * BLOCK
     )
     .unwrap();
-    conn.write_all(&data(200 * BLOCK, 9)).unwrap();
+    // Enough that the store indexes some of it while the rest is still on its way to disk.
+    conn.write_all(&data(320 * BLOCK, 9)).unwrap();
     conn.flush().unwrap();
     // The node holds some of those blocks (counted against the quota) before we vanish.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -209,7 +210,7 @@ async fn kill_9_after_an_acknowledged_upload_loses_nothing() {
         400 * BLOCK
     )
     .unwrap();
-    conn.write_all(&data(200 * BLOCK, 99)).unwrap();
+    conn.write_all(&data(320 * BLOCK, 99)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while node.space().await["quotaUsedBytes"] == used_before {
         assert!(

@@ -2,8 +2,8 @@
 //! Merkle tree, the per-block proofs and the manifest, committed durably in one step.
 //!
 //! Three stages run side by side so a 2-core machine keeps both cores busy: the async
-//! reader cuts the body into blocks, one blocking thread hashes them, another writes them
-//! to the store. Bounded channels between the stages cap memory at a few MiB whatever the
+//! reader cuts the body into blocks, blocking threads (one per core) hash them, another
+//! writes them to the store in order. Bounded channels between the stages cap memory at a few MiB whatever the
 //! upload's size. Nothing is acknowledged until `Upload::commit` returns; any failure before
 //! that aborts the upload, which removes the blocks it added and releases their quota.
 
@@ -67,15 +67,25 @@ where
     let store = state.store.clone();
     let upload = tokio::task::spawn_blocking(move || store.begin_upload()).await??;
 
-    let (block_tx, block_rx) = mpsc::channel::<Bytes>(STAGE_DEPTH);
-    let (hashed_tx, hashed_rx) = mpsc::channel::<(Cid, Digest, Bytes)>(STAGE_DEPTH);
-    let hasher = tokio::task::spawn_blocking(move || hash_stage(block_rx, hashed_tx));
-    let writer = tokio::task::spawn_blocking(move || write_stage(upload, hashed_rx));
+    let lanes = hash_lanes();
+    let (mut block_txs, mut hashed_rxs, mut hashers) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..lanes {
+        let (block_tx, block_rx) = mpsc::channel::<Bytes>(STAGE_DEPTH);
+        let (hashed_tx, hashed_rx) = mpsc::channel::<(Cid, Digest, Bytes)>(STAGE_DEPTH);
+        hashers.push(tokio::task::spawn_blocking(move || {
+            hash_stage(block_rx, hashed_tx)
+        }));
+        block_txs.push(block_tx);
+        hashed_rxs.push(hashed_rx);
+    }
+    let writer = tokio::task::spawn_blocking(move || write_stage(upload, hashed_rxs));
 
-    let read = read_stage(body, block_tx).await;
-    // The hasher ends when the reader drops its sender, the writer when the hasher does; a
+    let read = read_stage(body, block_txs).await;
+    // Hashers end when the reader drops their senders, the writer when they all do; a
     // writer error (quota) makes the earlier stages stop at their next send.
-    hasher.await?;
+    for hasher in hashers {
+        hasher.await?;
+    }
     let written = writer.await?;
     let (upload, digests, dataset_size) = match (read, written) {
         (Ok(size), Ok((upload, digests))) => (upload, digests, size),
@@ -127,8 +137,15 @@ async fn abort(upload: Box<dyn Upload>) {
     }
 }
 
-/// Cuts the body into blocks and feeds the hasher; returns the true byte count.
-async fn read_stage<S, E>(mut body: S, tx: mpsc::Sender<Bytes>) -> Result<u64, UploadError>
+/// Hashing threads: as many as there are cores (up to 4), since hashing is the one stage
+/// that costs more than the copies around it.
+fn hash_lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Cuts the body into blocks and deals them round-robin to the hashers; returns the true
+/// byte count.
+async fn read_stage<S, E>(mut body: S, lanes: Vec<mpsc::Sender<Bytes>>) -> Result<u64, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -136,6 +153,7 @@ where
     let mut chunker = Chunker::new(BLOCK_SIZE);
     let mut ready = Vec::new();
     let mut received = 0u64;
+    let mut next = 0usize;
     let stopped = || UploadError::Task("the upload pipeline stopped".into());
     while let Some(frame) = body.next().await {
         let frame = frame.map_err(|e| UploadError::Body {
@@ -145,12 +163,20 @@ where
         received += frame.len() as u64;
         chunker.push(&frame, |block| ready.push(block));
         for block in ready.drain(..) {
-            tx.send(block).await.map_err(|_| stopped())?;
+            lanes[next % lanes.len()]
+                .send(block)
+                .await
+                .map_err(|_| stopped())?;
+            next += 1;
         }
     }
     let total = chunker.finish(|block| ready.push(block));
     for block in ready.drain(..) {
-        tx.send(block).await.map_err(|_| stopped())?;
+        lanes[next % lanes.len()]
+            .send(block)
+            .await
+            .map_err(|_| stopped())?;
+        next += 1;
     }
     Ok(total)
 }
@@ -167,15 +193,18 @@ fn hash_stage(mut rx: mpsc::Receiver<Bytes>, tx: mpsc::Sender<(Cid, Digest, Byte
 
 type Written = (Box<dyn Upload>, Vec<Digest>);
 
+/// Takes the hashed blocks back in the order they were dealt: the first lane that runs dry
+/// marks the end of the upload.
 fn write_stage(
     mut upload: Box<dyn Upload>,
-    mut rx: mpsc::Receiver<(Cid, Digest, Bytes)>,
+    mut lanes: Vec<mpsc::Receiver<(Cid, Digest, Bytes)>>,
 ) -> Result<Written, UploadError> {
     let mut digests = Vec::new();
-    while let Some((cid, digest, block)) = rx.blocking_recv() {
+    let count = lanes.len();
+    while let Some((cid, digest, block)) = lanes[digests.len() % count].blocking_recv() {
         if let Err(e) = upload.put_block(&cid, block) {
-            // Dropping the receiver stops the hasher, which stops the reader.
-            drop(rx);
+            // Dropping the receivers stops the hashers, which stop the reader.
+            drop(lanes);
             let _ = upload.abort();
             return Err(e.into());
         }

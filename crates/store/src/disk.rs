@@ -4,12 +4,14 @@
 //!
 //! Every mutation is one write transaction that updates blocks, reference counts, expiry
 //! and the quota counters together, so a crash can never leave the counters disagreeing
-//! with the blocks. Uploads write their blocks in batches with non-durable commits (cheap;
-//! nothing is acknowledged yet) and finish with one durable commit; the pending table
+//! with the blocks. Payloads are written before the transaction that indexes them opens, so
+//! disk I/O never holds redb's single writer. Uploads write their blocks in batches, several
+//! in flight on writer threads, index each with a non-durable commit (cheap; nothing is
+//! acknowledged yet) and finish with one durable commit; the pending table
 //! remembers what each unfinished upload holds, so an abort, or the next open after a
 //! crash, releases exactly that.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,8 +42,14 @@ const DATASETS: TableDefinition<&[u8], (&[u8], u64)> = TableDefinition::new("dat
 const PENDING: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("pending");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
+/// (segment, offset, length) of a payload.
+type Loc = (u64, u64, u64);
+
 /// Blocks an upload buffers before writing them in one transaction (4 MiB of 64 KiB blocks).
 const UPLOAD_BATCH: usize = 64;
+/// Upload batches whose payloads may be on their way to disk at once: enough that the
+/// hasher never waits for the disk, few enough that an upload holds at most 16 MiB.
+const WRITES_IN_FLIGHT: usize = 3;
 /// Enough for the hot metadata pages; block payloads are read through the OS page cache.
 const CACHE_BYTES: usize = 16 << 20;
 
@@ -154,6 +162,59 @@ impl DiskStore {
             })
     }
 
+    /// Writes the payloads of the blocks the index lacks before their write transaction
+    /// opens, so the I/O neither holds redb's single writer nor waits for it. Returns where
+    /// each block went; a block already stored, a repeat within `blocks`, or every block
+    /// when the quota is close gets `None`, and the transaction decides (and writes) those.
+    fn stage(&self, blocks: &[(Cid, Bytes)]) -> Result<Vec<Option<Loc>>, StoreError> {
+        let mut staged = vec![None; blocks.len()];
+        let fresh: Vec<usize> = {
+            let txn = self
+                .shared
+                .db
+                .begin_read()
+                .map_err(db("reading block locations"))?;
+            let locs = match txn.open_table(LOCS) {
+                Ok(t) => Some(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(db("reading block locations")(e)),
+            };
+            let mut seen = HashSet::new();
+            let mut fresh = Vec::new();
+            for (i, (cid, _)) in blocks.iter().enumerate() {
+                let key = cid.to_bytes();
+                let present = match &locs {
+                    Some(t) => t
+                        .get(key.as_slice())
+                        .map_err(db("reading block locations"))?
+                        .is_some(),
+                    None => false,
+                };
+                if !present && seen.insert(*cid) {
+                    fresh.push(i);
+                }
+            }
+            fresh
+        };
+        let bytes: u64 = fresh.iter().map(|&i| blocks[i].1.len() as u64).sum();
+        if self.shared.used.load(Ordering::Relaxed) + bytes > self.cfg().quota_max_bytes {
+            return Ok(staged);
+        }
+        let payloads: Vec<&[u8]> = fresh.iter().map(|&i| &blocks[i].1[..]).collect();
+        let locs = self
+            .shared
+            .segments
+            .append(&payloads)
+            .map_err(|e| StoreError::Db {
+                doing: "appending blocks to their segment",
+                reason: e.to_string(),
+            })?;
+        for (&i, (segment, offset)) in fresh.iter().zip(locs) {
+            staged[i] = Some((segment, offset, blocks[i].1.len() as u64));
+        }
+        Ok(staged)
+    }
+
     fn write<T>(
         &self,
         doing: &'static str,
@@ -263,17 +324,26 @@ impl<'a> Tx<'a> {
     }
 
     /// Stores the block if absent (quota permitting), adds `refs`, extends expiry.
-    fn add(&mut self, cid: &Cid, data: &Bytes, refs: u64) -> Result<bool, StoreError> {
-        let added = self.add_all(&[(*cid, data.clone())], refs, None)?;
+    fn add(
+        &mut self,
+        cid: &Cid,
+        data: &Bytes,
+        staged: Option<Loc>,
+        refs: u64,
+    ) -> Result<bool, StoreError> {
+        let added = self.add_all(&[(*cid, data.clone())], &[staged], refs, None)?;
         Ok(added == 1)
     }
 
-    /// `add` for many blocks with each table opened once; when `hold` names an upload
-    /// (id, first sequence number), each block is also recorded as pending for it.
-    /// Returns how many blocks were new.
+    /// `add` for many blocks with each table opened once. `staged` holds where
+    /// [`DiskStore::stage`] already wrote each payload; a payload staged for a block that
+    /// turns out to be present is left as dead bytes. When `hold` names an upload (id, first
+    /// sequence number), each block is also recorded as pending for it. Returns how many
+    /// blocks were new.
     fn add_all(
         &mut self,
         blocks: &[(Cid, Bytes)],
+        staged: &[Option<Loc>],
         refs: u64,
         hold: Option<(u64, u64)>,
     ) -> Result<u64, StoreError> {
@@ -318,10 +388,16 @@ impl<'a> Tx<'a> {
             }
             meta.insert(key.as_slice(), (refs, expires))
                 .map_err(db("writing block meta"))?;
-            let (segment, offset) = self.segments.append(data).map_err(|e| StoreError::Db {
-                doing: "appending a block to its segment",
-                reason: e.to_string(),
-            })?;
+            let (segment, offset, len) = match staged.get(i).copied().flatten() {
+                Some(loc) => loc,
+                None => {
+                    let at = self.segments.append(&[data]).map_err(|e| StoreError::Db {
+                        doing: "appending a block to its segment",
+                        reason: e.to_string(),
+                    })?;
+                    (at[0].0, at[0].1, len)
+                }
+            };
             locs.insert(key.as_slice(), (segment, offset, len))
                 .map_err(db("writing a block location"))?;
             *grown.entry(segment).or_default() += len;
@@ -559,8 +635,9 @@ impl<'a> Tx<'a> {
 
 impl BlockStore for DiskStore {
     fn put_block(&self, cid: &Cid, data: Bytes) -> Result<bool, StoreError> {
+        let staged = self.stage(&[(*cid, data.clone())])?;
         self.write("storing a block", Durability::Immediate, |tx| {
-            tx.add(cid, &data, 0)
+            tx.add(cid, &data, staged[0], 0)
         })
     }
 
@@ -606,6 +683,7 @@ impl BlockStore for DiskStore {
             id: self.shared.next_upload.fetch_add(1, Ordering::Relaxed) + 1,
             seq: 0,
             batch: Vec::with_capacity(UPLOAD_BATCH),
+            writing: Default::default(),
             open: true,
         }))
     }
@@ -698,30 +776,72 @@ impl BlockStore for DiskStore {
     }
 }
 
+type Batch = Vec<(Cid, Bytes)>;
+type Writing = std::thread::JoinHandle<Result<(Batch, Vec<Option<Loc>>), StoreError>>;
+
 struct DiskUpload {
     store: DiskStore,
     id: u64,
     seq: u64,
-    batch: Vec<(Cid, Bytes)>,
+    batch: Batch,
+    /// Batches whose payloads are being written, each on a thread of its own, oldest first:
+    /// the disk stays busy while this upload's caller hashes the next batch, and the index
+    /// records a batch only once its bytes are written.
+    writing: VecDeque<Writing>,
     open: bool,
 }
 
 impl DiskUpload {
-    fn flush(&mut self, durability: Durability) -> Result<(), StoreError> {
+    /// Starts writing the buffered batch's payloads; indexes the oldest batch in flight once
+    /// more than [`WRITES_IN_FLIGHT`] are.
+    fn flush(&mut self) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut self.batch);
-        let (id, mut seq) = (self.id, self.seq);
-        self.store
-            .write("writing upload blocks", durability, |tx| {
-                tx.add_all(&batch, 1, Some((id, seq)))
+        let store = self.store.clone();
+        let started = std::thread::Builder::new()
+            .name("neverust-store-io".into())
+            .spawn(move || store.stage(&batch).map(|staged| (batch, staged)))
+            .map_err(|e| StoreError::Db {
+                doing: "starting a block writer",
+                reason: e.to_string(),
             })?;
-        seq += batch.len() as u64;
-        self.seq = seq;
+        self.writing.push_back(started);
+        while self.writing.len() > WRITES_IN_FLIGHT {
+            let previous = self.writing.pop_front().unwrap();
+            self.index(previous)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every batch in flight and indexes it.
+    fn settle_writing(&mut self) -> Result<(), StoreError> {
+        while let Some(writing) = self.writing.pop_front() {
+            self.index(writing)?;
+        }
+        Ok(())
+    }
+
+    fn index(&mut self, writing: Writing) -> Result<(), StoreError> {
+        let (batch, staged) = writing.join().map_err(|_| StoreError::Db {
+            doing: "writing upload blocks",
+            reason: "the block writer panicked".into(),
+        })??;
+        let (id, seq) = (self.id, self.seq);
+        self.store
+            .write("writing upload blocks", Durability::None, |tx| {
+                tx.add_all(&batch, &staged, 1, Some((id, seq)))
+            })?;
+        self.seq += batch.len() as u64;
         Ok(())
     }
 
     fn release(&mut self) {
         self.open = false;
         self.batch.clear();
+        // Their bytes are garbage once nothing indexes them; the writers only must not
+        // outlive the upload.
+        for writing in self.writing.drain(..) {
+            let _ = writing.join();
+        }
         let id = self.id;
         if let Err(e) = self
             .store
@@ -736,7 +856,7 @@ impl Upload for DiskUpload {
     fn put_block(&mut self, cid: &Cid, data: Bytes) -> Result<(), StoreError> {
         self.batch.push((*cid, data));
         if self.batch.len() >= UPLOAD_BATCH {
-            self.flush(Durability::None)?;
+            self.flush()?;
         }
         Ok(())
     }
@@ -749,13 +869,15 @@ impl Upload for DiskUpload {
         manifest: Bytes,
     ) -> Result<(), StoreError> {
         if !self.batch.is_empty() {
-            self.flush(Durability::None)?;
+            self.flush()?;
         }
+        self.settle_writing()?;
         let id = self.id;
         let count = leaves.len() as u64;
+        let staged = self.store.stage(&[(*manifest_cid, manifest.clone())])?;
         self.store
             .write("committing an upload", Durability::Immediate, |tx| {
-                tx.add(manifest_cid, &manifest, 0)?;
+                tx.add(manifest_cid, &manifest, staged[0], 0)?;
                 tx.settle(id, tree, &leaves)?;
                 let tree_key = tree.to_bytes();
                 let mut datasets = tx

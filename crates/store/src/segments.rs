@@ -5,11 +5,18 @@
 //! size. A segment file whose blocks are all deleted is removed; partially dead segments
 //! keep their dead bytes until compaction (not written yet). Bytes appended by a
 //! transaction that never committed are unreachable garbage, never read.
+//!
+//! Payloads are written with `O_DIRECT` where the file system allows it, in 4 MiB writes
+//! from an aligned staging buffer. Through the page cache, a 256 MiB upload cost as much CPU
+//! in the kernel (page allocation, buffer heads, the copy) as hashing it, and its fsync then
+//! waited for all of it at the end; direct writes cost a fifth of that CPU, reach the device
+//! while the upload streams, and leave the durable commit only a cache flush. Every payload
+//! starts on a 4 KiB boundary for that; the padding is never read. Reads stay buffered, so
+//! blocks that are read often are served from the page cache.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -17,19 +24,54 @@ use bytes::Bytes;
 
 /// A new segment starts once the active one passes this size.
 const SEGMENT_MAX: u64 = 256 << 20;
+/// Direct I/O alignment of offsets, lengths and buffers (the page size; enough for any disk).
+const ALIGN: usize = 4096;
+/// Bytes per write: large enough that the per-request cost of a direct write vanishes.
+const STAGE: usize = 4 << 20;
+/// Staging buffers kept for reuse (one per upload batch in flight); more concurrent writers
+/// allocate their own.
+const POOLED: usize = 4;
 
 pub struct Segments {
     dir: PathBuf,
+    /// Whether this file system accepted `O_DIRECT` (tmpfs and some overlays do not).
+    direct: bool,
     state: Mutex<State>,
+    pool: Mutex<Vec<Staging>>,
 }
 
 struct State {
     active_id: u64,
-    active: File,
+    active: Arc<File>,
+    /// Bytes reserved in the active segment, written or still being written.
     len: u64,
-    /// Segments written to since the last sync.
-    dirty: Vec<u64>,
+    /// Segments whose completed writes have not been synced yet.
+    dirty: HashMap<u64, Arc<File>>,
     readers: HashMap<u64, Arc<File>>,
+}
+
+/// A heap buffer with a 4 KiB aligned window, as direct I/O requires.
+struct Staging {
+    raw: Vec<u8>,
+    start: usize,
+    cap: usize,
+}
+
+impl Staging {
+    fn new(cap: usize) -> Staging {
+        let raw = vec![0u8; cap + ALIGN];
+        let start = raw.as_ptr().align_offset(ALIGN);
+        Staging { raw, start, cap }
+    }
+
+    fn window(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + self.cap]
+    }
+}
+
+/// Space a payload of `len` bytes takes in a segment.
+pub fn padded(len: usize) -> usize {
+    len.div_ceil(ALIGN).max(1) * ALIGN
 }
 
 fn path_of(dir: &Path, id: u64) -> PathBuf {
@@ -53,11 +95,13 @@ pub fn existing(dir: &Path) -> std::io::Result<Vec<u64>> {
     Ok(ids)
 }
 
-fn create(dir: &Path, id: u64) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(path_of(dir, id))
+fn create(dir: &Path, id: u64, direct: bool) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create_new(true).write(true);
+    if direct {
+        options.custom_flags(libc::O_DIRECT);
+    }
+    options.open(path_of(dir, id))
 }
 
 impl Segments {
@@ -66,16 +110,25 @@ impl Segments {
     pub fn open(dir: &Path) -> std::io::Result<Segments> {
         std::fs::create_dir_all(dir)?;
         let active_id = existing(dir)?.last().copied().unwrap_or(0) + 1;
-        let active = create(dir, active_id)?;
+        let (active, direct) = match create(dir, active_id, true) {
+            Ok(file) => (file, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::info!(dir = %dir.display(), "no direct I/O here; writing through the page cache");
+                (create(dir, active_id, false)?, false)
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Segments {
             dir: dir.to_path_buf(),
+            direct,
             state: Mutex::new(State {
                 active_id,
-                active,
+                active: Arc::new(active),
                 len: 0,
-                dirty: Vec::new(),
+                dirty: HashMap::new(),
                 readers: HashMap::new(),
             }),
+            pool: Mutex::new(Vec::new()),
         })
     }
 
@@ -87,35 +140,86 @@ impl Segments {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends a payload; returns (segment id, offset).
-    pub fn append(&self, data: &[u8]) -> std::io::Result<(u64, u64)> {
+    /// Reserves `total` bytes in the active segment, starting a new one when it is full.
+    fn reserve(&self, total: u64) -> std::io::Result<(u64, Arc<File>, u64)> {
         let mut s = self.lock();
         if s.len >= SEGMENT_MAX {
             let next = s.active_id + 1;
-            let file = create(&self.dir, next)?;
-            let old = std::mem::replace(&mut s.active, file);
-            // The rolled segment may still need its fsync: keep it dirty, sync it here.
-            old.sync_data()?;
-            s.dirty.retain(|id| *id != next - 1);
+            // Writers still busy in the old segment hold their own handle, and mark it dirty
+            // when they finish, so it needs no sync here.
+            s.active = Arc::new(create(&self.dir, next, self.direct)?);
             s.active_id = next;
             s.len = 0;
         }
-        let (id, offset) = (s.active_id, s.len);
-        s.active.write_all(data)?;
-        s.len += data.len() as u64;
-        if s.dirty.last() != Some(&id) {
-            s.dirty.push(id);
-        }
-        Ok((id, offset))
+        let start = s.len;
+        s.len += total;
+        Ok((s.active_id, s.active.clone(), start))
     }
 
-    /// Makes every appended payload durable; called before a durable index commit.
-    pub fn sync(&self) -> std::io::Result<()> {
-        let mut s = self.lock();
-        if s.dirty.contains(&s.active_id) {
-            s.active.sync_data()?;
+    /// Appends payloads with as few writes as possible; returns (segment id, offset) of
+    /// each. The bytes are on their way to the disk, durable after the next [`Self::sync`].
+    pub fn append(&self, payloads: &[&[u8]]) -> std::io::Result<Vec<(u64, u64)>> {
+        if payloads.is_empty() {
+            return Ok(Vec::new());
         }
-        s.dirty.clear();
+        let total: usize = payloads.iter().map(|p| padded(p.len())).sum();
+        let (id, file, start) = self.reserve(total as u64)?;
+        let biggest = payloads.iter().map(|p| padded(p.len())).max().unwrap_or(0);
+        let mut staging = self.staging(biggest);
+        let mut locs = Vec::with_capacity(payloads.len());
+        let mut written = 0usize;
+        let mut filled = 0usize;
+        let result = (|| {
+            for payload in payloads {
+                let size = padded(payload.len());
+                if filled + size > staging.cap {
+                    file.write_all_at(&staging.window()[..filled], start + written as u64)?;
+                    written += filled;
+                    filled = 0;
+                }
+                let window = staging.window();
+                window[filled..filled + payload.len()].copy_from_slice(payload);
+                window[filled + payload.len()..filled + size].fill(0);
+                locs.push((id, start + (written + filled) as u64));
+                filled += size;
+            }
+            file.write_all_at(&staging.window()[..filled], start + written as u64)
+        })();
+        self.recycle(staging);
+        result?;
+        self.lock().dirty.entry(id).or_insert(file);
+        Ok(locs)
+    }
+
+    fn staging(&self, at_least: usize) -> Staging {
+        if at_least <= STAGE {
+            if let Some(buf) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+                return buf;
+            }
+        }
+        Staging::new(at_least.max(STAGE))
+    }
+
+    fn recycle(&self, buf: Staging) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if buf.cap == STAGE && pool.len() < POOLED {
+            pool.push(buf);
+        }
+    }
+
+    /// Makes every completed append durable; called before a durable index commit.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let dirty: Vec<(u64, Arc<File>)> = self.lock().dirty.drain().collect();
+        for (i, (_, file)) in dirty.iter().enumerate() {
+            if let Err(e) = file.sync_data() {
+                // Still owed: the next durable commit tries again.
+                let mut s = self.lock();
+                for (id, file) in &dirty[i..] {
+                    s.dirty.entry(*id).or_insert_with(|| file.clone());
+                }
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -143,9 +247,73 @@ impl Segments {
             return Ok(());
         }
         s.readers.remove(&id);
+        s.dirty.remove(&id);
         match std::fs::remove_file(path_of(&self.dir, id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    }
+
+    #[test]
+    fn payloads_of_any_size_read_back_after_sync_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let sizes = [1, 4095, 4096, 4097, 65536, 65537, (5 << 20) + 3, 0];
+        let data: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| payload(n, i as u8))
+            .collect();
+        let locs = {
+            let segs = Segments::open(dir.path()).unwrap();
+            let refs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
+            let locs = segs.append(&refs).unwrap();
+            for ((id, off), d) in locs.iter().zip(&data) {
+                assert_eq!(off % ALIGN as u64, 0, "every payload starts aligned");
+                assert_eq!(segs.read(*id, *off, d.len() as u64).unwrap(), d[..]);
+            }
+            segs.sync().unwrap();
+            locs
+        };
+        let segs = Segments::open(dir.path()).unwrap();
+        for ((id, off), d) in locs.iter().zip(&data) {
+            assert_eq!(segs.read(*id, *off, d.len() as u64).unwrap(), d[..]);
+        }
+    }
+
+    #[test]
+    fn concurrent_appends_never_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Arc::new(Segments::open(dir.path()).unwrap());
+        let writers: Vec<_> = (0..4u8)
+            .map(|w| {
+                let segs = segs.clone();
+                std::thread::spawn(move || {
+                    (0..20u8)
+                        .map(|i| {
+                            let d = payload(3000 + 7000 * i as usize, w * 32 + i);
+                            let at = segs.append(&[&d, &d[..100]]).unwrap();
+                            (at, d)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for w in writers {
+            for (at, d) in w.join().unwrap() {
+                assert_eq!(segs.read(at[0].0, at[0].1, d.len() as u64).unwrap(), d[..]);
+                assert_eq!(segs.read(at[1].0, at[1].1, 100).unwrap(), d[..100]);
+            }
         }
     }
 }
