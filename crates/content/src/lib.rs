@@ -5,7 +5,7 @@ pub mod error;
 pub mod manifest;
 pub mod merkle;
 
-pub use chunker::Chunker;
+pub use chunker::{BlockAlloc, Chunker, HeapAlloc};
 pub use cid::Cid;
 pub use cids::{
     block_cid, cid_from_digest, cid_string, digest_of, parse_cid, sha256, verify_block, Digest,

@@ -157,31 +157,51 @@ async fn wait_for_space(node: &TestNode, expected: &serde_json::Value) -> serde_
     }
 }
 
-#[tokio::test]
-async fn a_client_that_disconnects_mid_upload_leaves_no_blocks() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = TestNode::start(dir.path(), &[]);
-    let before = node.space().await;
+/// Sends part of a large upload, a few blocks at a time, until the node counts some of it
+/// against the quota (how much it buffers first is the store's business), and returns the
+/// still-open connection.
+async fn start_upload_until_stored(
+    node: &TestNode,
+    used_before: &serde_json::Value,
+    seed: u64,
+) -> TcpStream {
+    const DECLARED: usize = 2000;
     let addr = node.base.trim_start_matches("http://").to_string();
     let mut conn = TcpStream::connect(&addr).unwrap();
     write!(
         conn,
         "POST /api/archivist/v1/data HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        400 * BLOCK
+        DECLARED * BLOCK
     )
     .unwrap();
-    // Enough that the store indexes some of it while the rest is still on its way to disk.
-    conn.write_all(&data(320 * BLOCK, 9)).unwrap();
-    conn.flush().unwrap();
-    // The node holds some of those blocks (counted against the quota) before we vanish.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while node.space().await["quotaUsedBytes"] == before["quotaUsedBytes"] {
+    let body = data(DECLARED * BLOCK, seed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Never the whole body: the upload must still be unfinished when we stop.
+    for piece in body.chunks(32 * BLOCK).take(DECLARED / 32 - 1) {
+        conn.write_all(piece).unwrap();
+        conn.flush().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if node.space().await["quotaUsedBytes"] != *used_before {
+            return conn;
+        }
+    }
+    while node.space().await["quotaUsedBytes"] == *used_before {
         assert!(
             Instant::now() < deadline,
             "the node never stored a block of the upload"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    conn
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_upload_leaves_no_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let before = node.space().await;
+    // The node holds some of its blocks (counted against the quota) before we vanish.
+    let conn = start_upload_until_stored(&node, &before["quotaUsedBytes"], 9).await;
     drop(conn);
     let after = wait_for_space(&node, &before).await;
     assert_eq!(after, before);
@@ -202,23 +222,7 @@ async fn kill_9_after_an_acknowledged_upload_loses_nothing() {
     // A fourth upload is cut off by the kill mid-stream, after the node has written (but not
     // committed) some of its blocks: it must not survive half-stored.
     let used_before = node.space().await["quotaUsedBytes"].clone();
-    let addr = node.base.trim_start_matches("http://").to_string();
-    let mut conn = TcpStream::connect(&addr).unwrap();
-    write!(
-        conn,
-        "POST /api/archivist/v1/data HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        400 * BLOCK
-    )
-    .unwrap();
-    conn.write_all(&data(320 * BLOCK, 99)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while node.space().await["quotaUsedBytes"] == used_before {
-        assert!(
-            Instant::now() < deadline,
-            "the node never stored a block of the upload"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let conn = start_upload_until_stored(&node, &used_before, 99).await;
     node.kill9();
     drop(conn);
 

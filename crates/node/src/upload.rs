@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use neverust_content::{
     cid_from_digest, codec, Chunker, Cid, Digest, Manifest, MerkleTree, BLOCK_SIZE,
 };
-use neverust_store::{LeafRef, StoreError, Upload};
+use neverust_store::{AlignedBlocks, LeafRef, StoreError, Upload};
 use tokio::sync::mpsc;
 
 use crate::state::NodeState;
@@ -150,7 +150,8 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut chunker = Chunker::new(BLOCK_SIZE);
+    // Aligned, recycled block buffers: the disk store writes them without another copy.
+    let mut chunker = Chunker::with_alloc(BLOCK_SIZE, AlignedBlocks::new());
     let mut ready = Vec::new();
     let mut received = 0u64;
     let mut next = 0usize;

@@ -45,11 +45,11 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 /// (segment, offset, length) of a payload.
 type Loc = (u64, u64, u64);
 
-/// Blocks an upload buffers before writing them in one transaction (4 MiB of 64 KiB blocks).
-const UPLOAD_BATCH: usize = 64;
+/// Blocks an upload buffers before writing them in one transaction (8 MiB of 64 KiB blocks).
+const UPLOAD_BATCH: usize = 128;
 /// Upload batches whose payloads may be on their way to disk at once: enough that the
-/// hasher never waits for the disk, few enough that an upload holds at most 16 MiB.
-const WRITES_IN_FLIGHT: usize = 3;
+/// hasher never waits for the disk, few enough that an upload holds at most 24 MiB.
+const WRITES_IN_FLIGHT: usize = 2;
 /// Enough for the hot metadata pages; block payloads are read through the OS page cache.
 const CACHE_BYTES: usize = 16 << 20;
 

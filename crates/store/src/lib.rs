@@ -7,6 +7,7 @@
 //! aborted, dropped or cut off by a crash leaves nothing behind. The trait is synchronous;
 //! async callers run it on a blocking pool.
 
+mod buffers;
 mod disk;
 mod error;
 mod memory;
@@ -17,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 pub use neverust_content::Cid;
 
+pub use buffers::{AlignedBlocks, AlignedBuf};
 pub use disk::DiskStore;
 pub use error::StoreError;
 pub use memory::MemoryStore;

@@ -6,8 +6,9 @@
 //! keep their dead bytes until compaction (not written yet). Bytes appended by a
 //! transaction that never committed are unreachable garbage, never read.
 //!
-//! Payloads are written with `O_DIRECT` where the file system allows it, in 4 MiB writes
-//! from an aligned staging buffer. Through the page cache, a 256 MiB upload cost as much CPU
+//! Payloads are written with `O_DIRECT` where the file system allows it, a batch in one
+//! vectored write, straight from the blocks' own buffers when they are aligned (an upload's
+//! are, see [`crate::buffers`]), else through an aligned staging buffer. Through the page cache, a 256 MiB upload cost as much CPU
 //! in the kernel (page allocation, buffer heads, the copy) as hashing it, and its fsync then
 //! waited for all of it at the end; direct writes cost a fifth of that CPU, reach the device
 //! while the upload streams, and leave the durable commit only a cache flush. Every payload
@@ -16,16 +17,19 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::io::IoSlice;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+
+use crate::buffers::{is_aligned, AlignedBuf, ALIGN};
 
 /// A new segment starts once the active one passes this size.
 const SEGMENT_MAX: u64 = 256 << 20;
-/// Direct I/O alignment of offsets, lengths and buffers (the page size; enough for any disk).
-const ALIGN: usize = 4096;
 /// Bytes per write: large enough that the per-request cost of a direct write vanishes.
 const STAGE: usize = 4 << 20;
 /// Staging buffers kept for reuse (one per upload batch in flight); more concurrent writers
@@ -37,7 +41,7 @@ pub struct Segments {
     /// Whether this file system accepted `O_DIRECT` (tmpfs and some overlays do not).
     direct: bool,
     state: Mutex<State>,
-    pool: Mutex<Vec<Staging>>,
+    pool: Mutex<Vec<AlignedBuf>>,
 }
 
 struct State {
@@ -50,28 +54,32 @@ struct State {
     readers: HashMap<u64, Arc<File>>,
 }
 
-/// A heap buffer with a 4 KiB aligned window, as direct I/O requires.
-struct Staging {
-    raw: Vec<u8>,
-    start: usize,
-    cap: usize,
-}
-
-impl Staging {
-    fn new(cap: usize) -> Staging {
-        let raw = vec![0u8; cap + ALIGN];
-        let start = raw.as_ptr().align_offset(ALIGN);
-        Staging { raw, start, cap }
-    }
-
-    fn window(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + self.cap]
-    }
-}
-
 /// Space a payload of `len` bytes takes in a segment.
 pub fn padded(len: usize) -> usize {
     len.div_ceil(ALIGN).max(1) * ALIGN
+}
+
+/// Padding for buffered writes.
+static ZEROS: [u8; ALIGN] = [0; ALIGN];
+
+/// Most buffers one `pwritev` takes (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+fn write_all_vectored_at(
+    file: &File,
+    mut slices: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let n = slices.len().min(IOV_MAX);
+        let written = rustix::io::pwritev(file, &slices[..n], offset)?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        offset += written as u64;
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
 }
 
 fn path_of(dir: &Path, id: u64) -> PathBuf {
@@ -99,7 +107,7 @@ fn create(dir: &Path, id: u64, direct: bool) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.create_new(true).write(true);
     if direct {
-        options.custom_flags(libc::O_DIRECT);
+        options.custom_flags(OFlags::DIRECT.bits() as i32);
     }
     options.open(path_of(dir, id))
 }
@@ -112,7 +120,7 @@ impl Segments {
         let active_id = existing(dir)?.last().copied().unwrap_or(0) + 1;
         let (active, direct) = match create(dir, active_id, true) {
             Ok(file) => (file, true),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
                 tracing::info!(dir = %dir.display(), "no direct I/O here; writing through the page cache");
                 (create(dir, active_id, false)?, false)
             }
@@ -158,51 +166,77 @@ impl Segments {
 
     /// Appends payloads with as few writes as possible; returns (segment id, offset) of
     /// each. The bytes are on their way to the disk, durable after the next [`Self::sync`].
+    ///
+    /// Payloads already aligned in memory (an upload's blocks) are written from where they
+    /// are; the others are first copied into an aligned staging buffer.
     pub fn append(&self, payloads: &[&[u8]]) -> std::io::Result<Vec<(u64, u64)>> {
         if payloads.is_empty() {
             return Ok(Vec::new());
         }
+        let in_place = |p: &[u8]| !self.direct || is_aligned(p);
         let total: usize = payloads.iter().map(|p| padded(p.len())).sum();
-        let (id, file, start) = self.reserve(total as u64)?;
-        let biggest = payloads.iter().map(|p| padded(p.len())).max().unwrap_or(0);
-        let mut staging = self.staging(biggest);
-        let mut locs = Vec::with_capacity(payloads.len());
-        let mut written = 0usize;
-        let mut filled = 0usize;
-        let result = (|| {
-            for payload in payloads {
-                let size = padded(payload.len());
-                if filled + size > staging.cap {
-                    file.write_all_at(&staging.window()[..filled], start + written as u64)?;
-                    written += filled;
-                    filled = 0;
-                }
-                let window = staging.window();
-                window[filled..filled + payload.len()].copy_from_slice(payload);
-                window[filled + payload.len()..filled + size].fill(0);
-                locs.push((id, start + (written + filled) as u64));
-                filled += size;
+        let copied: usize = payloads
+            .iter()
+            .filter(|p| !in_place(p))
+            .map(|p| padded(p.len()))
+            .sum();
+        let mut staging = (copied > 0).then(|| self.staging(copied));
+        if let Some(staging) = staging.as_mut() {
+            let window = staging.as_mut();
+            let mut filled = 0;
+            for p in payloads.iter().filter(|p| !in_place(p)) {
+                window[filled..filled + p.len()].copy_from_slice(p);
+                window[filled + p.len()..filled + padded(p.len())].fill(0);
+                filled += padded(p.len());
             }
-            file.write_all_at(&staging.window()[..filled], start + written as u64)
-        })();
-        self.recycle(staging);
+        }
+        let mut slices = Vec::with_capacity(payloads.len() * 2);
+        let mut staged_at = 0;
+        for p in payloads {
+            let size = padded(p.len());
+            if in_place(p) {
+                slices.push(IoSlice::new(p));
+                // Buffered writes take any payload as it is; the padding is written too, so
+                // a segment never has holes.
+                if size > p.len() {
+                    slices.push(IoSlice::new(&ZEROS[..size - p.len()]));
+                }
+            } else if let Some(staging) = staging.as_ref() {
+                slices.push(IoSlice::new(&staging.as_ref()[staged_at..staged_at + size]));
+                staged_at += size;
+            }
+        }
+        let (id, file, start) = self.reserve(total as u64)?;
+        let result = write_all_vectored_at(&file, &mut slices, start);
+        drop(slices);
+        if let Some(staging) = staging {
+            self.recycle(staging);
+        }
         result?;
         self.lock().dirty.entry(id).or_insert(file);
-        Ok(locs)
+        let mut at = start;
+        Ok(payloads
+            .iter()
+            .map(|p| {
+                let loc = (id, at);
+                at += padded(p.len()) as u64;
+                loc
+            })
+            .collect())
     }
 
-    fn staging(&self, at_least: usize) -> Staging {
+    fn staging(&self, at_least: usize) -> AlignedBuf {
         if at_least <= STAGE {
             if let Some(buf) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
                 return buf;
             }
         }
-        Staging::new(at_least.max(STAGE))
+        AlignedBuf::zeroed(at_least.max(STAGE))
     }
 
-    fn recycle(&self, buf: Staging) {
+    fn recycle(&self, buf: AlignedBuf) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if buf.cap == STAGE && pool.len() < POOLED {
+        if buf.as_ref().len() == STAGE && pool.len() < POOLED {
             pool.push(buf);
         }
     }
@@ -269,16 +303,28 @@ mod tests {
     fn payloads_of_any_size_read_back_after_sync_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let sizes = [1, 4095, 4096, 4097, 65536, 65537, (5 << 20) + 3, 0];
-        let data: Vec<Vec<u8>> = sizes
+        let plain: Vec<Vec<u8>> = sizes
             .iter()
             .enumerate()
             .map(|(i, &n)| payload(n, i as u8))
             .collect();
+        // Aligned buffers are written from where they are, between the staged ones.
+        let aligned: Vec<AlignedBuf> = [ALIGN, 16 * ALIGN]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut a = AlignedBuf::zeroed(n);
+                a.as_mut().copy_from_slice(&payload(n, 100 + i as u8));
+                a
+            })
+            .collect();
+        let mut refs: Vec<&[u8]> = plain.iter().map(|d| d.as_slice()).collect();
+        refs.insert(2, aligned[0].as_ref());
+        refs.insert(5, aligned[1].as_ref());
         let locs = {
             let segs = Segments::open(dir.path()).unwrap();
-            let refs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
             let locs = segs.append(&refs).unwrap();
-            for ((id, off), d) in locs.iter().zip(&data) {
+            for ((id, off), d) in locs.iter().zip(&refs) {
                 assert_eq!(off % ALIGN as u64, 0, "every payload starts aligned");
                 assert_eq!(segs.read(*id, *off, d.len() as u64).unwrap(), d[..]);
             }
@@ -286,7 +332,7 @@ mod tests {
             locs
         };
         let segs = Segments::open(dir.path()).unwrap();
-        for ((id, off), d) in locs.iter().zip(&data) {
+        for ((id, off), d) in locs.iter().zip(&refs) {
             assert_eq!(segs.read(*id, *off, d.len() as u64).unwrap(), d[..]);
         }
     }
