@@ -305,10 +305,12 @@ impl Network {
                 waited: last_progress.elapsed(),
             });
         }
-        if let Some(s) = &sink {
+        if let Some(s) = sink.take() {
             for (index, bytes) in std::mem::take(&mut reorder) {
                 let _ = s.send(trim_last(bytes, index, &manifest)).await;
             }
+            // The reader has every byte: its response ends now, not after the announcement.
+            drop(s);
         }
         self.provide(&manifest_cid).await;
         Ok(())
