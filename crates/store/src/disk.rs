@@ -678,6 +678,7 @@ impl BlockStore for DiskStore {
     }
 
     fn begin_upload(&self) -> Result<Box<dyn Upload>, StoreError> {
+        self.shared.segments.upload_started();
         Ok(Box::new(DiskUpload {
             store: self.clone(),
             id: self.shared.next_upload.fetch_add(1, Ordering::Relaxed) + 1,
@@ -907,5 +908,6 @@ impl Drop for DiskUpload {
         if self.open {
             self.release();
         }
+        self.store.shared.segments.upload_ended();
     }
 }

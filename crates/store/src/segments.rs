@@ -20,6 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::IoSlice;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -30,11 +31,12 @@ use crate::buffers::{is_aligned, AlignedBuf, ALIGN};
 
 /// A new segment starts once the active one passes this size.
 const SEGMENT_MAX: u64 = 256 << 20;
-/// Bytes per write: large enough that the per-request cost of a direct write vanishes.
-const STAGE: usize = 4 << 20;
-/// Staging buffers kept for reuse (one per upload batch in flight); more concurrent writers
-/// allocate their own.
-const POOLED: usize = 4;
+/// Size of a pooled staging buffer: a batch of downloaded blocks (which arrive unaligned)
+/// fits in one, so it goes out in one write.
+const STAGE: usize = 8 << 20;
+/// Staging buffers kept for reuse while uploads run; more concurrent writers allocate their
+/// own. With no upload running the pool is emptied: an idle node holds no staging memory.
+const POOLED: usize = 2;
 
 pub struct Segments {
     dir: PathBuf,
@@ -42,6 +44,8 @@ pub struct Segments {
     direct: bool,
     state: Mutex<State>,
     pool: Mutex<Vec<AlignedBuf>>,
+    /// Uploads running, between [`Self::upload_started`] and [`Self::upload_ended`].
+    uploads: AtomicUsize,
 }
 
 struct State {
@@ -137,6 +141,7 @@ impl Segments {
                 readers: HashMap::new(),
             }),
             pool: Mutex::new(Vec::new()),
+            uploads: AtomicUsize::new(0),
         })
     }
 
@@ -236,8 +241,19 @@ impl Segments {
 
     fn recycle(&self, buf: AlignedBuf) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if buf.as_ref().len() == STAGE && pool.len() < POOLED {
+        let busy = self.uploads.load(Ordering::Relaxed) > 0;
+        if busy && buf.as_ref().len() == STAGE && pool.len() < POOLED {
             pool.push(buf);
+        }
+    }
+
+    pub fn upload_started(&self) {
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn upload_ended(&self) {
+        if self.uploads.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
     }
 
