@@ -3,8 +3,8 @@
 //!
 //! Three stages run side by side so a 2-core machine keeps both cores busy: the async
 //! reader cuts the body into blocks, blocking threads (one per core) hash them, another
-//! writes them to the store in order. Bounded channels between the stages cap memory at a few MiB whatever the
-//! upload's size. Nothing is acknowledged until `Upload::commit` returns; any failure before
+//! writes them to the store in order. Bounded channels between the stages cap memory at a
+//! few MiB whatever the upload's size. Nothing is acknowledged until `Upload::commit` returns; any failure before
 //! that aborts the upload, which removes the blocks it added and releases their quota.
 
 use std::sync::Arc;
@@ -155,7 +155,6 @@ where
     let mut ready = Vec::new();
     let mut received = 0u64;
     let mut next = 0usize;
-    let stopped = || UploadError::Task("the upload pipeline stopped".into());
     while let Some(frame) = body.next().await {
         let frame = frame.map_err(|e| UploadError::Body {
             received,
@@ -163,23 +162,27 @@ where
         })?;
         received += frame.len() as u64;
         chunker.push(&frame, |block| ready.push(block));
-        for block in ready.drain(..) {
-            lanes[next % lanes.len()]
-                .send(block)
-                .await
-                .map_err(|_| stopped())?;
-            next += 1;
-        }
+        deal(&lanes, &mut next, &mut ready).await?;
     }
     let total = chunker.finish(|block| ready.push(block));
-    for block in ready.drain(..) {
-        lanes[next % lanes.len()]
+    deal(&lanes, &mut next, &mut ready).await?;
+    Ok(total)
+}
+
+/// Sends `blocks` to the hashers in turn; `next` is the lane of the upload's next block.
+async fn deal(
+    lanes: &[mpsc::Sender<Bytes>],
+    next: &mut usize,
+    blocks: &mut Vec<Bytes>,
+) -> Result<(), UploadError> {
+    for block in blocks.drain(..) {
+        lanes[*next % lanes.len()]
             .send(block)
             .await
-            .map_err(|_| stopped())?;
-        next += 1;
+            .map_err(|_| UploadError::Task("the upload pipeline stopped".into()))?;
+        *next += 1;
     }
-    Ok(total)
+    Ok(())
 }
 
 fn hash_stage(mut rx: mpsc::Receiver<Bytes>, tx: mpsc::Sender<(Cid, Digest, Bytes)>) {

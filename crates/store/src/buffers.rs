@@ -1,47 +1,49 @@
-//! Heap buffers aligned for direct I/O, and a pool of block-sized ones for uploads.
+//! Heap buffers aligned for direct I/O, and pools that recycle them while they are busy.
 //!
 //! An upload's chunker fills [`AlignedBlocks`] buffers, so the disk store writes each block
-//! straight from the memory it arrived in. Dropped blocks return their buffer to the pool:
-//! a fresh 64 KiB allocation per block made the kernel fault in and zero every page of
-//! every upload, which cost as much CPU as a fifth of the hashing. The pool lives only
-//! while some upload holds an [`AlignedBlocks`]: an idle node gives the memory back.
+//! straight from the memory it arrived in; unaligned payloads (downloaded blocks) are copied
+//! into a segment's staging buffer instead. Both come from a [`BufferPool`]: a dropped buffer
+//! goes back to its pool, because a fresh allocation per block made the kernel fault in and
+//! zero every page of every upload, about a quarter of what hashing it costs. A pool keeps
+//! buffers only while it has users (uploads running): an idle node gives the memory back.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use neverust_content::{BlockAlloc, BLOCK_SIZE};
 
 /// Direct I/O alignment of offsets, lengths and buffers (the page size; enough for any disk).
 pub const ALIGN: usize = 4096;
 
-/// Buffers the pool keeps: what an upload holds in flight (its pipeline stages and the batches
-/// on their way to disk). More are allocated when needed and freed when dropped.
+/// Block buffers kept: what an upload holds in flight (its pipeline stages and the batches
+/// on their way to disk).
 const POOLED_BLOCKS: usize = 512;
 
-static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-/// Live [`AlignedBlocks`] handles.
-static USERS: AtomicUsize = AtomicUsize::new(0);
+static BLOCKS: LazyLock<Arc<BufferPool>> =
+    LazyLock::new(|| BufferPool::new(BLOCK_SIZE, POOLED_BLOCKS));
 
-/// A heap buffer with an aligned window of `len` bytes.
+/// A heap buffer with an aligned window of `len` bytes; returns to its pool when dropped.
 pub struct AlignedBuf {
     raw: Vec<u8>,
     start: usize,
     len: usize,
+    home: Option<Arc<BufferPool>>,
 }
 
 impl AlignedBuf {
-    /// A zeroed buffer, not pooled.
+    /// A zeroed buffer of its own, not pooled.
     pub fn zeroed(len: usize) -> AlignedBuf {
-        AlignedBuf::over(vec![0u8; len + ALIGN], len)
+        AlignedBuf::over(vec![0u8; len + ALIGN], len, None)
     }
 
-    fn over(raw: Vec<u8>, len: usize) -> AlignedBuf {
+    fn over(raw: Vec<u8>, len: usize, home: Option<Arc<BufferPool>>) -> AlignedBuf {
         let start = raw.as_ptr().align_offset(ALIGN);
-        AlignedBuf { raw, start, len }
-    }
-
-    fn pooled(&self) -> bool {
-        self.len == BLOCK_SIZE && self.raw.len() == BLOCK_SIZE + ALIGN
+        AlignedBuf {
+            raw,
+            start,
+            len,
+            home,
+        }
     }
 }
 
@@ -59,32 +61,79 @@ impl AsMut<[u8]> for AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        if self.pooled() && USERS.load(Ordering::Relaxed) > 0 {
-            let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < POOLED_BLOCKS {
-                pool.push(std::mem::take(&mut self.raw));
-            }
+        if let Some(home) = self.home.take() {
+            home.give(std::mem::take(&mut self.raw));
         }
     }
 }
 
-/// Block buffers for [`neverust_content::Chunker`]: aligned, and recycled when they are
-/// block-sized. Their contents are whatever the last user left.
-#[derive(Debug)]
-pub struct AlignedBlocks(());
+/// Aligned buffers of one size, kept for reuse while the pool has users.
+pub struct BufferPool {
+    len: usize,
+    keep: usize,
+    free: Mutex<Vec<Vec<u8>>>,
+    users: AtomicUsize,
+}
 
-impl AlignedBlocks {
-    #[allow(clippy::new_without_default)] // a handle with a side effect, not a value
-    pub fn new() -> AlignedBlocks {
-        USERS.fetch_add(1, Ordering::Relaxed);
-        AlignedBlocks(())
+impl BufferPool {
+    pub fn new(len: usize, keep: usize) -> Arc<BufferPool> {
+        Arc::new(BufferPool {
+            len,
+            keep,
+            free: Mutex::new(Vec::new()),
+            users: AtomicUsize::new(0),
+        })
+    }
+
+    /// A buffer of the pool's size; its contents are whatever its last user left.
+    pub fn take(self: &Arc<Self>) -> AlignedBuf {
+        let raw = self.free().pop();
+        let raw = raw.unwrap_or_else(|| vec![0u8; self.len + ALIGN]);
+        AlignedBuf::over(raw, self.len, Some(self.clone()))
+    }
+
+    /// Keeps the pool filled until the returned guard drops.
+    pub fn user(self: &Arc<Self>) -> PoolUser {
+        self.users.fetch_add(1, Ordering::Relaxed);
+        PoolUser(self.clone())
+    }
+
+    fn give(&self, raw: Vec<u8>) {
+        if self.users.load(Ordering::Relaxed) > 0 {
+            let mut free = self.free();
+            if free.len() < self.keep {
+                free.push(raw);
+            }
+        }
+    }
+
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-impl Drop for AlignedBlocks {
+/// A reason for a [`BufferPool`] to keep buffers; the last one to go empties it.
+pub struct PoolUser(Arc<BufferPool>);
+
+impl Drop for PoolUser {
     fn drop(&mut self) {
-        if USERS.fetch_sub(1, Ordering::Relaxed) == 1 {
-            release_pooled_buffers();
+        if self.0.users.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.free().clear();
+        }
+    }
+}
+
+/// Block buffers for [`neverust_content::Chunker`]: aligned, and recycled while any
+/// `AlignedBlocks` lives.
+pub struct AlignedBlocks {
+    _user: PoolUser,
+}
+
+impl AlignedBlocks {
+    #[allow(clippy::new_without_default)] // a handle that keeps the pool, not a value
+    pub fn new() -> AlignedBlocks {
+        AlignedBlocks {
+            _user: BLOCKS.user(),
         }
     }
 }
@@ -94,17 +143,11 @@ impl BlockAlloc for AlignedBlocks {
 
     fn alloc(&mut self, block_size: usize) -> AlignedBuf {
         if block_size == BLOCK_SIZE {
-            if let Some(raw) = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-                return AlignedBuf::over(raw, block_size);
-            }
+            BLOCKS.take()
+        } else {
+            AlignedBuf::zeroed(block_size)
         }
-        AlignedBuf::zeroed(block_size)
     }
-}
-
-/// Frees the pooled buffers.
-fn release_pooled_buffers() {
-    POOL.lock().unwrap_or_else(|p| p.into_inner()).clear();
 }
 
 /// Whether `data` can be written with direct I/O as it is.
@@ -117,16 +160,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_are_aligned_and_come_back() {
-        let mut alloc = AlignedBlocks::new();
-        let a = alloc.alloc(BLOCK_SIZE);
+    fn buffers_come_back_only_while_the_pool_has_users() {
+        let pool = BufferPool::new(3 * ALIGN, 2);
+        let a = pool.take();
         assert!(is_aligned(a.as_ref()));
-        let addr = a.as_ref().as_ptr();
         drop(a);
-        // Another test may take it first; the pool only promises to keep what it is given.
-        let again: Vec<AlignedBuf> = (0..4).map(|_| alloc.alloc(BLOCK_SIZE)).collect();
-        assert!(again.iter().all(|b| is_aligned(b.as_ref())));
-        assert!(again.iter().any(|b| b.as_ref().as_ptr() == addr) || POOLED_BLOCKS == 0);
+        assert!(pool.free().is_empty(), "no user: the buffer is freed");
+
+        let user = pool.user();
+        let a = pool.take();
+        let addr_kept = a.as_ref().as_ptr();
+        drop(a);
+        let b = pool.take();
+        assert_eq!(
+            b.as_ref().as_ptr(),
+            addr_kept,
+            "reused while a user holds the pool"
+        );
+        let more: Vec<AlignedBuf> = (0..4).map(|_| pool.take()).collect();
+        drop(more);
+        assert_eq!(pool.free().len(), 2, "the pool keeps at most `keep`");
+        drop(user);
+        assert!(pool.free().is_empty(), "the last user empties it");
+    }
+
+    #[test]
+    fn chunker_blocks_are_aligned() {
+        let mut alloc = AlignedBlocks::new();
+        assert!(is_aligned(alloc.alloc(BLOCK_SIZE).as_ref()));
         let odd = alloc.alloc(100);
         assert_eq!(odd.as_ref().len(), 100);
         assert!((odd.as_ref().as_ptr() as usize).is_multiple_of(ALIGN));

@@ -678,8 +678,8 @@ impl BlockStore for DiskStore {
     }
 
     fn begin_upload(&self) -> Result<Box<dyn Upload>, StoreError> {
-        self.shared.segments.upload_started();
         Ok(Box::new(DiskUpload {
+            _staging: self.shared.segments.staging_user(),
             store: self.clone(),
             id: self.shared.next_upload.fetch_add(1, Ordering::Relaxed) + 1,
             seq: 0,
@@ -790,6 +790,8 @@ struct DiskUpload {
     /// records a batch only once its bytes are written.
     writing: VecDeque<Writing>,
     open: bool,
+    /// Keeps the segments' staging buffers pooled while this upload runs.
+    _staging: crate::buffers::PoolUser,
 }
 
 impl DiskUpload {
@@ -908,6 +910,5 @@ impl Drop for DiskUpload {
         if self.open {
             self.release();
         }
-        self.store.shared.segments.upload_ended();
     }
 }

@@ -8,10 +8,11 @@
 //!
 //! Payloads are written with `O_DIRECT` where the file system allows it, a batch in one
 //! vectored write, straight from the blocks' own buffers when they are aligned (an upload's
-//! are, see [`crate::buffers`]), else through an aligned staging buffer. Through the page cache, a 256 MiB upload cost as much CPU
-//! in the kernel (page allocation, buffer heads, the copy) as hashing it, and its fsync then
-//! waited for all of it at the end; direct writes cost a fifth of that CPU, reach the device
-//! while the upload streams, and leave the durable commit only a cache flush. Every payload
+//! are, see [`crate::buffers`]), else through an aligned staging buffer. Through the page
+//! cache, a 256 MiB upload cost as much CPU in the kernel (page allocation, buffer heads,
+//! the copy) as hashing it, and its fsync then waited for all of it at the end; direct
+//! writes cost a fifth of that CPU, reach the device while the upload streams, and leave the
+//! durable commit only a cache flush. Every payload
 //! starts on a 4 KiB boundary for that; the padding is never read. Reads stay buffered, so
 //! blocks that are read often are served from the page cache.
 
@@ -20,14 +21,13 @@ use std::fs::{File, OpenOptions};
 use std::io::IoSlice;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustix::fs::OFlags;
 use rustix::io::Errno;
 
-use crate::buffers::{is_aligned, AlignedBuf, ALIGN};
+use crate::buffers::{is_aligned, AlignedBuf, BufferPool, PoolUser, ALIGN};
 
 /// A new segment starts once the active one passes this size.
 const SEGMENT_MAX: u64 = 256 << 20;
@@ -35,7 +35,7 @@ const SEGMENT_MAX: u64 = 256 << 20;
 /// fits in one, so it goes out in one write.
 const STAGE: usize = 8 << 20;
 /// Staging buffers kept for reuse while uploads run; more concurrent writers allocate their
-/// own. With no upload running the pool is emptied: an idle node holds no staging memory.
+/// own.
 const POOLED: usize = 2;
 
 pub struct Segments {
@@ -43,9 +43,7 @@ pub struct Segments {
     /// Whether this file system accepted `O_DIRECT` (tmpfs and some overlays do not).
     direct: bool,
     state: Mutex<State>,
-    pool: Mutex<Vec<AlignedBuf>>,
-    /// Uploads running, between [`Self::upload_started`] and [`Self::upload_ended`].
-    uploads: AtomicUsize,
+    staging: Arc<BufferPool>,
 }
 
 struct State {
@@ -140,8 +138,7 @@ impl Segments {
                 dirty: HashMap::new(),
                 readers: HashMap::new(),
             }),
-            pool: Mutex::new(Vec::new()),
-            uploads: AtomicUsize::new(0),
+            staging: BufferPool::new(STAGE, POOLED),
         })
     }
 
@@ -185,7 +182,11 @@ impl Segments {
             .filter(|p| !in_place(p))
             .map(|p| padded(p.len()))
             .sum();
-        let mut staging = (copied > 0).then(|| self.staging(copied));
+        let mut staging = match copied {
+            0 => None,
+            n if n <= STAGE => Some(self.staging.take()),
+            n => Some(AlignedBuf::zeroed(n)),
+        };
         if let Some(staging) = staging.as_mut() {
             let window = staging.as_mut();
             let mut filled = 0;
@@ -206,18 +207,14 @@ impl Segments {
                 if size > p.len() {
                     slices.push(IoSlice::new(&ZEROS[..size - p.len()]));
                 }
-            } else if let Some(staging) = staging.as_ref() {
+            } else {
+                let staging = staging.as_ref().expect("sized for every staged payload");
                 slices.push(IoSlice::new(&staging.as_ref()[staged_at..staged_at + size]));
                 staged_at += size;
             }
         }
         let (id, file, start) = self.reserve(total as u64)?;
-        let result = write_all_vectored_at(&file, &mut slices, start);
-        drop(slices);
-        if let Some(staging) = staging {
-            self.recycle(staging);
-        }
-        result?;
+        write_all_vectored_at(&file, &mut slices, start)?;
         self.lock().dirty.entry(id).or_insert(file);
         let mut at = start;
         Ok(payloads
@@ -230,31 +227,9 @@ impl Segments {
             .collect())
     }
 
-    fn staging(&self, at_least: usize) -> AlignedBuf {
-        if at_least <= STAGE {
-            if let Some(buf) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-                return buf;
-            }
-        }
-        AlignedBuf::zeroed(at_least.max(STAGE))
-    }
-
-    fn recycle(&self, buf: AlignedBuf) {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let busy = self.uploads.load(Ordering::Relaxed) > 0;
-        if busy && buf.as_ref().len() == STAGE && pool.len() < POOLED {
-            pool.push(buf);
-        }
-    }
-
-    pub fn upload_started(&self) {
-        self.uploads.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn upload_ended(&self) {
-        if self.uploads.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        }
+    /// Keeps staging buffers for reuse until the guard drops (an upload's lifetime).
+    pub fn staging_user(&self) -> PoolUser {
+        self.staging.user()
     }
 
     /// Makes every completed append durable; called before a durable index commit.

@@ -305,12 +305,11 @@ impl Network {
                 waited: last_progress.elapsed(),
             });
         }
+        // Taken, so the reader's response ends with its last byte, not after the announcement.
         if let Some(s) = sink.take() {
             for (index, bytes) in std::mem::take(&mut reorder) {
                 let _ = s.send(trim_last(bytes, index, &manifest)).await;
             }
-            // The reader has every byte: its response ends now, not after the announcement.
-            drop(s);
         }
         self.provide(&manifest_cid).await;
         Ok(())
