@@ -155,6 +155,11 @@ pub struct Aggregate {
     pub blocks_per_s: f64,
     pub mib_s: f64,
     pub ratio_to_loopback_tcp: f64,
+    /// CPU time all nodes spent in the window, per block delivered (µs): a steadier figure
+    /// than the rate on a shared machine. None when the nodes are not processes of this
+    /// machine.
+    #[serde(default)]
+    pub node_cpu_us_per_block: Option<f64>,
     /// Each verified download's time, request to last byte: a straggler stretches
     /// `seconds` (and lowers the rate) without showing in a mean.
     #[serde(default)]

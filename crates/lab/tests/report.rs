@@ -112,6 +112,7 @@ fn exchange(noise: &mut Noise) -> ExchangeResult {
             blocks_per_s: 1280.0,
             mib_s: 80.0,
             ratio_to_loopback_tcp: 80.0 / 2900.0,
+            node_cpu_us_per_block: Some(731.4),
             download_ms: vec![180.0, 220.0, 900.0],
         },
         verified: 50,
@@ -374,6 +375,10 @@ fn full_run_has_every_plot() {
     assert!(!html.contains("inf<") && !html.contains(">inf"));
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.trim_end().ends_with("</html>"));
+    assert!(
+        html.contains("node CPU per block (µs)") && html.contains(">731<"),
+        "the aggregate's CPU per block is shown"
+    );
 }
 
 #[test]

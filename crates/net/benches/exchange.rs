@@ -99,6 +99,7 @@ async fn node(store: Arc<MemoryStore>) -> Network {
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             agent: "neverust-bench".into(),
             idle_timeout: Duration::from_secs(600),
+            dht_replication: std::num::NonZeroUsize::new(4).unwrap(),
             provider_ttl: Duration::from_secs(600),
             reprovide_interval: Duration::from_secs(300),
             random_walk_interval: Duration::from_secs(300),

@@ -6,6 +6,7 @@
 //! what to store: the node asks it to find, fetch and announce; it verifies every block it
 //! hands back.
 
+mod announce;
 pub mod blockexc;
 pub mod download;
 pub mod ledger;

@@ -43,6 +43,8 @@ pub struct NetMetrics {
     pub ledger_bytes: Family<LedgerLabels, Gauge>,
     pub dht_lookups: Counter,
     pub dht_providers_found: Counter,
+    pub dht_announcements: Counter,
+    pub dht_announcements_waiting: Gauge,
     pub unwanted_blocks: Counter,
 }
 
@@ -65,6 +67,8 @@ impl NetMetrics {
             ledger_bytes: Family::default(),
             dht_lookups: Counter::default(),
             dht_providers_found: Counter::default(),
+            dht_announcements: Counter::default(),
+            dht_announcements_waiting: Gauge::default(),
             unwanted_blocks: Counter::default(),
         }
     }
@@ -156,6 +160,16 @@ impl NetMetrics {
             "dht_providers_found",
             "Providers found by DHT lookups",
             self.dht_providers_found.clone(),
+        );
+        r.register(
+            "dht_announcements",
+            "Provider announcements started (each a DHT walk)",
+            self.dht_announcements.clone(),
+        );
+        r.register(
+            "dht_announcements_waiting",
+            "Provider announcements queued behind the walks already running",
+            self.dht_announcements_waiting.clone(),
         );
         r.register(
             "unwanted_blocks",

@@ -15,7 +15,8 @@ use futures::StreamExt;
 use libp2p::core::upgrade::Version;
 use libp2p::core::ConnectedPoint;
 use libp2p::identity::Keypair;
-use libp2p::kad::{self, store::MemoryStore, GetProvidersOk, QueryId, QueryResult};
+use libp2p::kad::store::{MemoryStore, RecordStore};
+use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
@@ -24,6 +25,7 @@ use libp2p::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::announce::{Announcements, Offer, ANNOUNCES_IN_FLIGHT, ANNOUNCES_WAITING};
 use crate::metrics::NetMetrics;
 
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/neverust/kad/1.0.0");
@@ -46,6 +48,8 @@ pub struct SwarmConfig {
     pub provider_ttl: Duration,
     pub reprovide_interval: Duration,
     pub random_walk_interval: Duration,
+    /// How many closest peers keep each provider record this node announces.
+    pub dht_replication: std::num::NonZeroUsize,
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +147,7 @@ pub(crate) async fn spawn(
         agents: HashMap::new(),
         addrs: HashMap::new(),
         listen_addrs: listen_addrs.clone(),
+        announcements: Announcements::new(ANNOUNCES_IN_FLIGHT, ANNOUNCES_WAITING),
     };
     tokio::spawn(driver.run());
     Ok(SwarmParts {
@@ -160,7 +165,8 @@ fn build(keypair: Keypair, config: &SwarmConfig) -> Result<Swarm<Behaviour>, Swa
         .set_query_timeout(Duration::from_secs(10))
         .set_provider_record_ttl(Some(config.provider_ttl))
         .set_provider_publication_interval(Some(config.reprovide_interval))
-        .set_periodic_bootstrap_interval(Some(config.random_walk_interval));
+        .set_periodic_bootstrap_interval(Some(config.random_walk_interval))
+        .set_replication_factor(config.dht_replication);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_other_transport(|key| {
@@ -218,6 +224,7 @@ struct Driver {
     agents: HashMap<PeerId, String>,
     addrs: HashMap<PeerId, Vec<Multiaddr>>,
     listen_addrs: ListenAddrs,
+    announcements: Announcements<QueryId>,
 }
 
 impl Driver {
@@ -239,12 +246,14 @@ impl Driver {
             Command::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
-            Command::Provide(key) => {
-                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
-                    tracing::warn!("cannot record a provider entry: {e}");
-                }
+            Command::Provide(key) => self.announce(key),
+            Command::Unprovide(key) => {
+                self.announcements.cancel(&key);
+                self.metrics
+                    .dht_announcements_waiting
+                    .set(self.announcements.waiting() as i64);
+                self.swarm.behaviour_mut().kad.stop_providing(&key);
             }
-            Command::Unprovide(key) => self.swarm.behaviour_mut().kad.stop_providing(&key),
             Command::FindProviders { key, reply } => {
                 self.metrics.dht_lookups.inc();
                 let id = self.swarm.behaviour_mut().kad.get_providers(key);
@@ -260,6 +269,39 @@ impl Driver {
                 let _ = reply.send(self.peers());
             }
         }
+    }
+
+    fn announce(&mut self, key: kad::RecordKey) {
+        if let Offer::Full(key) = self.announcements.offer(key) {
+            let local = *self.swarm.local_peer_id();
+            let addrs = self.listen_addrs.read().expect("listen addrs lock").clone();
+            let record = kad::ProviderRecord::new(key, local, addrs);
+            if let Err(e) = self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .store_mut()
+                .add_provider(record)
+            {
+                tracing::warn!("cannot record a provider entry: {e}");
+            }
+        }
+        self.start_announcements();
+    }
+
+    fn start_announcements(&mut self) {
+        while let Some(key) = self.announcements.next() {
+            match self.swarm.behaviour_mut().kad.start_providing(key.clone()) {
+                Ok(id) => {
+                    self.metrics.dht_announcements.inc();
+                    self.announcements.started(id, key);
+                }
+                Err(e) => tracing::warn!("cannot record a provider entry: {e}"),
+            }
+        }
+        self.metrics
+            .dht_announcements_waiting
+            .set(self.announcements.waiting() as i64);
     }
 
     fn dial(
@@ -417,6 +459,12 @@ impl Driver {
                 step,
                 ..
             })) => self.on_providers(id, result, step.last),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::StartProviding(_),
+                step,
+                ..
+            })) if step.last && self.announcements.finished(&id) => self.start_announcements(),
             _ => {}
         }
     }

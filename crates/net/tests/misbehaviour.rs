@@ -26,6 +26,7 @@ async fn honest_node() -> (Network, Arc<MemoryStore>) {
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             agent: "neverust-test".into(),
             idle_timeout: Duration::from_secs(60),
+            dht_replication: std::num::NonZeroUsize::new(4).unwrap(),
             provider_ttl: Duration::from_secs(60),
             reprovide_interval: Duration::from_secs(30),
             random_walk_interval: Duration::from_secs(300),

@@ -2,11 +2,14 @@
 //! values are validated here so a bad one is reported with the flag's name.
 
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use neverust_node::config::{DEFAULT_CREDIT_LIMIT, DEFAULT_PRICE_PER_BYTE, DEFAULT_STORAGE_QUOTA};
+use neverust_node::config::{
+    DEFAULT_CREDIT_LIMIT, DEFAULT_DHT_REPLICATION, DEFAULT_PRICE_PER_BYTE, DEFAULT_STORAGE_QUOTA,
+};
 use neverust_node::{Mode, NodeConfig, StoreKind};
 
 #[derive(Parser, Debug)]
@@ -92,6 +95,9 @@ pub struct StartArgs {
     /// Peer connections without traffic close after this long, e.g. 1h, 90s.
     #[arg(long, env = "NEVERUST_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "1h")]
     pub idle_timeout: Duration,
+    /// How many peers closest to a CID keep this node's provider record for it (at least 1).
+    #[arg(long, env = "NEVERUST_DHT_REPLICATION", default_value_t = DEFAULT_DHT_REPLICATION)]
+    pub dht_replication: NonZeroUsize,
     /// Storage quota, in bytes or with a unit (e.g. 20GiB, 512MB).
     #[arg(long, env = "NEVERUST_STORAGE_QUOTA", value_parser = parse_size, default_value_t = DEFAULT_STORAGE_QUOTA)]
     pub storage_quota: u64,
@@ -130,6 +136,7 @@ impl StartArgs {
             price_per_byte: self.price_per_byte,
             credit_limit: self.credit_limit,
             idle_timeout: self.idle_timeout,
+            dht_replication: self.dht_replication,
             storage_quota: self.storage_quota,
             block_ttl: self.block_ttl,
             maintenance_interval: self.block_maintenance_interval,

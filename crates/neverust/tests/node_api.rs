@@ -327,6 +327,10 @@ fn bad_flags_exit_non_zero_naming_the_flag() {
             "--bootstrap-node",
         ),
         (&["start", "--log-level", "LOUD"][..], "--log-level"),
+        (
+            &["start", "--dht-replication", "0"][..],
+            "--dht-replication",
+        ),
     ] {
         let out = Command::new(common::binary()).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");

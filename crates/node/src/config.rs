@@ -4,6 +4,7 @@
 //! the resulting values and the few rules that tie them together.
 
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,6 +67,8 @@ pub struct NodeConfig {
     pub credit_limit: u64,
     /// Connections with no traffic close after this long.
     pub idle_timeout: Duration,
+    /// How many of the peers closest to a CID keep this node's provider record for it.
+    pub dht_replication: NonZeroUsize,
 }
 
 /// Archivist's defaults: 20 GiB quota, 30 day block TTL, maintenance every 10 minutes.
@@ -75,6 +78,13 @@ pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
 pub const DEFAULT_PRICE_PER_BYTE: u64 = 1;
 pub const DEFAULT_CREDIT_LIMIT: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Each announcement walks the DHT to this many closest peers and stores its record there.
+/// libp2p's default of 20 is sized for public networks of thousands of churning peers; in a
+/// cluster of 10 to 100 nodes it makes every announcement a walk over much of the network
+/// (about 25 ms of CPU across a 50-node cluster, against about 8 ms at 4). Records are
+/// republished every 10 minutes, and a fetch that finds no provider asks its connected
+/// peers, so 4 copies are enough here.
+pub const DEFAULT_DHT_REPLICATION: NonZeroUsize = NonZeroUsize::new(4).unwrap();
 
 impl NodeConfig {
     pub fn ledger_policy(&self) -> neverust_net::LedgerPolicy {
@@ -106,6 +116,7 @@ impl NodeConfig {
             price_per_byte: DEFAULT_PRICE_PER_BYTE,
             credit_limit: DEFAULT_CREDIT_LIMIT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            dht_replication: DEFAULT_DHT_REPLICATION,
         }
     }
 }

@@ -108,6 +108,7 @@ impl Node {
                 listen,
                 agent: format!("neverust/{} ({})", env!("CARGO_PKG_VERSION"), config.mode),
                 idle_timeout: config.idle_timeout,
+                dht_replication: config.dht_replication,
                 provider_ttl: PROVIDER_TTL,
                 reprovide_interval: REPROVIDE_INTERVAL,
                 random_walk_interval: RANDOM_WALK_INTERVAL,

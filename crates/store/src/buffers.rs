@@ -92,6 +92,16 @@ impl BufferPool {
         AlignedBuf::over(raw, self.len, Some(self.clone()))
     }
 
+    /// A buffer of at least `len` bytes: a pooled one if one is free, else a new one. The
+    /// new one is pool-sized only for a large `len`: a download's few blocks should not
+    /// fault in and zero a whole staging buffer, which cost more than writing them.
+    pub fn take_at_least(self: &Arc<Self>, len: usize) -> AlignedBuf {
+        if len > self.len / 2 || !self.free().is_empty() {
+            return self.take();
+        }
+        AlignedBuf::zeroed(len)
+    }
+
     /// Keeps the pool filled until the returned guard drops.
     pub fn user(self: &Arc<Self>) -> PoolUser {
         self.users.fetch_add(1, Ordering::Relaxed);
@@ -182,6 +192,32 @@ mod tests {
         assert_eq!(pool.free().len(), 2, "the pool keeps at most `keep`");
         drop(user);
         assert!(pool.free().is_empty(), "the last user empties it");
+    }
+
+    #[test]
+    fn a_small_request_gets_a_small_buffer_unless_a_pooled_one_is_free() {
+        let pool = BufferPool::new(16 * ALIGN, 2);
+        let _user = pool.user();
+        let small = pool.take_at_least(ALIGN);
+        assert_eq!(small.as_ref().len(), ALIGN, "sized to the request");
+        assert!(is_aligned(small.as_ref()));
+        drop(small);
+        assert!(pool.free().is_empty(), "a small buffer is not pooled");
+
+        let large = pool.take_at_least(12 * ALIGN);
+        assert_eq!(
+            large.as_ref().len(),
+            16 * ALIGN,
+            "large requests get a pooled one"
+        );
+        let kept = large.as_ref().as_ptr();
+        drop(large);
+        let reused = pool.take_at_least(ALIGN);
+        assert_eq!(
+            reused.as_ref().as_ptr(),
+            kept,
+            "a free pooled buffer serves any size"
+        );
     }
 
     #[test]

@@ -184,7 +184,7 @@ impl Segments {
             .sum();
         let mut staging = match copied {
             0 => None,
-            n if n <= STAGE => Some(self.staging.take()),
+            n if n <= STAGE => Some(self.staging.take_at_least(n)),
             n => Some(AlignedBuf::zeroed(n)),
         };
         if let Some(staging) = staging.as_mut() {

@@ -130,6 +130,8 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
         }
     }
     let bar = ctx.ui.bar(planned.len() as u64, "swapping");
+    let pids: Vec<u32> = ctx.cluster.entries().iter().map(|e| e.pid).collect();
+    let cpu_before = nodes_cpu_seconds(&pids);
     let start = Instant::now();
     let downloads = futures::stream::iter(planned.iter().map(|(stored, y)| {
         let client = clients[*y].clone();
@@ -147,6 +149,7 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
     .collect::<Vec<_>>()
     .await;
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_before.zip(nodes_cpu_seconds(&pids)).map(|(a, b)| b - a);
     bar.finish_and_clear();
     let mut ok = 0;
     let mut download_ms = Vec::new();
@@ -177,11 +180,16 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
         blocks_per_s: blocks as f64 / seconds.max(1e-9),
         mib_s: mib,
         ratio_to_loopback_tcp: ratio(mib, ctx.baseline.loopback_tcp_mib_s),
+        node_cpu_us_per_block: cpu.filter(|_| blocks > 0).map(|s| s * 1e6 / blocks as f64),
         download_ms,
     };
     let q = quantiles(&a.download_ms);
+    let cpu = a
+        .node_cpu_us_per_block
+        .map(|us| format!("; node CPU {us:.0} µs per block"))
+        .unwrap_or_default();
     ctx.ui.say(format!(
-        "exchange aggregate: {} downloads, {} at once: {:.0} blocks/s, {:.0} MiB/s ({:.0} % of loopback TCP); a download p50 {:.0} ms, slowest {:.0} ms",
+        "exchange aggregate: {} downloads, {} at once: {:.0} blocks/s, {:.0} MiB/s ({:.0} % of loopback TCP); a download p50 {:.0} ms, slowest {:.0} ms{cpu}",
         a.downloads,
         a.concurrent,
         a.blocks_per_s,
@@ -191,4 +199,14 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
         q.max
     ));
     Ok(a)
+}
+
+/// CPU seconds all `pids` have used; None unless every one is a readable local process.
+fn nodes_cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.contains(&0) {
+        return None;
+    }
+    pids.iter()
+        .map(|&p| crate::sampler::usage(p).map(|u| u.0))
+        .sum()
 }

@@ -113,6 +113,12 @@ pub fn exchange(e: Option<&ExchangeResult>) -> Option<Section> {
             "aggregate: ratio to loopback TCP",
             ratio(a.ratio_to_loopback_tcp).into(),
         ),
+        (
+            "aggregate: node CPU per block (µs)",
+            a.node_cpu_us_per_block
+                .map_or_else(|| "n/a".to_string(), |us| num(us, 0))
+                .into(),
+        ),
     ]);
     let cdf = plots::cdf_chart(
         Chart::new(
