@@ -110,6 +110,10 @@ pub struct StartArgs {
     /// Where blocks live: a database under --data-dir, or memory only.
     #[arg(long, value_enum, default_value = "disk", env = "NEVERUST_STORE")]
     pub store: StoreArg,
+    /// Threads serving the node's network and API (default: one per core). A machine that
+    /// runs many nodes gives each one: more only trade wakeups between them.
+    #[arg(long, env = "NEVERUST_WORKER_THREADS")]
+    pub worker_threads: Option<NonZeroUsize>,
 }
 
 impl StartArgs {

@@ -14,11 +14,17 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Start(args) => {
+            let threads = args.worker_threads;
             let config = match args.into_config() {
                 Ok(c) => c,
                 Err(e) => return usage_error(e),
             };
-            exit(runtime().block_on(neverust_node::run_until_signal(config)))
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = threads {
+                rt.worker_threads(n.get());
+            }
+            let rt = rt.enable_all().build().expect("building the tokio runtime");
+            exit(rt.block_on(neverust_node::run_until_signal(config)))
         }
         cli::Command::Cluster(args) => cluster(args),
         cli::Command::Bench(args) => bench(args),

@@ -331,6 +331,7 @@ fn bad_flags_exit_non_zero_naming_the_flag() {
             &["start", "--dht-replication", "0"][..],
             "--dht-replication",
         ),
+        (&["start", "--worker-threads", "0"][..], "--worker-threads"),
     ] {
         let out = Command::new(common::binary()).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");
