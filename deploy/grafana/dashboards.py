@@ -112,6 +112,8 @@ def overview():
         series("DHT provider lookups", [
             (f"sum(rate(neverust_dht_provider_lookups_total{RATE}))", "lookups/s"),
             (f"sum(rate(neverust_dht_providers_found_total{RATE}))", "providers found/s"),
+            (f"sum(rate(neverust_dht_announcements_total{RATE}))", "announcements/s"),
+            ("sum(neverust_dht_announcements_waiting)", "announcements waiting"),
         ]),
         series("Wantlists", [("sum(neverust_wantlist_blocks)", "blocks wanted, not yet received")]),
         row("REST API"),
@@ -188,6 +190,8 @@ def node_detail():
             (on("neverust_wantlist_blocks"), "blocks wanted"),
             (f"rate({on('neverust_dht_provider_lookups_total')}{RATE})", "DHT lookups/s"),
             (f"rate({on('neverust_dht_providers_found_total')}{RATE})", "providers found/s"),
+            (f"rate({on('neverust_dht_announcements_total')}{RATE})", "announcements/s"),
+            (on("neverust_dht_announcements_waiting"), "announcements waiting"),
         ]),
         series("Misbehaving peers", [
             (f"sum by (reason) (rate({on('neverust_misbehaviour_total')}{RATE}))", "{{reason}}")],

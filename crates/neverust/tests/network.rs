@@ -51,6 +51,16 @@ async fn content_is_found_through_the_dht_two_hops_away() {
         .unwrap()
         .iter()
         .any(|d| d["cid"] == cid.as_str()));
+    // Its announcement goes out through the queue (started once the walk ahead of it ends).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while c.metric("neverust_dht_announcements_total").await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "C never announced the dataset it fetched"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.metric("neverust_dht_announcements_waiting").await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
