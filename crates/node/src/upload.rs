@@ -19,8 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::state::NodeState;
 
-/// Blocks in flight between two stages (16 × 64 KiB = 1 MiB per channel).
-const STAGE_DEPTH: usize = 16;
+/// Blocks handed from stage to stage at once: one wakeup per 512 KiB rather than per block.
+const HAND_OFF: usize = 8;
+/// Hand-offs in flight between two stages (2 × 8 × 64 KiB = 1 MiB per channel).
+const STAGE_DEPTH: usize = 2;
 
 #[derive(Debug, Default, Clone)]
 pub struct UploadMeta {
@@ -70,8 +72,8 @@ where
     let lanes = hash_lanes();
     let (mut block_txs, mut hashed_rxs, mut hashers) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..lanes {
-        let (block_tx, block_rx) = mpsc::channel::<Bytes>(STAGE_DEPTH);
-        let (hashed_tx, hashed_rx) = mpsc::channel::<(Cid, Digest, Bytes)>(STAGE_DEPTH);
+        let (block_tx, block_rx) = mpsc::channel::<Vec<Bytes>>(STAGE_DEPTH);
+        let (hashed_tx, hashed_rx) = mpsc::channel::<Vec<Hashed>>(STAGE_DEPTH);
         hashers.push(tokio::task::spawn_blocking(move || {
             hash_stage(block_rx, hashed_tx)
         }));
@@ -143,9 +145,15 @@ fn hash_lanes() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
-/// Cuts the body into blocks and deals them round-robin to the hashers; returns the true
-/// byte count.
-async fn read_stage<S, E>(mut body: S, lanes: Vec<mpsc::Sender<Bytes>>) -> Result<u64, UploadError>
+/// A block with its CID and digest.
+type Hashed = (Cid, Digest, Bytes);
+
+/// Cuts the body into blocks and deals them round-robin to the hashers, [`HAND_OFF`] at a
+/// time; returns the true byte count.
+async fn read_stage<S, E>(
+    mut body: S,
+    lanes: Vec<mpsc::Sender<Vec<Bytes>>>,
+) -> Result<u64, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -162,22 +170,27 @@ where
         })?;
         received += frame.len() as u64;
         chunker.push(&frame, |block| ready.push(block));
-        deal(&lanes, &mut next, &mut ready).await?;
+        deal(&lanes, &mut next, &mut ready, false).await?;
     }
     let total = chunker.finish(|block| ready.push(block));
-    deal(&lanes, &mut next, &mut ready).await?;
+    deal(&lanes, &mut next, &mut ready, true).await?;
     Ok(total)
 }
 
-/// Sends `blocks` to the hashers in turn; `next` is the lane of the upload's next block.
+/// Sends `blocks` to the hashers, [`HAND_OFF`] to a lane in turn, keeping a last partial
+/// hand-off unless `all`; `next` counts the hand-offs so far, so the writer knows which
+/// lane holds the next one.
 async fn deal(
-    lanes: &[mpsc::Sender<Bytes>],
+    lanes: &[mpsc::Sender<Vec<Bytes>>],
     next: &mut usize,
     blocks: &mut Vec<Bytes>,
+    all: bool,
 ) -> Result<(), UploadError> {
-    for block in blocks.drain(..) {
+    while blocks.len() >= HAND_OFF || (all && !blocks.is_empty()) {
+        let rest = blocks.split_off(blocks.len().min(HAND_OFF));
+        let batch = std::mem::replace(blocks, rest);
         lanes[*next % lanes.len()]
-            .send(block)
+            .send(batch)
             .await
             .map_err(|_| UploadError::Task("the upload pipeline stopped".into()))?;
         *next += 1;
@@ -185,11 +198,16 @@ async fn deal(
     Ok(())
 }
 
-fn hash_stage(mut rx: mpsc::Receiver<Bytes>, tx: mpsc::Sender<(Cid, Digest, Bytes)>) {
-    while let Some(block) = rx.blocking_recv() {
-        let digest = neverust_content::sha256(&block);
-        let cid = cid_from_digest(codec::BLOCK, &digest);
-        if tx.blocking_send((cid, digest, block)).is_err() {
+fn hash_stage(mut rx: mpsc::Receiver<Vec<Bytes>>, tx: mpsc::Sender<Vec<Hashed>>) {
+    while let Some(blocks) = rx.blocking_recv() {
+        let hashed = blocks
+            .into_iter()
+            .map(|block| {
+                let digest = neverust_content::sha256(&block);
+                (cid_from_digest(codec::BLOCK, &digest), digest, block)
+            })
+            .collect();
+        if tx.blocking_send(hashed).is_err() {
             return;
         }
     }
@@ -201,18 +219,22 @@ type Written = (Box<dyn Upload>, Vec<Digest>);
 /// marks the end of the upload.
 fn write_stage(
     mut upload: Box<dyn Upload>,
-    mut lanes: Vec<mpsc::Receiver<(Cid, Digest, Bytes)>>,
+    mut lanes: Vec<mpsc::Receiver<Vec<Hashed>>>,
 ) -> Result<Written, UploadError> {
     let mut digests = Vec::new();
     let count = lanes.len();
-    while let Some((cid, digest, block)) = lanes[digests.len() % count].blocking_recv() {
-        if let Err(e) = upload.put_block(&cid, block) {
-            // Dropping the receivers stops the hashers, which stop the reader.
-            drop(lanes);
-            let _ = upload.abort();
-            return Err(e.into());
+    let mut turn = 0;
+    while let Some(hashed) = lanes[turn % count].blocking_recv() {
+        turn += 1;
+        for (cid, digest, block) in hashed {
+            if let Err(e) = upload.put_block(&cid, block) {
+                // Dropping the receivers stops the hashers, which stop the reader.
+                drop(lanes);
+                let _ = upload.abort();
+                return Err(e.into());
+            }
+            digests.push(digest);
         }
-        digests.push(digest);
     }
     Ok((upload, digests))
 }
