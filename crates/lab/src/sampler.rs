@@ -13,12 +13,22 @@ pub fn usage(pid: u32) -> Option<(f64, u64)> {
     neverust_node::procfs::usage(&pid.to_string()).map(|u| (u.cpu_seconds, u.rss_bytes))
 }
 
+/// CPU seconds the processes have used together; None unless every one is a readable
+/// process of this machine (a deployed cluster's nodes have pid 0).
+pub fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.contains(&0) {
+        return None;
+    }
+    pids.iter().map(|&p| usage(p).map(|u| u.0)).sum()
+}
+
 /// Waits until the processes together use less than `percent_each` % of a core per
 /// process over half a second (a cluster that just started is still meeting its peers),
 /// or until `limit`. Returns how long it waited.
 pub async fn settle(pids: &[u32], percent_each: f64, limit: Duration) -> Duration {
     let start = Instant::now();
-    let total = || -> f64 { pids.iter().filter_map(|&p| usage(p)).map(|u| u.0).sum() };
+    // Without readings (a deployed cluster, a node gone) there is nothing to wait for.
+    let total = || cpu_seconds(pids).unwrap_or(0.0);
     let mut before = (Instant::now(), total());
     while start.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -187,7 +187,8 @@ impl Network {
         self.ask(Command::Peers).await
     }
 
-    /// Announces that this node holds `cid`; Kademlia re-announces it periodically.
+    /// Announces that this node holds `cid`: queued behind the announcements already walking
+    /// the DHT (see `announce`); Kademlia re-announces it periodically.
     pub async fn provide(&self, cid: &Cid) {
         let _ = self
             .inner

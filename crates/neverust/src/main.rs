@@ -19,12 +19,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return usage_error(e),
             };
-            let mut rt = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = threads {
-                rt.worker_threads(n.get());
-            }
-            let rt = rt.enable_all().build().expect("building the tokio runtime");
-            exit(rt.block_on(neverust_node::run_until_signal(config)))
+            exit(runtime_with(threads).block_on(neverust_node::run_until_signal(config)))
         }
         cli::Command::Cluster(args) => cluster(args),
         cli::Command::Bench(args) => bench(args),
@@ -119,7 +114,16 @@ fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with(None)
+}
+
+/// A runtime with `threads` workers, or one per core.
+fn runtime_with(threads: Option<std::num::NonZeroUsize>) -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n.get());
+    }
+    builder
         .enable_all()
         .build()
         .expect("building the tokio runtime")

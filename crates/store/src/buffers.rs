@@ -96,10 +96,12 @@ impl BufferPool {
     /// new one is pool-sized only for a large `len`: a download's few blocks should not
     /// fault in and zero a whole staging buffer, which cost more than writing them.
     pub fn take_at_least(self: &Arc<Self>, len: usize) -> AlignedBuf {
-        if len > self.len / 2 || !self.free().is_empty() {
-            return self.take();
+        let raw = self.free().pop();
+        match raw {
+            Some(raw) => AlignedBuf::over(raw, self.len, Some(self.clone())),
+            None if len > self.len / 2 => self.take(),
+            None => AlignedBuf::zeroed(len),
         }
-        AlignedBuf::zeroed(len)
     }
 
     /// Keeps the pool filled until the returned guard drops.

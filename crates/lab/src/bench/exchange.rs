@@ -131,7 +131,7 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
     }
     let bar = ctx.ui.bar(planned.len() as u64, "swapping");
     let pids: Vec<u32> = ctx.cluster.entries().iter().map(|e| e.pid).collect();
-    let cpu_before = nodes_cpu_seconds(&pids);
+    let cpu_before = crate::sampler::cpu_seconds(&pids);
     let start = Instant::now();
     let downloads = futures::stream::iter(planned.iter().map(|(stored, y)| {
         let client = clients[*y].clone();
@@ -149,7 +149,9 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
     .collect::<Vec<_>>()
     .await;
     let seconds = start.elapsed().as_secs_f64();
-    let cpu = cpu_before.zip(nodes_cpu_seconds(&pids)).map(|(a, b)| b - a);
+    let cpu = cpu_before
+        .zip(crate::sampler::cpu_seconds(&pids))
+        .map(|(a, b)| b - a);
     bar.finish_and_clear();
     let mut ok = 0;
     let mut download_ms = Vec::new();
@@ -199,14 +201,4 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
         q.max
     ));
     Ok(a)
-}
-
-/// CPU seconds all `pids` have used; None unless every one is a readable local process.
-fn nodes_cpu_seconds(pids: &[u32]) -> Option<f64> {
-    if pids.contains(&0) {
-        return None;
-    }
-    pids.iter()
-        .map(|&p| crate::sampler::usage(p).map(|u| u.0))
-        .sum()
 }
