@@ -115,6 +115,10 @@ pub struct Profile {
     pub chaos_file: u64,
     pub partition_group: usize,
     pub split_seconds: f64,
+    /// How long idle CPU and RSS are sampled. An idle node's work comes in bursts (a ping to
+    /// every peer every 15 s), so a window shorter than that mostly sees none of it and
+    /// reports 0 %.
+    pub idle_window: Duration,
 }
 
 const KIB: u64 = 1024;
@@ -141,6 +145,7 @@ impl Profile {
                 chaos_file: 256 * KIB,
                 partition_group: 2,
                 split_seconds: 3.0,
+                idle_window: Duration::from_secs(3),
             }),
             "quick" => Ok(Profile {
                 name: "quick",
@@ -160,6 +165,7 @@ impl Profile {
                 chaos_file: 256 * KIB,
                 partition_group: 3,
                 split_seconds: 5.0,
+                idle_window: Duration::from_secs(15),
             }),
             "full" => Ok(Profile {
                 name: "full",
@@ -179,6 +185,7 @@ impl Profile {
                 chaos_file: MIB,
                 partition_group: 5,
                 split_seconds: 10.0,
+                idle_window: Duration::from_secs(30),
             }),
             other => Err(format!(
                 "unknown profile {other:?}: expected smoke, quick or full"
@@ -221,8 +228,6 @@ pub struct BenchOptions {
 /// A cluster counts as settled below this CPU use per node (percent of a core).
 pub const SETTLED_PERCENT: f64 = 1.0;
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(15);
-/// How long idle resource use is sampled.
-pub const IDLE_WINDOW: Duration = Duration::from_secs(3);
 
 /// What every scenario works with.
 pub struct Ctx {
@@ -449,7 +454,7 @@ async fn run_scenarios(
     // Idle figures: the cluster settled before the baselines, and nothing was asked of it
     // yet.
     let idle_from = ctx.t();
-    tokio::time::sleep(IDLE_WINDOW).await;
+    tokio::time::sleep(ctx.profile.idle_window).await;
     let marketplace = ctx
         .cluster
         .entries()

@@ -61,7 +61,7 @@ async fn measure(ctx: &mut Ctx, cluster: &Cluster, n: usize) -> anyhow::Result<S
     let pids: Vec<u32> = nodes.iter().map(|n| n.1).collect();
     crate::sampler::settle(&pids, super::SETTLED_PERCENT, super::SETTLE_LIMIT).await;
     let idle_from = ctx.t();
-    tokio::time::sleep(super::IDLE_WINDOW).await;
+    tokio::time::sleep(ctx.profile.idle_window).await;
     let idle = sampler.summary(idle_from, ctx.t());
 
     let file = ctx.profile.exchange_file;

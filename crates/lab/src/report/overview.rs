@@ -98,11 +98,11 @@ pub fn cluster(c: Option<&ClusterSummary>) -> Option<Section> {
         ),
         (
             "idle CPU mean (% of a core)",
-            html::num(idle.cpu_mean_percent, 1).into(),
+            html::num(idle.cpu_mean_percent, 2).into(),
         ),
         (
             "idle CPU max (% of a core)",
-            html::num(idle.cpu_max_percent, 1).into(),
+            html::num(idle.cpu_max_percent, 2).into(),
         ),
     ]);
     Some(Section::new("cluster", "Cluster", body))

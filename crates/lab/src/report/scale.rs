@@ -44,7 +44,7 @@ fn points_table(points: &[&ScalePoint]) -> String {
                 num(p.mib_s, 1).into(),
                 html::mib(p.idle.rss_mean_bytes).into(),
                 html::mib(p.loaded.rss_mean_bytes).into(),
-                num(p.idle.cpu_mean_percent, 1).into(),
+                num(p.idle.cpu_mean_percent, 2).into(),
                 num(p.loaded.cpu_mean_percent, 1).into(),
                 Cell::zero_expected(p.errors),
             ]
