@@ -115,9 +115,9 @@ pub struct Profile {
     pub chaos_file: u64,
     pub partition_group: usize,
     pub split_seconds: f64,
-    /// How long idle CPU and RSS are sampled. An idle node's work comes in bursts (a ping to
-    /// every peer every 15 s), so a window shorter than that mostly sees none of it and
-    /// reports 0 %.
+    /// How long idle CPU and RSS are sampled. An idle node's work comes in bursts, one every
+    /// 15 s when libp2p pings its peers (about 4 s of work, then 10 s of none, read each
+    /// second on 50 nodes), so a shorter window often sees none of it and reports 0 %.
     pub idle_window: Duration,
 }
 
