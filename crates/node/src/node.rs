@@ -158,6 +158,7 @@ impl Node {
                 tracing::error!(error = %e, "API server failed");
             }
         });
+        tokio::spawn(trim_buffers_forever(stopped.clone()));
         let maintenance = tokio::spawn(maintain_forever(
             state.store.clone(),
             maintenance_interval,
@@ -244,6 +245,26 @@ async fn maintain_forever(
             Ok(Ok(reclaimed)) => tracing::debug!(?reclaimed, "maintenance done"),
             Ok(Err(e)) => tracing::warn!(error = %e, "maintenance failed"),
             Err(e) => tracing::warn!(error = %e, "maintenance task panicked"),
+        }
+    }
+}
+
+/// How often idle buffer pools are looked at, and how long a pool must have been idle to
+/// be emptied: long enough that bursts of transfers a few seconds apart find warm memory,
+/// short enough that an idle node is back to its idle size within half a minute.
+const BUFFER_TRIM_EVERY: Duration = Duration::from_secs(5);
+const BUFFER_IDLE: Duration = Duration::from_secs(10);
+
+async fn trim_buffers_forever(mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(BUFFER_TRIM_EVERY);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let freed = neverust_store::trim_idle_buffers(BUFFER_IDLE);
+        if freed > 0 {
+            tracing::debug!(freed, "idle buffers given back");
         }
     }
 }

@@ -2,13 +2,18 @@
 //!
 //! An upload's chunker fills [`AlignedBlocks`] buffers, so the disk store writes each block
 //! straight from the memory it arrived in; unaligned payloads (downloaded blocks) are copied
-//! into a segment's staging buffer instead. Both come from a [`BufferPool`]: a dropped buffer
-//! goes back to its pool, because a fresh allocation per block made the kernel fault in and
-//! zero every page of every upload, about a quarter of what hashing it costs. A pool keeps
-//! buffers only while it has users (uploads running): an idle node gives the memory back.
+//! into a segment's staging buffer instead, and blocks are read from disk into
+//! [`read_buffer`]s. All come from a [`BufferPool`]: a dropped buffer goes back to its pool,
+//! because memory the process has not touched yet is expensive. The kernel faults in and
+//! zeroes every page, and in a virtual machine that gave its free pages back to the host
+//! the first touch of each page is a trip to the host as well: a fresh allocation per block
+//! cost about a quarter of what hashing it costs. A pool keeps buffers while it has users
+//! (uploads running) and lingers for a while after its last use, so that work arriving in
+//! bursts finds warm memory; [`trim_idle`] then gives the memory of idle pools back.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use neverust_content::{BlockAlloc, BLOCK_SIZE};
 
@@ -19,8 +24,48 @@ pub const ALIGN: usize = 4096;
 /// on their way to disk).
 const POOLED_BLOCKS: usize = 512;
 
+/// Read buffers kept: the blocks a node's engine has read and not yet sent.
+const POOLED_READS: usize = 64;
+
 static BLOCKS: LazyLock<Arc<BufferPool>> =
     LazyLock::new(|| BufferPool::new(BLOCK_SIZE, POOLED_BLOCKS));
+static READS: LazyLock<Arc<BufferPool>> =
+    LazyLock::new(|| BufferPool::new(BLOCK_SIZE, POOLED_READS));
+
+/// Every pool, for [`trim_idle`].
+static POOLS: Mutex<Vec<Weak<BufferPool>>> = Mutex::new(Vec::new());
+
+/// Empties every pool that has no users and has not been used for `idle`; returns the
+/// bytes given back. A node calls this every few seconds.
+pub fn trim_idle(idle: Duration) -> usize {
+    let pools: Vec<Arc<BufferPool>> = {
+        let mut all = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|p| p.strong_count() > 0);
+        all.iter().filter_map(Weak::upgrade).collect()
+    };
+    let freed = pools.iter().map(|p| p.trim(idle)).sum();
+    if freed > 0 {
+        release_free_heap();
+    }
+    freed
+}
+
+/// Block-sized buffers are small enough to live in malloc's arenas, which keep freed
+/// memory for the next allocation: after a burst of transfers an idle node held twice its
+/// idle size. Once the pools have let go, the arenas' free pages go back to the kernel.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// An aligned buffer for reading `len` bytes (a multiple of [`ALIGN`]) with direct I/O:
+/// a recycled one for a block, a buffer of its own for anything larger.
+pub fn read_buffer(len: usize) -> AlignedBuf {
+    READS.take_len(len)
+}
 
 /// A heap buffer with an aligned window of `len` bytes; returns to its pool when dropped.
 pub struct AlignedBuf {
@@ -67,71 +112,97 @@ impl Drop for AlignedBuf {
     }
 }
 
-/// Aligned buffers of one size, kept for reuse while the pool has users.
+/// Aligned buffers of one size, kept for reuse while the pool has users or was used lately.
 pub struct BufferPool {
     len: usize,
     keep: usize,
-    free: Mutex<Vec<Vec<u8>>>,
+    free: Mutex<Free>,
     users: AtomicUsize,
+}
+
+struct Free {
+    buffers: Vec<Vec<u8>>,
+    last_used: Instant,
 }
 
 impl BufferPool {
     pub fn new(len: usize, keep: usize) -> Arc<BufferPool> {
-        Arc::new(BufferPool {
+        let pool = Arc::new(BufferPool {
             len,
             keep,
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(Free {
+                buffers: Vec::new(),
+                last_used: Instant::now(),
+            }),
             users: AtomicUsize::new(0),
-        })
+        });
+        POOLS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&pool));
+        pool
     }
 
-    /// A buffer of the pool's size; its contents are whatever its last user left.
+    /// A buffer of the pool's size; its contents are whatever its last user left. A new
+    /// one is allocated zeroed, which for a large size maps fresh memory: only the pages
+    /// its users write are ever faulted in.
     pub fn take(self: &Arc<Self>) -> AlignedBuf {
-        let raw = self.free().pop();
+        let raw = {
+            let mut free = self.free();
+            free.last_used = Instant::now();
+            free.buffers.pop()
+        };
         let raw = raw.unwrap_or_else(|| vec![0u8; self.len + ALIGN]);
         AlignedBuf::over(raw, self.len, Some(self.clone()))
     }
 
-    /// A buffer of at least `len` bytes: a pooled one if one is free, else a new one. The
-    /// new one is pool-sized only for a large `len`: a download's few blocks should not
-    /// fault in and zero a whole staging buffer, which cost more than writing them.
-    pub fn take_at_least(self: &Arc<Self>, len: usize) -> AlignedBuf {
-        let raw = self.free().pop();
-        match raw {
-            Some(raw) => AlignedBuf::over(raw, self.len, Some(self.clone())),
-            None if len > self.len / 2 => self.take(),
-            None => AlignedBuf::zeroed(len),
+    /// A buffer of exactly `len` bytes: a pooled one cut to size when `len` fits in one,
+    /// else one of its own.
+    pub fn take_len(self: &Arc<Self>, len: usize) -> AlignedBuf {
+        if len > self.len {
+            return AlignedBuf::zeroed(len);
         }
+        let mut buf = self.take();
+        buf.len = len;
+        buf
     }
 
-    /// Keeps the pool filled until the returned guard drops.
+    /// Keeps the pool filled until the returned guard drops (and a while after).
     pub fn user(self: &Arc<Self>) -> PoolUser {
         self.users.fetch_add(1, Ordering::Relaxed);
         PoolUser(self.clone())
     }
 
     fn give(&self, raw: Vec<u8>) {
-        if self.users.load(Ordering::Relaxed) > 0 {
-            let mut free = self.free();
-            if free.len() < self.keep {
-                free.push(raw);
-            }
+        let mut free = self.free();
+        if free.buffers.len() < self.keep {
+            free.buffers.push(raw);
         }
     }
 
-    fn free(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+    /// Empties the pool unless it has users or was used within `idle`; the bytes freed.
+    fn trim(&self, idle: Duration) -> usize {
+        let mut free = self.free();
+        if self.users.load(Ordering::Relaxed) > 0 || free.last_used.elapsed() < idle {
+            return 0;
+        }
+        let bytes = free.buffers.iter().map(Vec::len).sum();
+        free.buffers = Vec::new();
+        bytes
+    }
+
+    fn free(&self) -> std::sync::MutexGuard<'_, Free> {
         self.free.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// A reason for a [`BufferPool`] to keep buffers; the last one to go empties it.
+/// A reason for a [`BufferPool`] to keep buffers, however long ago one was taken.
 pub struct PoolUser(Arc<BufferPool>);
 
 impl Drop for PoolUser {
     fn drop(&mut self) {
-        if self.0.users.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.free().clear();
-        }
+        self.0.users.fetch_sub(1, Ordering::Relaxed);
+        self.0.free().last_used = Instant::now();
     }
 }
 
@@ -172,54 +243,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_come_back_only_while_the_pool_has_users() {
+    fn buffers_are_reused_and_idle_pools_give_them_back() {
         let pool = BufferPool::new(3 * ALIGN, 2);
         let a = pool.take();
         assert!(is_aligned(a.as_ref()));
-        drop(a);
-        assert!(pool.free().is_empty(), "no user: the buffer is freed");
-
-        let user = pool.user();
-        let a = pool.take();
-        let addr_kept = a.as_ref().as_ptr();
+        let kept = a.as_ref().as_ptr();
         drop(a);
         let b = pool.take();
-        assert_eq!(
-            b.as_ref().as_ptr(),
-            addr_kept,
-            "reused while a user holds the pool"
-        );
+        assert_eq!(b.as_ref().as_ptr(), kept, "a returned buffer is reused");
         let more: Vec<AlignedBuf> = (0..4).map(|_| pool.take()).collect();
         drop(more);
-        assert_eq!(pool.free().len(), 2, "the pool keeps at most `keep`");
+        drop(b);
+        assert_eq!(
+            pool.free().buffers.len(),
+            2,
+            "the pool keeps at most `keep`"
+        );
+
+        assert_eq!(pool.trim(Duration::from_secs(60)), 0, "used just now");
+        let user = pool.user();
+        assert_eq!(pool.trim(Duration::ZERO), 0, "a user keeps the pool");
         drop(user);
-        assert!(pool.free().is_empty(), "the last user empties it");
+        assert_eq!(pool.trim(Duration::ZERO), 2 * (3 * ALIGN + ALIGN));
+        assert!(pool.free().buffers.is_empty());
     }
 
     #[test]
-    fn a_small_request_gets_a_small_buffer_unless_a_pooled_one_is_free() {
+    fn trim_idle_reaches_every_live_pool() {
+        let pool = BufferPool::new(ALIGN, 4);
+        drop(pool.take());
+        assert_eq!(pool.free().buffers.len(), 1);
+        // Idle for an hour: other tests' pools, used just now, are left alone.
+        let hour = Duration::from_secs(3600);
+        pool.free().last_used = Instant::now().checked_sub(2 * hour).unwrap();
+        assert_eq!(trim_idle(hour), 2 * ALIGN);
+        assert!(pool.free().buffers.is_empty());
+    }
+
+    #[test]
+    fn take_len_cuts_a_pooled_buffer_and_gives_large_requests_their_own() {
         let pool = BufferPool::new(16 * ALIGN, 2);
-        let _user = pool.user();
-        let small = pool.take_at_least(ALIGN);
+        let small = pool.take_len(ALIGN);
         assert_eq!(small.as_ref().len(), ALIGN, "sized to the request");
         assert!(is_aligned(small.as_ref()));
+        let kept = small.as_ref().as_ptr();
         drop(small);
-        assert!(pool.free().is_empty(), "a small buffer is not pooled");
+        let whole = pool.take_len(16 * ALIGN);
+        assert_eq!(whole.as_ref().as_ptr(), kept, "the same pooled buffer");
+        assert_eq!(whole.as_ref().len(), 16 * ALIGN);
 
-        let large = pool.take_at_least(12 * ALIGN);
-        assert_eq!(
-            large.as_ref().len(),
-            16 * ALIGN,
-            "large requests get a pooled one"
-        );
-        let kept = large.as_ref().as_ptr();
-        drop(large);
-        let reused = pool.take_at_least(ALIGN);
-        assert_eq!(
-            reused.as_ref().as_ptr(),
-            kept,
-            "a free pooled buffer serves any size"
-        );
+        let large = pool.take_len(20 * ALIGN);
+        assert_eq!(large.as_ref().len(), 20 * ALIGN);
+        assert!(is_aligned(large.as_ref()));
+        drop((whole, large));
+        assert_eq!(pool.free().buffers.len(), 1, "the large one is not pooled");
+        assert_eq!(read_buffer(2 * ALIGN).as_ref().len(), 2 * ALIGN);
     }
 
     #[test]

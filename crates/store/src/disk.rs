@@ -50,7 +50,7 @@ const UPLOAD_BATCH: usize = 128;
 /// Upload batches whose payloads may be on their way to disk at once: enough that the
 /// hasher never waits for the disk, few enough that an upload holds at most 24 MiB.
 const WRITES_IN_FLIGHT: usize = 2;
-/// Enough for the hot metadata pages; block payloads are read through the OS page cache.
+/// Enough for the hot metadata pages; block payloads are read from the segments.
 const CACHE_BYTES: usize = 16 << 20;
 
 struct Shared {
