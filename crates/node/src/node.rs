@@ -158,7 +158,7 @@ impl Node {
                 tracing::error!(error = %e, "API server failed");
             }
         });
-        tokio::spawn(trim_buffers_forever(stopped.clone()));
+        tokio::spawn(give_memory_back_when_idle(stopped.clone()));
         let maintenance = tokio::spawn(maintain_forever(
             state.store.clone(),
             maintenance_interval,
@@ -249,22 +249,35 @@ async fn maintain_forever(
     }
 }
 
-/// How often idle buffer pools are looked at, and how long a pool must have been idle to
-/// be emptied: long enough that bursts of transfers a few seconds apart find warm memory,
-/// short enough that an idle node is back to its idle size within half a minute.
-const BUFFER_TRIM_EVERY: Duration = Duration::from_secs(5);
-const BUFFER_IDLE: Duration = Duration::from_secs(10);
+/// How often the node looks at its own CPU time to see whether it has gone idle.
+const IDLE_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// CPU seconds per check below which the node counts as idle (2 % of a core; an idle node
+/// uses a few hundredths of that).
+const IDLE_CPU_SECONDS: f64 = 0.1;
+/// Idle checks in a row before the node gives memory back: bursts of work a few seconds
+/// apart keep finding their buffers warm.
+const IDLE_CHECKS: u32 = 2;
 
-async fn trim_buffers_forever(mut stopped: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(BUFFER_TRIM_EVERY);
+/// Gives pooled buffers and malloc's free pages back once the node has gone idle, once per
+/// idle spell. Never while it works: on a virtual machine a page given back costs a trip to
+/// the host when it is touched again, and the pools exist to avoid exactly that.
+async fn give_memory_back_when_idle(mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(IDLE_CHECK_EVERY);
+    let mut last_cpu: Option<f64> = None;
+    let mut idle_checks = 0;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
-        let freed = neverust_store::trim_idle_buffers(BUFFER_IDLE);
-        if freed > 0 {
-            tracing::debug!(freed, "idle buffers given back");
+        let cpu = crate::procfs::self_usage().map(|u| u.cpu_seconds);
+        let idle = matches!((last_cpu, cpu), (Some(a), Some(b)) if b - a < IDLE_CPU_SECONDS);
+        last_cpu = cpu;
+        idle_checks = if idle { idle_checks + 1 } else { 0 };
+        if idle_checks == IDLE_CHECKS {
+            let freed = neverust_store::trim_idle_buffers(IDLE_CHECK_EVERY * IDLE_CHECKS);
+            neverust_store::release_free_heap();
+            tracing::debug!(freed, "idle: buffers and free heap given back");
         }
     }
 }

@@ -2,14 +2,13 @@
 //!
 //! An upload's chunker fills [`AlignedBlocks`] buffers, so the disk store writes each block
 //! straight from the memory it arrived in; unaligned payloads (downloaded blocks) are copied
-//! into a segment's staging buffer instead, and blocks are read from disk into
-//! [`read_buffer`]s. All come from a [`BufferPool`]: a dropped buffer goes back to its pool,
-//! because memory the process has not touched yet is expensive. The kernel faults in and
-//! zeroes every page, and in a virtual machine that gave its free pages back to the host
-//! the first touch of each page is a trip to the host as well: a fresh allocation per block
-//! cost about a quarter of what hashing it costs. A pool keeps buffers while it has users
-//! (uploads running) and lingers for a while after its last use, so that work arriving in
-//! bursts finds warm memory; [`trim_idle`] then gives the memory of idle pools back.
+//! into a segment's staging buffer instead. Both come from a [`BufferPool`]: a dropped
+//! buffer goes back to its pool, because memory the process has not touched yet is
+//! expensive. The kernel faults in and zeroes every page, and in a virtual machine that gave
+//! its free pages back to the host the first touch of each page is a trip to the host as
+//! well: a fresh allocation per block cost about a quarter of what hashing it costs. A pool
+//! keeps its buffers while it has users (uploads running) and after, until the node, gone
+//! idle, calls [`trim_idle`] and [`release_free_heap`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -24,47 +23,33 @@ pub const ALIGN: usize = 4096;
 /// on their way to disk).
 const POOLED_BLOCKS: usize = 512;
 
-/// Read buffers kept: the blocks a node's engine has read and not yet sent.
-const POOLED_READS: usize = 64;
-
 static BLOCKS: LazyLock<Arc<BufferPool>> =
     LazyLock::new(|| BufferPool::new(BLOCK_SIZE, POOLED_BLOCKS));
-static READS: LazyLock<Arc<BufferPool>> =
-    LazyLock::new(|| BufferPool::new(BLOCK_SIZE, POOLED_READS));
 
 /// Every pool, for [`trim_idle`].
 static POOLS: Mutex<Vec<Weak<BufferPool>>> = Mutex::new(Vec::new());
 
 /// Empties every pool that has no users and has not been used for `idle`; returns the
-/// bytes given back. A node calls this every few seconds.
+/// bytes given back.
 pub fn trim_idle(idle: Duration) -> usize {
     let pools: Vec<Arc<BufferPool>> = {
         let mut all = POOLS.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|p| p.strong_count() > 0);
         all.iter().filter_map(Weak::upgrade).collect()
     };
-    let freed = pools.iter().map(|p| p.trim(idle)).sum();
-    if freed > 0 {
-        release_free_heap();
-    }
-    freed
+    pools.iter().map(|p| p.trim(idle)).sum()
 }
 
-/// Block-sized buffers are small enough to live in malloc's arenas, which keep freed
-/// memory for the next allocation: after a burst of transfers an idle node held twice its
-/// idle size. Once the pools have let go, the arenas' free pages go back to the kernel.
-fn release_free_heap() {
+/// Returns malloc's free pages to the kernel. Block-sized buffers are small enough to live
+/// in malloc's arenas, which keep freed memory for the next allocation: after a burst of
+/// transfers an idle node held three times its idle size. Only for a node that has gone
+/// idle: while it works it would fault the same pages straight back in.
+pub fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no pointers.
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// An aligned buffer for reading `len` bytes (a multiple of [`ALIGN`]) with direct I/O:
-/// a recycled one for a block, a buffer of its own for anything larger.
-pub fn read_buffer(len: usize) -> AlignedBuf {
-    READS.take_len(len)
 }
 
 /// A heap buffer with an aligned window of `len` bytes; returns to its pool when dropped.
@@ -297,7 +282,6 @@ mod tests {
         assert!(is_aligned(large.as_ref()));
         drop((whole, large));
         assert_eq!(pool.free().buffers.len(), 1, "the large one is not pooled");
-        assert_eq!(read_buffer(2 * ALIGN).as_ref().len(), 2 * ALIGN);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 pub use neverust_content::Cid;
 
-pub use buffers::{trim_idle as trim_idle_buffers, AlignedBlocks, AlignedBuf};
+pub use buffers::{release_free_heap, trim_idle as trim_idle_buffers, AlignedBlocks, AlignedBuf};
 pub use disk::DiskStore;
 pub use error::StoreError;
 pub use memory::MemoryStore;

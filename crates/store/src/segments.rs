@@ -12,8 +12,9 @@
 //! cache, a 256 MiB upload cost as much CPU in the kernel (page allocation, buffer heads,
 //! the copy) as hashing it, and its fsync then waited for all of it at the end; direct
 //! writes cost a fifth of that CPU, reach the device while the upload streams, and leave the
-//! durable commit only a cache flush. Reads are direct too (see [`Segments::read`]).
-//! Every payload starts on a 4 KiB boundary for that; the padding is read, never served.
+//! durable commit only a cache flush. Every payload
+//! starts on a 4 KiB boundary for that; the padding is never read. Reads stay buffered, so
+//! blocks that are read often are served from the page cache.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -247,37 +248,21 @@ impl Segments {
         Ok(())
     }
 
-    /// A payload's bytes. With direct I/O they come from the disk into a recycled buffer:
-    /// through the page cache every block read would land in freshly allocated cache
-    /// pages, whose first touch (see [`crate::buffers`]) cost twice what verifying the
-    /// block does, and the cache rarely pays that back, since most blocks are read once
-    /// (by the peer that fetches them) long after they were written.
     pub fn read(&self, id: u64, offset: u64, len: u64) -> std::io::Result<Bytes> {
-        let file = self.reader(id)?;
-        let len = len as usize;
-        if !self.direct {
-            let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, offset)?;
-            return Ok(Bytes::from(buf));
-        }
-        let mut buf = crate::buffers::read_buffer(padded(len));
-        file.read_exact_at(buf.as_mut(), offset)?;
-        Ok(Bytes::from_owner(buf).slice(..len))
-    }
-
-    fn reader(&self, id: u64) -> std::io::Result<Arc<File>> {
-        let mut s = self.lock();
-        if let Some(f) = s.readers.get(&id) {
-            return Ok(f.clone());
-        }
-        let mut options = OpenOptions::new();
-        options.read(true);
-        if self.direct {
-            options.custom_flags(OFlags::DIRECT.bits() as i32);
-        }
-        let file = Arc::new(options.open(path_of(&self.dir, id))?);
-        s.readers.insert(id, file.clone());
-        Ok(file)
+        let file = {
+            let mut s = self.lock();
+            match s.readers.get(&id) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = Arc::new(File::open(path_of(&self.dir, id))?);
+                    s.readers.insert(id, f.clone());
+                    f
+                }
+            }
+        };
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from(buf))
     }
 
     /// Deletes a segment that holds no live block any more (never the active one).
