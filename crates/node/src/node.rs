@@ -263,22 +263,35 @@ const IDLE_CHECKS: u32 = 2;
 /// the host when it is touched again, and the pools exist to avoid exactly that.
 async fn give_memory_back_when_idle(mut stopped: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(IDLE_CHECK_EVERY);
-    let mut last_cpu: Option<f64> = None;
-    let mut idle_checks = 0;
+    let mut spell = IdleSpell::default();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
-        let cpu = crate::procfs::self_usage().map(|u| u.cpu_seconds);
-        let idle = matches!((last_cpu, cpu), (Some(a), Some(b)) if b - a < IDLE_CPU_SECONDS);
-        last_cpu = cpu;
-        idle_checks = if idle { idle_checks + 1 } else { 0 };
-        if idle_checks == IDLE_CHECKS {
+        if spell.observe(crate::procfs::self_usage().map(|u| u.cpu_seconds)) {
             let freed = neverust_store::trim_idle_buffers(IDLE_CHECK_EVERY * IDLE_CHECKS);
             neverust_store::release_free_heap();
             tracing::debug!(freed, "idle: buffers and free heap given back");
         }
+    }
+}
+
+/// Idle checks in a row, from the process's CPU time at each check.
+#[derive(Default)]
+struct IdleSpell {
+    last_cpu: Option<f64>,
+    checks: u32,
+}
+
+impl IdleSpell {
+    /// Whether the node has just been idle for `IDLE_CHECKS` checks: true once per spell.
+    /// Without a CPU reading (no /proc) it never is.
+    fn observe(&mut self, cpu: Option<f64>) -> bool {
+        let idle = matches!((self.last_cpu, cpu), (Some(a), Some(b)) if b - a < IDLE_CPU_SECONDS);
+        self.last_cpu = cpu;
+        self.checks = if idle { self.checks + 1 } else { 0 };
+        self.checks == IDLE_CHECKS
     }
 }
 
@@ -305,5 +318,34 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_goes_back_once_per_idle_spell() {
+        let mut spell = IdleSpell::default();
+        let busy = IDLE_CPU_SECONDS * 10.0;
+        let mut cpu = 0.0;
+        let mut at = |step: f64| {
+            cpu += step;
+            Some(cpu)
+        };
+        assert!(
+            !spell.observe(at(0.0)),
+            "the first reading has nothing to compare"
+        );
+        assert!(!spell.observe(at(busy)));
+        assert!(!spell.observe(at(0.0)), "one idle check is not a spell");
+        assert!(spell.observe(at(0.0)), "two in a row are");
+        assert!(!spell.observe(at(0.0)), "once per spell");
+        assert!(!spell.observe(at(busy)), "work ends the spell");
+        assert!(!spell.observe(at(0.0)));
+        assert!(spell.observe(at(0.0)), "the next spell gives back again");
+        let mut blind = IdleSpell::default();
+        assert!((0..5).all(|_| !blind.observe(None)), "no /proc: never idle");
     }
 }

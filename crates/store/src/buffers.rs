@@ -129,8 +129,9 @@ impl BufferPool {
     }
 
     /// A buffer of the pool's size; its contents are whatever its last user left. A new
-    /// one is allocated zeroed, which for a large size maps fresh memory: only the pages
-    /// its users write are ever faulted in.
+    /// one is allocated zeroed: a staging-sized one is usually mapped fresh, so only the
+    /// pages its users write are faulted in, but malloc may zero all of it instead. Either
+    /// way that is paid once until the node goes idle, not once per batch.
     pub fn take(self: &Arc<Self>) -> AlignedBuf {
         let raw = {
             let mut free = self.free();

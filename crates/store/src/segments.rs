@@ -27,15 +27,15 @@ use bytes::Bytes;
 use rustix::fs::OFlags;
 use rustix::io::Errno;
 
-use crate::buffers::{is_aligned, AlignedBuf, BufferPool, PoolUser, ALIGN};
+use crate::buffers::{is_aligned, BufferPool, PoolUser, ALIGN};
 
 /// A new segment starts once the active one passes this size.
 const SEGMENT_MAX: u64 = 256 << 20;
 /// Size of a pooled staging buffer: a batch of downloaded blocks (which arrive unaligned)
 /// fits in one, so it goes out in one write.
 const STAGE: usize = 8 << 20;
-/// Staging buffers kept for reuse while uploads run (and a while after); more concurrent
-/// writers allocate their own.
+/// Staging buffers kept for reuse until the node goes idle; more concurrent writers
+/// allocate their own.
 const POOLED: usize = 2;
 
 pub struct Segments {
@@ -182,11 +182,8 @@ impl Segments {
             .filter(|p| !in_place(p))
             .map(|p| padded(p.len()))
             .sum();
-        let mut staging = match copied {
-            0 => None,
-            n if n <= STAGE => Some(self.staging.take_len(n)),
-            n => Some(AlignedBuf::zeroed(n)),
-        };
+        // A batch larger than a pooled buffer gets one of its own from take_len.
+        let mut staging = (copied > 0).then(|| self.staging.take_len(copied));
         if let Some(staging) = staging.as_mut() {
             let window = staging.as_mut();
             let mut filled = 0;
@@ -283,6 +280,7 @@ impl Segments {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffers::AlignedBuf;
 
     fn payload(len: usize, seed: u8) -> Vec<u8> {
         (0..len)
