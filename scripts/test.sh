@@ -9,6 +9,11 @@ export CARGO_TERM_COLOR=never
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== golden"; python3 scripts/golden_content.py --check && python3 deploy/grafana/dashboards.py --check
-echo "== tests";  cargo test --workspace
+if [ -n "${ARCHIVIST_BIN:-}" ]; then
+  echo "== tests (with the Archivist interop checks against $ARCHIVIST_BIN)"
+else
+  echo "== tests (the Archivist interop checks are SKIPPED: set ARCHIVIST_BIN to an Archivist binary to run them)"
+fi
+cargo test --workspace
 echo "== api fuzz"; bash scripts/api-fuzz.sh
 echo "== viz browser"; python3 scripts/viz-browser-test.py

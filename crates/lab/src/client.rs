@@ -6,6 +6,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::cluster::file::{Implementation, NodeEntry};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{url}: {source}")]
@@ -28,6 +30,10 @@ pub enum ClientError {
 pub struct NodeClient {
     /// `http://HOST:PORT`
     pub base: String,
+    /// Where the node's Prometheus metrics are.
+    metrics_url: String,
+    /// Archivist nodes have no `/health`: their health is an answer from the API.
+    has_health_route: bool,
     http: reqwest::Client,
 }
 
@@ -41,14 +47,27 @@ pub struct Fetched {
 }
 
 impl NodeClient {
+    /// A Neverust node's API at `base`.
     pub fn new(base: impl Into<String>) -> NodeClient {
+        let base = base.into();
         NodeClient {
-            base: base.into(),
+            metrics_url: format!("{base}/metrics"),
+            base,
+            has_health_route: true,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(16)
                 .connect_timeout(Duration::from_secs(3))
                 .build()
                 .expect("building an HTTP client"),
+        }
+    }
+
+    /// The node of a cluster entry, whichever software it runs.
+    pub fn of(entry: &NodeEntry) -> NodeClient {
+        NodeClient {
+            metrics_url: entry.metrics_url(),
+            has_health_route: entry.implementation == Implementation::Neverust,
+            ..NodeClient::new(entry.api_url.clone())
         }
     }
 
@@ -85,9 +104,12 @@ impl NodeClient {
     }
 
     pub async fn healthy(&self) -> bool {
-        self.get_text(format!("{}/health", self.base), Duration::from_secs(2))
-            .await
-            .is_ok()
+        let url = if self.has_health_route {
+            format!("{}/health", self.base)
+        } else {
+            self.url("/peerid")
+        };
+        self.get_text(url, Duration::from_secs(2)).await.is_ok()
     }
 
     pub async fn peer_id(&self) -> Result<String, ClientError> {
@@ -102,7 +124,7 @@ impl NodeClient {
     }
 
     pub async fn metrics(&self) -> Result<String, ClientError> {
-        self.get_text(format!("{}/metrics", self.base), Duration::from_secs(5))
+        self.get_text(self.metrics_url.clone(), Duration::from_secs(5))
             .await
     }
 
@@ -110,6 +132,23 @@ impl NodeClient {
         let url = self.url("/debug/info");
         let text = self.get_text(url.clone(), Duration::from_secs(5)).await?;
         Ok(serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Asks the node to connect to a peer at `addr` (Archivist's `/connect`).
+    pub async fn connect(&self, peer_id: &str, addr: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/connect/{peer_id}?addrs={addr}"));
+        self.get_text(url, Duration::from_secs(20)).await.map(drop)
+    }
+
+    /// The node's signed peer record (`spr:...`).
+    pub async fn spr(&self) -> Result<String, ClientError> {
+        let text = self
+            .get_text(self.url("/spr"), Duration::from_secs(5))
+            .await?;
+        Ok(serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["spr"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.trim().to_string()))
     }
 
     /// Uploads `data`; the manifest CID once the node acknowledged it (stored durably).

@@ -26,6 +26,9 @@ pub struct Results {
     pub stress: Option<StressResult>,
     pub scale: Option<ScaleResult>,
     pub chaos: Option<ChaosResult>,
+    /// A mixed cluster's Archivist nodes beside its Neverust nodes.
+    #[serde(default)]
+    pub interop: Option<InteropResult>,
     /// Per node CPU and RSS sampled from /proc during the whole run.
     pub resources: Vec<NodeResources>,
     /// Totals over every scenario, what a CI run asserts on.
@@ -98,6 +101,55 @@ pub struct Quantiles {
     pub p99: f64,
     pub max: f64,
     pub mean: f64,
+}
+
+/// Archivist and Neverust nodes of one cluster, measured side by side.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct InteropResult {
+    /// Why the scenario did not run (no Archivist nodes), when it did not.
+    pub skipped: Option<String>,
+    pub kinds: Vec<InteropKind>,
+    pub sizes: Vec<InteropSize>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct InteropKind {
+    /// neverust or archivist.
+    pub implementation: String,
+    pub nodes: usize,
+    /// Over the idle window the run starts with.
+    pub idle: ResourceSummary,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct InteropSize {
+    pub size_bytes: u64,
+    /// One per implementation uploaded to.
+    pub uploads: Vec<InteropUpload>,
+    /// One per (uploaded to, read through) pair of implementations.
+    pub transfers: Vec<InteropTransfer>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct InteropUpload {
+    pub implementation: String,
+    pub latency: Quantiles,
+    pub throughput_mib_s: f64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct InteropTransfer {
+    /// The implementation of the node the dataset was uploaded to.
+    pub from: String,
+    /// The implementation of the node it was read through, which fetched it.
+    pub to: String,
+    pub count: usize,
+    /// Read back byte for byte (sha256 and length).
+    pub verified: usize,
+    pub latencies_ms: Vec<f64>,
+    pub latency: Quantiles,
+    pub throughput_mib_s: f64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]

@@ -6,12 +6,13 @@ use neverust_lab::bench::stats::quantiles;
 use neverust_lab::report::{render_html, write_report};
 use neverust_lab::results::*;
 
-const PLOT_IDS: [&str; 15] = [
+const PLOT_IDS: [&str; 16] = [
     "plot-upload-cdf",
     "plot-upload-throughput",
     "plot-exchange-cdf",
     "plot-block-histogram",
     "plot-throughput-timeline",
+    "plot-interop-transfers",
     "plot-stress-histogram",
     "plot-scale-latency",
     "plot-scale-blocks",
@@ -286,6 +287,54 @@ fn node(index: usize, mode: &str, noise: &mut Noise) -> NodeResources {
     }
 }
 
+fn interop(noise: &mut Noise) -> InteropResult {
+    let kinds = ["neverust", "archivist"];
+    let sizes = [64 * 1024, MIB, 100 * MIB]
+        .into_iter()
+        .map(|size_bytes| InteropSize {
+            size_bytes,
+            uploads: kinds
+                .iter()
+                .enumerate()
+                .map(|(i, k)| InteropUpload {
+                    implementation: k.to_string(),
+                    latency: quantiles(&[10.0 + noise.unit(), 12.0]),
+                    throughput_mib_s: 400.0 / (i + 1) as f64,
+                })
+                .collect(),
+            transfers: kinds
+                .iter()
+                .flat_map(|from| kinds.iter().map(move |to| (from, to)))
+                .map(|(from, to)| {
+                    let latencies_ms = vec![20.0 + noise.unit(), 25.0];
+                    InteropTransfer {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                        count: 2,
+                        verified: 2,
+                        latency: quantiles(&latencies_ms),
+                        latencies_ms,
+                        throughput_mib_s: 90.0 + 10.0 * noise.unit(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    InteropResult {
+        skipped: None,
+        kinds: kinds
+            .iter()
+            .map(|k| InteropKind {
+                implementation: k.to_string(),
+                nodes: 4,
+                idle: resources_summary(20.0, 0.2),
+            })
+            .collect(),
+        sizes,
+        errors: vec!["z123 through node 4: <test>".into()],
+    }
+}
+
 /// A run with every section filled.
 fn full() -> Results {
     let mut noise = Noise(42);
@@ -337,6 +386,7 @@ fn full() -> Results {
         stress: Some(stress(&mut noise)),
         scale: Some(scale()),
         chaos: Some(chaos(&mut noise)),
+        interop: Some(interop(&mut noise)),
         resources,
         checks: Checks {
             uploads_acknowledged: 160,
@@ -375,6 +425,10 @@ fn full_run_has_every_plot() {
     assert!(!html.contains("inf<") && !html.contains(">inf"));
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.trim_end().ends_with("</html>"));
+    assert!(
+        html.contains("Neverust uploads at 2.000× the speed of Archivist"),
+        "the interop section sets the two implementations side by side"
+    );
     assert!(
         html.contains("node CPU per block (µs)") && html.contains(">731<"),
         "the aggregate's CPU per block is shown"
@@ -483,6 +537,7 @@ fn empty_vectors_in_present_sections_render_without_charts() {
             partition_skipped: Some("not root & no `ip`".into()),
             ..ChaosResult::default()
         }),
+        interop: Some(InteropResult::default()),
         resources: vec![NodeResources::default()],
         ..Results::default()
     };

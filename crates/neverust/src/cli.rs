@@ -31,7 +31,7 @@ pub enum Command {
     Cluster(crate::lab_cli::ClusterArgs),
     /// Run benchmark scenarios on a cluster it starts (--nodes) or a running one
     /// (--cluster); writes results.json and report.html.
-    Bench(crate::lab_cli::BenchArgs),
+    Bench(Box<crate::lab_cli::BenchArgs>),
     /// Generate the Docker Compose cluster: docker-compose.yml (stdout) or, with --out DIR,
     /// docker-compose.yml and the prometheus.yml it mounts.
     Compose(crate::deploy_cli::ComposeArgs),

@@ -1,9 +1,10 @@
 //! Flags of the lab's subcommands: `cluster` (and `cluster status|stop`) and `bench`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use neverust_lab::bench::{Profile, Scenario};
+use neverust_lab::cluster::archivist::ArchivistNodes;
 use neverust_lab::cluster::{ports, ClusterSpec};
 
 #[derive(Args, Debug)]
@@ -81,6 +82,18 @@ pub struct LaunchArgs {
     /// Where nodes keep blocks: disk (default) or memory.
     #[arg(long, default_value = "disk", value_parser = ["disk", "memory"])]
     pub node_store: String,
+    /// An Archivist node binary: some nodes run it instead of Neverust (a mixed cluster,
+    /// whose figures the bench reports side by side).
+    #[arg(long, value_name = "PATH")]
+    pub archivist_bin: Option<PathBuf>,
+    /// With --archivist-bin: node i (i ≥ 1) runs Archivist when i % K == 0.
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 2,
+        requires = "archivist_bin"
+    )]
+    pub archivist_every: usize,
 }
 
 pub fn parse_nodes(s: &str) -> Result<usize, String> {
@@ -117,13 +130,35 @@ impl LaunchArgs {
         spec.marketplace_every = self.marketplace_every;
         spec.log_level = self.node_log_level.clone();
         spec.extra_args = vec!["--store".into(), self.node_store.clone()];
+        if let Some(binary) = &self.archivist_bin {
+            spec.archivist = Some(archivist_nodes(binary, self.archivist_every)?);
+        }
         Ok(spec)
     }
 }
 
+fn archivist_nodes(binary: &Path, every: usize) -> Result<ArchivistNodes, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(binary)
+        .map_err(|e| format!("--archivist-bin {}: {e}", binary.display()))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!(
+            "--archivist-bin {}: not an executable file",
+            binary.display()
+        ));
+    }
+    if every == 0 {
+        return Err("--archivist-every must be at least 1".into());
+    }
+    Ok(ArchivistNodes {
+        binary: std::fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf()),
+        every,
+    })
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// all, or one or more of upload, exchange, throughput, stress, scale, chaos
+    /// all, or one or more of upload, exchange, throughput, interop, stress, scale, chaos
     /// (comma-separated).
     #[arg(required = true, value_parser = parse_scenarios)]
     pub scenarios: Vec<String>,

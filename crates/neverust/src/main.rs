@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             exit(runtime_with(threads).block_on(neverust_node::run_until_signal(config)))
         }
         cli::Command::Cluster(args) => cluster(args),
-        cli::Command::Bench(args) => bench(args),
+        cli::Command::Bench(args) => bench(*args),
         cli::Command::Compose(args) => match args.options() {
             Ok(opts) => exit(deploy_cli::compose(&args, opts)),
             Err(e) => usage_error(e),

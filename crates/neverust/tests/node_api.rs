@@ -52,6 +52,58 @@ async fn upload_then_download_returns_identical_bytes_and_metadata() {
             && item["manifest"]["protected"] == false));
 }
 
+/// The MIME type and file name are part of the manifest, so of its CID: kept as Archivist
+/// keeps them (the type as sent, an absent one `null`), and different headers give
+/// different CIDs for the same bytes.
+#[tokio::test]
+async fn upload_headers_go_into_the_manifest_as_archivist_puts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let payload = data(1000, 3);
+    let post = |headers: &'static [(&'static str, &'static str)]| {
+        let mut req = node.http.post(node.url("/data")).body(payload.clone());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        }
+    };
+    let bare = post(&[]).await;
+    let typed = post(&[("Content-Type", "Application/Octet-Stream")]).await;
+    let named = post(&[
+        ("Content-Type", "text/plain"),
+        ("Content-Disposition", "attachment; filename=\"hello.txt\""),
+    ])
+    .await;
+    assert_eq!(
+        post(&[("Content-Type", "application/x-www-form-urlencoded")]).await,
+        bare,
+        "curl's default type is no type"
+    );
+    assert!(bare != typed && typed != named && bare != named);
+    let manifest = |cid: String| {
+        let node = &node;
+        async move {
+            node.get_json(&format!("/data/{cid}/network/manifest"))
+                .await
+        }
+    };
+    let m = manifest(bare).await;
+    assert!(
+        m["manifest"]["filename"].is_null() && m["manifest"]["mimetype"].is_null(),
+        "{m}"
+    );
+    let m = manifest(typed).await;
+    assert!(m["manifest"]["filename"].is_null(), "{m}");
+    assert_eq!(m["manifest"]["mimetype"], "Application/Octet-Stream");
+    let m = manifest(named).await;
+    assert_eq!(m["manifest"]["filename"], "hello.txt");
+    assert_eq!(m["manifest"]["mimetype"], "text/plain");
+}
+
 #[tokio::test]
 async fn same_content_same_cid_and_blocks_counted_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -86,22 +86,21 @@ async fn try_join(net: &Network, target: &BootstrapTarget) -> Result<PeerId, Str
 }
 
 async fn fetch_spr(host: &str, port: u16) -> Result<(PeerId, Vec<Multiaddr>), String> {
-    let url = format!("http://{host}:{port}/api/archivist/v1/spr");
+    let base = format!("http://{host}:{port}/api/archivist/v1");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| e.to_string())?;
-    let spr = client
-        .get(&url)
-        .header("Accept", "text/plain")
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| format!("GET {url}: {e}"))?
-        .text()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let (peer, mut addrs) = decode_spr(&spr)?;
+    let (peer, mut addrs) =
+        decode_spr(&spr_from_body(&get(&client, &format!("{base}/spr")).await?))?;
+    addrs.retain(|a| tcp_port(a).is_some());
+    if addrs.is_empty() {
+        // Archivist's `/spr` is its discovery record, which names its UDP port only; the
+        // TCP addresses it listens on are in `/debug/info`. The peer id still comes from the
+        // signed record, and the dial checks it.
+        let info = get(&client, &format!("{base}/debug/info")).await?;
+        addrs = debug_info_addrs(&info);
+    }
     // The record lists the addresses the bootstrap sees itself on; the host we reached its
     // API through (a container name, say) is reachable from here, so try it first.
     if let Some(ip) = resolve(host, port).await {
@@ -116,7 +115,43 @@ async fn fetch_spr(host: &str, port: u16) -> Result<(PeerId, Vec<Multiaddr>), St
         }
     }
     addrs.retain(|a| !is_unspecified(a));
+    if addrs.is_empty() {
+        return Err(format!("{base} names no TCP address to dial"));
+    }
     Ok((peer, addrs))
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    client
+        .get(url)
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("GET {url}: {e}"))?
+        .text()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))
+}
+
+/// `/spr` answers text when asked for it, and `{"spr": "spr:..."}` otherwise: both are read.
+fn spr_from_body(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["spr"].as_str().map(String::from))
+        .unwrap_or_else(|| body.trim().to_string())
+}
+
+/// The TCP multiaddrs in a `/debug/info` answer's `addrs` (Archivist's and ours alike).
+fn debug_info_addrs(body: &str) -> Vec<Multiaddr> {
+    let info: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    info["addrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str()?.parse::<Multiaddr>().ok())
+        .filter(|a| tcp_port(a).is_some())
+        .collect()
 }
 
 async fn resolve(host: &str, port: u16) -> Option<IpAddr> {
@@ -145,6 +180,18 @@ fn is_unspecified(a: &Multiaddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archivist_answers_are_read() {
+        assert_eq!(spr_from_body("{\"spr\": \"spr:abc\"}"), "spr:abc");
+        assert_eq!(spr_from_body("spr:abc\n"), "spr:abc");
+        let info = r#"{"id": "16Uiu2", "addrs": ["/ip4/127.0.0.1/tcp/8570", "/ip4/127.0.0.1/udp/8590", "junk"]}"#;
+        assert_eq!(
+            debug_info_addrs(info),
+            vec!["/ip4/127.0.0.1/tcp/8570".parse::<Multiaddr>().unwrap()]
+        );
+        assert!(debug_info_addrs("not json").is_empty());
+    }
 
     #[test]
     fn targets_parse_in_all_three_forms() {

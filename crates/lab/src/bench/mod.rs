@@ -8,6 +8,7 @@
 mod baseline;
 mod chaos;
 mod exchange;
+mod interop;
 pub mod netns;
 mod partition;
 pub mod payload;
@@ -39,16 +40,18 @@ pub enum Scenario {
     Upload,
     Exchange,
     Throughput,
+    Interop,
     Stress,
     Scale,
     Chaos,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Upload,
         Scenario::Exchange,
         Scenario::Throughput,
+        Scenario::Interop,
         Scenario::Stress,
         Scenario::Scale,
         Scenario::Chaos,
@@ -59,6 +62,7 @@ impl Scenario {
             Scenario::Upload => "upload",
             Scenario::Exchange => "exchange",
             Scenario::Throughput => "throughput",
+            Scenario::Interop => "interop",
             Scenario::Stress => "stress",
             Scenario::Scale => "scale",
             Scenario::Chaos => "chaos",
@@ -86,7 +90,7 @@ impl Scenario {
                 .into_iter()
                 .find(|x| x.name() == part.trim())
                 .ok_or_else(|| {
-                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, stress, scale or chaos")
+                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, interop, stress, scale or chaos")
                 })?;
             out.push(found);
         }
@@ -115,6 +119,9 @@ pub struct Profile {
     pub chaos_file: u64,
     pub partition_group: usize,
     pub split_seconds: f64,
+    /// Dataset sizes of `interop`, and how many files of each size go each way.
+    pub interop_sizes: Vec<u64>,
+    pub interop_rounds: usize,
     /// How long idle CPU and RSS are sampled. An idle node's work comes in bursts, one every
     /// 15 s when libp2p pings its peers (about 4 s of work, then 10 s of none, read each
     /// second on 50 nodes), so a shorter window often sees none of it and reports 0 %.
@@ -145,6 +152,8 @@ impl Profile {
                 chaos_file: 256 * KIB,
                 partition_group: 2,
                 split_seconds: 3.0,
+                interop_sizes: vec![64 * KIB, MIB],
+                interop_rounds: 1,
                 idle_window: Duration::from_secs(3),
             }),
             "quick" => Ok(Profile {
@@ -165,6 +174,8 @@ impl Profile {
                 chaos_file: 256 * KIB,
                 partition_group: 3,
                 split_seconds: 5.0,
+                interop_sizes: vec![64 * KIB, MIB, 16 * MIB, 100 * MIB],
+                interop_rounds: 2,
                 idle_window: Duration::from_secs(15),
             }),
             "full" => Ok(Profile {
@@ -185,6 +196,8 @@ impl Profile {
                 chaos_file: MIB,
                 partition_group: 5,
                 split_seconds: 10.0,
+                interop_sizes: vec![64 * KIB, MIB, 16 * MIB, 100 * MIB],
+                interop_rounds: 5,
                 idle_window: Duration::from_secs(30),
             }),
             other => Err(format!(
@@ -242,6 +255,8 @@ pub struct Ctx {
     pub work_dir: PathBuf,
     /// The spec the main cluster was launched with, when it was.
     pub spec: Option<ClusterSpec>,
+    /// The idle window every run starts with, in seconds since `t0`.
+    pub idle_span: (f64, f64),
     rng: StdRng,
     seed: u64,
     next: Arc<AtomicU64>,
@@ -334,7 +349,7 @@ pub async fn run(
             .find_map(|s| s.needs_local_nodes().map(|why| (s, why)))
         {
             anyhow::bail!(
-                "scenario {} cannot run against the deployed cluster at {url}: {why}. Run it on a cluster of this machine (--nodes N, or --cluster cluster.json); against {url}, choose among upload, exchange, throughput and stress",
+                "scenario {} cannot run against the deployed cluster at {url}: {why}. Run it on a cluster of this machine (--nodes N, or --cluster cluster.json); against {url}, choose among upload, exchange, throughput, interop and stress",
                 s.name()
             );
         }
@@ -394,6 +409,7 @@ pub async fn run(
         checks: Checks::default(),
         work_dir,
         spec,
+        idle_span: (0.0, 0.0),
         rng: StdRng::seed_from_u64(opts.seed),
         seed: opts.seed,
         next: Arc::default(),
@@ -461,6 +477,7 @@ async fn run_scenarios(
         .iter()
         .filter(|e| e.mode == "marketplace")
         .count();
+    ctx.idle_span = (idle_from, ctx.t());
     results.cluster = Some(ClusterSummary {
         nodes: ctx.cluster.len(),
         marketplace_nodes: marketplace,
@@ -475,6 +492,7 @@ async fn run_scenarios(
             Scenario::Throughput => throughput::run(ctx)
                 .await
                 .map(|r| results.throughput = Some(r)),
+            Scenario::Interop => interop::run(ctx).await.map(|r| results.interop = Some(r)),
             Scenario::Stress => stress::run(ctx).await.map(|r| results.stress = Some(r)),
             Scenario::Scale => scale::run(ctx, opts.scale_nodes.clone())
                 .await

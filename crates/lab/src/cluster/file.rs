@@ -47,6 +47,46 @@ pub struct NodeEntry {
     /// Network namespace the node runs in, when a scenario placed it in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
+    /// Which node software runs: Neverust, or an Archivist node in a mixed cluster.
+    #[serde(default)]
+    pub implementation: Implementation,
+}
+
+impl NodeEntry {
+    /// Where the node serves Prometheus metrics: beside its API for Neverust, on the TCP side
+    /// of its discovery port for Archivist (whose metrics server is separate; its discovery
+    /// port is UDP, so the number is free on TCP).
+    pub fn metrics_url(&self) -> String {
+        match self.implementation {
+            Implementation::Neverust => format!("{}/metrics", self.api_url),
+            Implementation::Archivist => format!("http://{}:{}/metrics", self.host, self.disc_port),
+        }
+    }
+
+    /// `host:port` of the metrics endpoint, as a Prometheus target.
+    pub fn metrics_target(&self) -> String {
+        match self.implementation {
+            Implementation::Neverust => format!("{}:{}", self.host, self.api_port),
+            Implementation::Archivist => format!("{}:{}", self.host, self.disc_port),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Implementation {
+    #[default]
+    Neverust,
+    Archivist,
+}
+
+impl Implementation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Implementation::Neverust => "neverust",
+            Implementation::Archivist => "archivist",
+        }
+    }
 }
 
 impl ClusterFile {
@@ -194,6 +234,7 @@ mod tests {
                 data_dir: dir.path().join("node-0/data"),
                 log_file: dir.path().join("node-0/node.log"),
                 netns: None,
+                implementation: Implementation::Neverust,
             }],
         };
         let path = default_path(dir.path());

@@ -7,6 +7,7 @@
 //! from its `cluster.json` (a running `neverust cluster`): then its nodes are reached and
 //! signalled by pid, and restarts are left to that launcher's `--restart`.
 
+pub mod archivist;
 pub mod file;
 pub mod ports;
 pub mod prometheus;
@@ -25,7 +26,8 @@ use tokio::process::{Child, Command};
 
 use crate::client::NodeClient;
 use crate::ui::Ui;
-use file::{ClusterFile, NodeEntry};
+use archivist::ArchivistNodes;
+use file::{ClusterFile, Implementation, NodeEntry};
 
 /// Where a node runs and how it is reached.
 #[derive(Debug, Clone)]
@@ -72,6 +74,8 @@ pub struct ClusterSpec {
     pub restart: bool,
     /// Give up waiting for the cluster to be ready after this long.
     pub ready_timeout: Duration,
+    /// Nodes that run Archivist instead of Neverust (a mixed cluster).
+    pub archivist: Option<ArchivistNodes>,
 }
 
 impl ClusterSpec {
@@ -88,6 +92,7 @@ impl ClusterSpec {
             placements: Vec::new(),
             restart: false,
             ready_timeout: Duration::from_secs(120),
+            archivist: None,
         }
     }
 
@@ -99,8 +104,19 @@ impl ClusterSpec {
         }
     }
 
+    /// An Archivist node serves as an altruistic one: its marketplace needs a chain.
     pub fn mode(&self, index: usize) -> &'static str {
-        mode_of(index, self.marketplace_every)
+        match self.implementation(index) {
+            Implementation::Archivist => "altruistic",
+            Implementation::Neverust => mode_of(index, self.marketplace_every),
+        }
+    }
+
+    pub fn implementation(&self, index: usize) -> Implementation {
+        match &self.archivist {
+            Some(a) if a.runs(index) => Implementation::Archivist,
+            _ => Implementation::Neverust,
+        }
     }
 
     fn placement(&self, index: usize) -> Placement {
@@ -146,6 +162,8 @@ pub struct Cluster {
     attached: bool,
     pub ready_seconds: f64,
     prometheus: Option<String>,
+    /// The first Archivist node's record, which later Archivist nodes bootstrap from.
+    archivist_spr: Option<String>,
 }
 
 /// What a node says about itself while the cluster comes up.
@@ -189,8 +207,12 @@ impl Cluster {
         for index in 0..spec.nodes {
             let p = ports::ports(spec.base_port, spec.bootstrap_api_port, index)?;
             let placement = spec.placement(index);
+            let implementation = spec.implementation(index);
             if placement.netns.is_none() {
                 ports::check_free(index, &p)?;
+                if implementation == Implementation::Archivist {
+                    ports::check_free_tcp(index, p.disc, "metrics")?;
+                }
             }
             let node_dir = dir.join(format!("node-{index}"));
             std::fs::create_dir_all(node_dir.join("data"))?;
@@ -209,15 +231,13 @@ impl Cluster {
                     data_dir: node_dir.join("data"),
                     log_file: node_dir.join("node.log"),
                     netns: placement.netns.clone(),
+                    implementation,
                 },
                 placement,
                 child: None,
             });
         }
-        let clients = nodes
-            .iter()
-            .map(|n| NodeClient::new(n.entry.api_url.clone()))
-            .collect();
+        let clients = nodes.iter().map(|n| NodeClient::of(&n.entry)).collect();
         let mut cluster = Cluster {
             file_path: file::default_path(&dir),
             spec: ClusterSpec { dir, ..spec },
@@ -227,6 +247,7 @@ impl Cluster {
             attached: false,
             ready_seconds: 0.0,
             prometheus: None,
+            archivist_spr: None,
         };
         let start = Instant::now();
         let bar = ui.bar(cluster.nodes.len() as u64, "starting");
@@ -237,27 +258,50 @@ impl Cluster {
             .wait_until(&[0], |_, s| s.healthy, Duration::from_secs(30))
             .await
             .context("the bootstrap node did not become healthy")?;
+        // The first Archivist node next: the others bootstrap their DHT from its record.
+        let archivists = cluster.indices_of(Implementation::Archivist);
+        if let Some(&first) = archivists.first() {
+            cluster.spawn(first)?;
+            cluster
+                .wait_until(&[first], |_, s| s.healthy, Duration::from_secs(60))
+                .await
+                .with_context(|| format!("Archivist node {first} did not answer"))?;
+            cluster.archivist_spr = Some(cluster.clients[first].spr().await?);
+        }
         for i in 1..cluster.nodes.len() {
-            cluster.spawn(i)?;
+            if Some(&i) != archivists.first() {
+                cluster.spawn(i)?;
+            }
         }
         bar.set_message("waiting for every node to join");
         let all: Vec<usize> = (0..cluster.nodes.len()).collect();
-        let want = cluster.nodes.len() - 1;
+        // Archivist nodes join by hand, once every node is up.
+        let want = cluster.nodes.len() - 1 - archivists.len();
+        let kinds: Vec<Implementation> = cluster
+            .nodes
+            .iter()
+            .map(|n| n.entry.implementation)
+            .collect();
         let bar2 = bar.clone();
-        let ready = cluster
+        let mut ready = cluster
             .wait_until(
                 &all,
                 move |i, s| {
                     s.healthy
-                        && if i == 0 {
-                            s.connected >= want
-                        } else {
-                            s.connected >= 1
+                        && match (i, kinds[i]) {
+                            (0, _) => s.connected >= want,
+                            (_, Implementation::Archivist) => true,
+                            _ => s.connected >= 1,
                         }
                 },
                 cluster.spec.ready_timeout,
             )
             .await;
+        for &i in &archivists {
+            if ready.is_ok() {
+                ready = cluster.join_archivist(i).await;
+            }
+        }
         if let Err(e) = ready {
             cluster.stop(ui).await;
             return Err(e.context(format!(
@@ -296,10 +340,7 @@ impl Cluster {
         let mut spec = ClusterSpec::new(nodes.len(), dir);
         spec.restart = file.restart;
         Ok(Cluster {
-            clients: nodes
-                .iter()
-                .map(|n| NodeClient::new(n.entry.api_url.clone()))
-                .collect(),
+            clients: nodes.iter().map(|n| NodeClient::of(&n.entry)).collect(),
             nodes,
             file_path: path.to_path_buf(),
             started_at: file.started_at,
@@ -307,6 +348,7 @@ impl Cluster {
             attached: true,
             ready_seconds: file.ready_seconds,
             prometheus: file.prometheus,
+            archivist_spr: None,
         })
     }
 
@@ -372,19 +414,88 @@ impl Cluster {
         self.write_file()
     }
 
+    /// The indices of the nodes that run `kind`.
+    pub fn indices_of(&self, kind: Implementation) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .filter(|n| n.entry.implementation == kind)
+            .map(|n| n.entry.index)
+            .collect()
+    }
+
+    /// Connects Archivist node `index` to every Neverust node that runs, which its DHT
+    /// cannot find.
+    async fn join_archivist(&self, index: usize) -> anyhow::Result<()> {
+        let client = &self.clients[index];
+        for i in self.indices_of(Implementation::Neverust) {
+            if self.nodes[i].child.is_none() && !self.attached {
+                continue;
+            }
+            let peer = self.clients[i].peer_id().await?;
+            let addr = archivist::dial_addr(&self.nodes[i].entry);
+            client
+                .connect(&peer, &addr)
+                .await
+                .with_context(|| format!("Archivist node {index} could not connect to node {i}"))?;
+        }
+        Ok(())
+    }
+
     fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
+        let spec = &self.spec;
+        let node = &self.nodes[index];
+        let e = &node.entry;
+        let binary = match (&spec.archivist, e.implementation) {
+            (Some(a), Implementation::Archivist) => a.binary.clone(),
+            _ => spec.binary.clone(),
+        };
+        let mut cmd = match &node.placement.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&binary);
+                c
+            }
+            None => Command::new(&binary),
+        };
+        match e.implementation {
+            Implementation::Neverust => self.neverust_args(index, &mut cmd),
+            Implementation::Archivist => {
+                archivist::prepare_data_dir(e)
+                    .with_context(|| format!("preparing {}", e.data_dir.display()))?;
+                cmd.args(archivist::args(
+                    e,
+                    node.placement.bind,
+                    &spec.log_level,
+                    self.archivist_spr.as_deref(),
+                ));
+            }
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&e.log_file)
+            .with_context(|| format!("opening {}", e.log_file.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Own process group: a Ctrl-C in the terminal reaches the launcher only, which
+            // then stops the nodes in order instead of all of them racing.
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting node {index} ({})", binary.display()))?;
+        let node = &mut self.nodes[index];
+        node.entry.pid = child.id().unwrap_or(0);
+        node.child = Some(child);
+        Ok(())
+    }
+
+    fn neverust_args(&self, index: usize, cmd: &mut Command) {
         let spec = &self.spec;
         let bootstrap = &self.nodes[0].entry;
         let node = &self.nodes[index];
         let e = &node.entry;
-        let mut cmd = match &node.placement.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&spec.binary);
-                c
-            }
-            None => Command::new(&spec.binary),
-        };
         cmd.arg("start")
             .args(["--mode", &e.mode])
             .args(["--listen-ip", &node.placement.bind.to_string()])
@@ -408,25 +519,6 @@ impl Cluster {
             ]);
         }
         cmd.args(&spec.extra_args);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&e.log_file)
-            .with_context(|| format!("opening {}", e.log_file.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Own process group: a Ctrl-C in the terminal reaches the launcher only, which
-            // then stops the nodes in order instead of all of them racing.
-            .process_group(0)
-            .kill_on_drop(false);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting node {index} ({})", spec.binary.display()))?;
-        let node = &mut self.nodes[index];
-        node.entry.pid = child.id().unwrap_or(0);
-        node.child = Some(child);
-        Ok(())
     }
 
     /// Polls the given nodes until `ready(index, status)` holds for all of them.
@@ -496,8 +588,15 @@ impl Cluster {
         }
         if let Ok(text) = client.metrics().await {
             let m = crate::metrics::parse(&text);
-            s.blocks = crate::metrics::sum(&m, "neverust_block_count");
-            s.bytes = crate::metrics::sum(&m, "neverust_block_bytes");
+            let (blocks, bytes) = match self.nodes[index].entry.implementation {
+                Implementation::Neverust => ("neverust_block_count", "neverust_block_bytes"),
+                Implementation::Archivist => (
+                    "archivist_repostore_blocks",
+                    "archivist_repostore_bytes_used",
+                ),
+            };
+            s.blocks = crate::metrics::sum(&m, blocks);
+            s.bytes = crate::metrics::sum(&m, bytes);
         }
         s
     }
@@ -542,9 +641,13 @@ impl Cluster {
             self.spawn(index)?;
             self.write_file()?;
         }
-        let ready = |_: usize, s: &NodeStatus| s.healthy && s.connected >= 1;
+        let archivist = self.nodes[index].entry.implementation == Implementation::Archivist;
+        let ready = |_: usize, s: &NodeStatus| s.healthy && (archivist || s.connected >= 1);
         self.wait_until(&[index], ready, limit.saturating_sub(start.elapsed()))
             .await?;
+        if archivist {
+            self.join_archivist(index).await?;
+        }
         Ok(start.elapsed())
     }
 

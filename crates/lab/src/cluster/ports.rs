@@ -66,12 +66,15 @@ pub fn ports(base: u16, bootstrap_api: Option<u16>, index: usize) -> Result<Port
 
 /// Refuses TCP ports something already listens on (the UDP port is not bound by nodes).
 pub fn check_free(index: usize, p: &Ports) -> Result<(), PortError> {
-    for (port, what) in [(p.listen, "peer-to-peer"), (p.api, "API")] {
-        if TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_err() {
-            return Err(PortError::Busy { index, port, what });
-        }
-    }
-    Ok(())
+    check_free_tcp(index, p.listen, "peer-to-peer")?;
+    check_free_tcp(index, p.api, "API")
+}
+
+/// Refuses one more TCP port (an Archivist node's metrics port, say).
+pub fn check_free_tcp(index: usize, port: u16, what: &'static str) -> Result<(), PortError> {
+    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+        .map(drop)
+        .map_err(|_| PortError::Busy { index, port, what })
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub fn targets(file: &ClusterFile) -> Vec<StaticConfig> {
     file.nodes
         .iter()
         .map(|n| StaticConfig {
-            targets: vec![format!("{}:{}", n.host, n.api_port)],
+            targets: vec![n.metrics_target()],
             labels: Labels::of(&member(n)),
         })
         .collect()
@@ -192,6 +192,7 @@ mod tests {
             data_dir: PathBuf::new(),
             log_file: PathBuf::new(),
             netns: None,
+            implementation: Default::default(),
         }
     }
 

@@ -99,6 +99,7 @@ fn entry(index: usize, mode: &str, peer_id: String, host: String, api: u16, p2p:
         data_dir: PathBuf::new(),
         log_file: PathBuf::new(),
         netns: None,
+        implementation: Default::default(),
     }
 }
 

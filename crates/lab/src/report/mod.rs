@@ -7,6 +7,7 @@
 mod axis;
 mod faults;
 mod html;
+mod interop;
 mod overview;
 pub mod plots;
 mod resources;
@@ -30,6 +31,7 @@ pub fn render_html(results: &Results) -> String {
         scenarios::upload(results.upload.as_ref()),
         scenarios::exchange(results.exchange.as_ref()),
         scenarios::throughput(results.throughput.as_ref()),
+        interop::interop(results.interop.as_ref()),
         scenarios::stress(results.stress.as_ref()),
         scale::scale(results.scale.as_ref()),
         faults::chaos(results.chaos.as_ref()),

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod archivist;
+
 pub struct TestNode {
     pub child: Child,
     /// `http://127.0.0.1:PORT`

@@ -12,26 +12,23 @@ use futures::StreamExt;
 use neverust_content::{cid_string, codec, Cid, Manifest};
 use serde_json::{json, Value};
 
+use super::upload_meta::upload_meta;
 use super::{parse_cid, ApiError};
 use crate::download;
 use crate::state::NodeState;
-use crate::upload::{self, UploadMeta};
+use crate::upload;
 
-/// The JSON form of a manifest in Archivist's `DataItem`.
+/// The JSON form of a manifest in Archivist's `DataItem`: an absent file name or MIME type
+/// is `null`, as Archivist serialises an empty option.
 pub fn manifest_json(manifest: &Manifest) -> Value {
-    let mut m = json!({
+    json!({
         "treeCid": cid_string(&manifest.tree_cid),
         "datasetSize": manifest.dataset_size,
         "blockSize": manifest.block_size,
+        "filename": manifest.filename,
+        "mimetype": manifest.mimetype,
         "protected": manifest.erasure.is_some(),
-    });
-    if let Some(f) = &manifest.filename {
-        m["filename"] = json!(f);
-    }
-    if let Some(t) = &manifest.mimetype {
-        m["mimetype"] = json!(t);
-    }
-    m
+    })
 }
 
 pub(super) fn data_item(cid: &Cid, manifest: &Manifest) -> Value {
@@ -96,78 +93,6 @@ async fn check_quota(state: &NodeState, len: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn upload_meta(headers: &HeaderMap) -> Result<UploadMeta, ApiError> {
-    let invalid = |what: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, what.to_string());
-    let mimetype = match headers.get(header::CONTENT_TYPE) {
-        None => None,
-        Some(v) => {
-            let v = v
-                .to_str()
-                .map_err(|_| invalid("The MIME type is not valid."))?;
-            validate_mimetype(v)
-                .map_err(|()| invalid(&format!("The MIME type '{v}' is not valid.")))?
-        }
-    };
-    let filename = match headers.get(header::CONTENT_DISPOSITION) {
-        None => None,
-        Some(v) => {
-            let v = v
-                .to_str()
-                .map_err(|_| invalid("The filename is not valid."))?;
-            match filename_from_disposition(v) {
-                Some(name) if !is_valid_filename(&name) => {
-                    return Err(invalid("The filename is not valid."))
-                }
-                other => other,
-            }
-        }
-    };
-    Ok(UploadMeta { filename, mimetype })
-}
-
-/// A known `type/subtype` (parameters ignored) is kept; curl's default form type for
-/// `--data-binary` says nothing about the file and is dropped rather than refused.
-fn validate_mimetype(raw: &str) -> Result<Option<String>, ()> {
-    let essence = raw
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence.is_empty() || essence == "application/x-www-form-urlencoded" {
-        return Ok(None);
-    }
-    match mime_guess::get_mime_extensions_str(&essence) {
-        Some(exts) if !exts.is_empty() => Ok(Some(essence)),
-        _ => Err(()),
-    }
-}
-
-fn filename_from_disposition(value: &str) -> Option<String> {
-    let start = value.find("filename=")? + "filename=".len();
-    let rest = value[start..].trim();
-    let name = if let Some(quoted) = rest.strip_prefix('"') {
-        &quoted[..quoted.find('"')?]
-    } else {
-        rest.split(';').next().unwrap_or("").trim()
-    };
-    Some(name.to_string())
-}
-
-/// The rules of Nim's `isValidFilename`, which Archivist applies: no path separators or
-/// characters that are special on common file systems, no control characters, sane length.
-fn is_valid_filename(name: &str) -> bool {
-    const FORBIDDEN: &[char] = &['/', '\\', ':', '*', '?', '"', '<', '>', '|'];
-    !name.is_empty()
-        && name.len() <= 255
-        && !name.starts_with(' ')
-        && !name.ends_with(' ')
-        && !name.ends_with('.')
-        && !name
-            .chars()
-            .any(|c| c.is_control() || FORBIDDEN.contains(&c))
-}
-
 pub async fn list(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, ApiError> {
     let manifests = state.with_store("list", |s| s.list_manifests()).await?;
     let content: Vec<Value> = manifests
@@ -204,7 +129,12 @@ pub(super) fn describe(headers: &mut HeaderMap, manifest: Option<&Manifest>, len
     headers.insert(header::CONTENT_TYPE, mime);
     let disposition = manifest
         .and_then(|m| m.filename.as_deref())
-        .and_then(|f| HeaderValue::from_str(&format!("attachment; filename=\"{f}\"")).ok())
+        // A name may hold a quote in its extension (Nim's rules allow it): escaped, so the
+        // header still parses.
+        .and_then(|f| {
+            let f = f.replace('\\', "\\\\").replace('"', "\\\"");
+            HeaderValue::from_str(&format!("attachment; filename=\"{f}\"")).ok()
+        })
         .unwrap_or(HeaderValue::from_static("attachment"));
     headers.insert(header::CONTENT_DISPOSITION, disposition);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -259,34 +189,4 @@ pub async fn space(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, A
         "quotaUsedBytes": space.quota_used_bytes,
         "quotaReservedBytes": space.quota_reserved_bytes,
     })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filenames_follow_archivist_rules() {
-        assert_eq!(
-            filename_from_disposition("attachment; filename=\"file.bin\""),
-            Some("file.bin".into())
-        );
-        assert_eq!(filename_from_disposition("attachment"), None);
-        assert!(is_valid_filename("file.bin"));
-        assert!(!is_valid_filename("../etc/passwd"));
-        assert!(!is_valid_filename("a\u{0}b"));
-    }
-
-    #[test]
-    fn mimetypes_are_checked_but_curl_default_is_dropped() {
-        assert_eq!(
-            validate_mimetype("image/png; q=1"),
-            Ok(Some("image/png".into()))
-        );
-        assert_eq!(
-            validate_mimetype("application/x-www-form-urlencoded"),
-            Ok(None)
-        );
-        assert!(validate_mimetype("not a type").is_err());
-    }
 }

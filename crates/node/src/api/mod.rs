@@ -8,6 +8,7 @@ mod debug;
 mod identity;
 mod network;
 mod ops;
+mod upload_meta;
 
 use std::sync::Arc;
 use std::time::Instant;
