@@ -4,7 +4,7 @@
 //! symbols per item of the difference suffice, whatever the sets' sizes and without knowing
 //! the difference in advance. Pure code: no I/O, no clock, no async. The protocol handler
 //! (`/neverust/reconcile/1.0.0`, in `net`) opens the session (set sizes, hash key), moves
-//! the batches and acts on the `Progress`; this crate decides.
+//! the batches and acts on the [`Progress`]; this crate decides.
 //!
 //! Our own implementation rather than a crate: `riblt` 0.1.1 rescans every coded symbol per
 //! peeled item (quadratic decoding), panics on symbols of the wrong width, and hashes with
@@ -14,12 +14,16 @@
 //! gives us keyed hashing, a compact canonical wire form and hard per-session limits.
 //!
 //! Layout: [`symbol`] (items, checksum, coded symbol), `mapping` (which symbols an item
-//! goes into), [`wire`] (a batch's bytes), `encoder` (the sender), `session` (the
+//! goes into), [`wire`] (a batch's bytes), [`encoder`] (the sender), [`session`] (the
 //! receiver with its limits).
 
+pub mod encoder;
 mod mapping;
+pub mod session;
 pub mod symbol;
 pub mod wire;
 
+pub use encoder::Encoder;
+pub use session::{Difference, Limits, Progress, Reconciler, SessionError};
 pub use symbol::{BlockKey, CodedSymbol, HashKey, Symbol};
 pub use wire::{Batch, WireError};
