@@ -1,7 +1,8 @@
 //! The sender's side: the endless stream of coded symbols of one set, handed out in
 //! batches. The reconciler runs one over its own set too, to subtract it from the peer's.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::mapping::Mapping;
 use crate::symbol::{CodedSymbol, HashKey, Symbol};
@@ -21,18 +22,11 @@ struct Entry<S> {
     map: Mapping,
 }
 
-/// Items with where each goes next, applied to consecutive ranges of coded symbols.
+/// Items with where each goes next, applied to consecutive ranges of coded symbols by
+/// scanning them all: the cheapest way for a whole set applied a chunk at a time.
 #[derive(Clone, Debug)]
 pub(crate) struct Window<S> {
     entries: Vec<Entry<S>>,
-}
-
-impl<S> Default for Window<S> {
-    fn default() -> Self {
-        Window {
-            entries: Vec::new(),
-        }
-    }
 }
 
 impl<S: Symbol> Window<S> {
@@ -59,6 +53,51 @@ impl<S: Symbol> Window<S> {
                 cells[(e.map.index() - base) as usize].add(&e.item, e.checksum, sign);
                 e.map.advance();
             }
+        }
+    }
+}
+
+/// Like [`Window`], but the items wait in a min-heap on their next index, so applying a
+/// range touches only the items due in it: for items peeled mid-stream, applied to every
+/// batch the peer sends however small.
+#[derive(Clone, Debug)]
+pub(crate) struct Queue<S> {
+    entries: Vec<Entry<S>>,
+    due: BinaryHeap<Reverse<(u64, usize)>>,
+}
+
+impl<S> Default for Queue<S> {
+    fn default() -> Self {
+        Queue {
+            entries: Vec::new(),
+            due: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<S: Symbol> Queue<S> {
+    /// As [`Window::push`].
+    pub(crate) fn push(&mut self, item: S, checksum: u64, map: Mapping) {
+        self.due.push(Reverse((map.index(), self.entries.len())));
+        self.entries.push(Entry {
+            item,
+            checksum,
+            map,
+        });
+    }
+
+    /// As [`Window::apply`].
+    pub(crate) fn apply(&mut self, base: u64, cells: &mut [CodedSymbol<S>], sign: i64) {
+        let end = base + cells.len() as u64;
+        while let Some(mut top) = self.due.peek_mut() {
+            let Reverse((index, slot)) = *top;
+            if index >= end {
+                break;
+            }
+            let e = &mut self.entries[slot];
+            cells[(index - base) as usize].add(&e.item, e.checksum, sign);
+            e.map.advance();
+            *top = Reverse((e.map.index(), slot));
         }
     }
 }

@@ -9,7 +9,7 @@
 //! theirs, plus every item peeled as ours, over the items that map to i. An honest stream
 //! thus leaves in each cell exactly the unpeeled items of the difference mapped to it.
 
-use crate::encoder::{Encoder, Window};
+use crate::encoder::{Encoder, Queue};
 use crate::mapping::Mapping;
 use crate::symbol::{CodedSymbol, HashKey, Symbol};
 use crate::wire::{max_symbol_len, Batch, WireError, MAX_HEADER_LEN};
@@ -112,9 +112,9 @@ pub struct Reconciler<S> {
     their_len: u64,
     cells: Vec<CodedSymbol<S>>,
     /// Peeled as theirs: removed from the peer's later symbols as ours are.
-    theirs: Window<S>,
+    theirs: Queue<S>,
     /// Peeled as ours: added back to later symbols, which ours were removed from.
-    ours_back: Window<S>,
+    ours_back: Queue<S>,
     difference: Difference<S>,
     pure: Vec<usize>,
     symbol_limit: u64,
@@ -139,8 +139,8 @@ impl<S: Symbol> Reconciler<S> {
             ours,
             their_len,
             cells: Vec::new(),
-            theirs: Window::default(),
-            ours_back: Window::default(),
+            theirs: Queue::default(),
+            ours_back: Queue::default(),
             difference: Difference::default(),
             pure: Vec::new(),
             symbol_limit,
