@@ -13,6 +13,12 @@
 //! can make it do. The algorithm is small (a mapping, a cell, a peeling loop), and owning it
 //! gives us keyed hashing, a compact canonical wire form and hard per-session limits.
 //!
+//! Measured (`benches/riblt.rs`): 1.34-1.37 symbols per differing item from a difference
+//! of 1000 up, 23 bytes per item for block indices, 34 for [`BlockKey`]s; at 1 % of 10^5
+//! blocks that is 165x (indices) and 113x (keys) fewer bytes than a wantlist of the set at
+//! 40 bytes an entry. Within one dataset whose blocks a peer mostly has, a bitmap of the
+//! indices (n/8 bytes) is cheaper above about 0.5 % difference; the caller should pick.
+//!
 //! Layout: [`symbol`] (items, checksum, coded symbol), `mapping` (which symbols an item
 //! goes into), [`wire`] (a batch's bytes), [`encoder`] (the sender), [`session`] (the
 //! receiver with its limits).

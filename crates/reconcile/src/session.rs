@@ -30,8 +30,9 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 2^21 symbols: 48 MiB of cells for block indices, 56 MB on the wire, a quarter of
-    /// what sets of 10^6 need when they are disjoint (and a plain list is cheaper anyway).
+    /// At most 2^21 symbols: 48 MiB of cells for block indices (24 B each), 38 MB on the
+    /// wire at the usual 18 B a symbol. Disjoint sets of 10^6 would need 2.7 M, but there
+    /// a plain list of the set is the cheaper exchange anyway.
     fn default() -> Self {
         Limits {
             symbols_per_item: 3,
