@@ -1,0 +1,193 @@
+//! Moving a block's payload between persistent tiers, and what placement needs to know to
+//! decide which (per-tier usage, a sample of one tier's blocks).
+//!
+//! A move copies the payload into the target tier's active segment, then commits the new
+//! location in one durable transaction; `write` fsyncs every tier's segments before that
+//! commit. Until the commit the old location is the only one the index knows and its
+//! segment cannot be deleted (its live count still includes the block); after it, the new
+//! bytes are durable and the old ones are dead. A crash in between leaves the copy as
+//! unindexed bytes, which the next open deletes with their segment (or, in a segment that
+//! also holds live blocks, leaves as dead bytes like any other). Deciding *what* to move is
+//! not done here: see [`crate::tiers::placement`].
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use redb::{Durability, ReadableDatabase, ReadableTable};
+
+use super::{db, global_segment, split_segment, DiskStore, Loc, LOCS, SEG_LIVE};
+use crate::{Cid, StoreError};
+
+/// A block read back with the tier it came from.
+pub(crate) struct Located {
+    pub data: Bytes,
+    pub tier: usize,
+}
+
+/// What one persistent tier holds against what it should.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TierUsage {
+    pub blocks: u64,
+    pub bytes: u64,
+    pub capacity: u64,
+}
+
+/// How often a read retries after the block moved under it (a migration deleted the
+/// segment between the index lookup and the read).
+const READ_RETRIES: usize = 4;
+
+impl DiskStore {
+    pub(crate) fn tier_usage(&self) -> Vec<TierUsage> {
+        self.shared
+            .tiers
+            .iter()
+            .map(|t| TierUsage {
+                blocks: t.blocks.load(Ordering::Relaxed),
+                bytes: t.bytes.load(Ordering::Relaxed),
+                capacity: t.capacity,
+            })
+            .collect()
+    }
+
+    fn location(&self, cid: &Cid) -> Result<Option<Loc>, StoreError> {
+        let key = cid.to_bytes();
+        self.lookup(LOCS, "reading a block location", |t| {
+            Ok(t.get(key.as_slice())?.map(|v| v.value()))
+        })
+    }
+
+    /// The tier holding a block and its length.
+    pub(crate) fn locate(&self, cid: &Cid) -> Result<Option<(usize, u64)>, StoreError> {
+        Ok(self
+            .location(cid)?
+            .map(|(segment, _, len)| (split_segment(segment).0, len)))
+    }
+
+    /// Reads a block and says from which tier.
+    pub(crate) fn get_located(&self, cid: &Cid) -> Result<Option<Located>, StoreError> {
+        let mut tries = 0;
+        loop {
+            let Some(loc) = self.location(cid)? else {
+                return Ok(None);
+            };
+            match self.read_raw(loc) {
+                Ok(data) => {
+                    return Ok(Some(Located {
+                        data,
+                        tier: split_segment(loc.0).0,
+                    }))
+                }
+                // The block moved (or went) and its old segment with it: look again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < READ_RETRIES => {
+                    tries += 1;
+                }
+                Err(e) => {
+                    return Err(self.segment_error("reading a block from its segment", loc.0, e))
+                }
+            }
+        }
+    }
+
+    /// Moves a block's payload to tier `to`; returns whether it moved (it may have been
+    /// deleted, or already be there). Crash-safe at every point: see the module doc.
+    pub(crate) fn migrate(&self, cid: &Cid, to: usize) -> Result<bool, StoreError> {
+        let Some(target) = self.shared.tiers.get(to) else {
+            return Ok(false);
+        };
+        let Some(old) = self.location(cid)? else {
+            return Ok(false);
+        };
+        if split_segment(old.0).0 == to {
+            return Ok(false);
+        }
+        let data = self.read_payload(old)?;
+        let at = target
+            .segments
+            .append(&[&data])
+            .map_err(|e| StoreError::Db {
+                doing: "copying a block to another tier",
+                reason: format!("tier {to} ({}): {e}", target.dir.display()),
+            })?;
+        let new: Loc = (global_segment(to, at[0].0), at[0].1, old.2);
+        self.write(
+            "moving a block between tiers",
+            Durability::Immediate,
+            |tx| {
+                let key = cid.to_bytes();
+                let mut locs = tx
+                    .txn
+                    .open_table(LOCS)
+                    .map_err(db("opening block locations"))?;
+                // Deleted or moved meanwhile: the copy stays unindexed garbage.
+                let current = locs
+                    .get(key.as_slice())
+                    .map_err(db("reading a block location"))?
+                    .map(|v| v.value());
+                if current != Some(old) {
+                    return Ok(false);
+                }
+                locs.insert(key.as_slice(), new)
+                    .map_err(db("writing a block location"))?;
+                drop(locs);
+                tx.forget_payload(old.0, old.2)?;
+                let mut live = tx
+                    .txn
+                    .open_table(SEG_LIVE)
+                    .map_err(db("opening segments"))?;
+                let before = live
+                    .get(new.0)
+                    .map_err(db("reading segments"))?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                live.insert(new.0, before + new.2)
+                    .map_err(db("writing segments"))?;
+                drop(live);
+                tx.count_on_tier(new.0, new.2, true);
+                Ok(true)
+            },
+        )
+    }
+
+    /// Up to `scan` index entries from `cursor` on (the start when `None`), keeping those
+    /// on `tier`; returns them with the cursor to continue from (`None`: wrapped around).
+    /// Placement samples a tier this way instead of keeping per-block state in memory.
+    pub(crate) fn sample_tier(
+        &self,
+        tier: usize,
+        cursor: Option<&[u8]>,
+        scan: usize,
+    ) -> Result<(Vec<(Cid, u64)>, Option<Vec<u8>>), StoreError> {
+        let doing = "sampling a tier";
+        let txn = self.shared.db.begin_read().map_err(db(doing))?;
+        let locs = match txn.open_table(LOCS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
+            Err(e) => return Err(db(doing)(e)),
+        };
+        let rows = match cursor {
+            Some(after) => {
+                locs.range::<&[u8]>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            }
+            None => locs.range::<&[u8]>(..),
+        }
+        .map_err(db(doing))?;
+        let mut found = Vec::new();
+        let mut last = None;
+        let mut seen = 0;
+        for row in rows {
+            let (k, v) = row.map_err(db(doing))?;
+            let (segment, _, len) = v.value();
+            if split_segment(segment).0 == tier {
+                if let Ok(cid) = Cid::try_from(k.value()) {
+                    found.push((cid, len));
+                }
+            }
+            seen += 1;
+            if seen >= scan {
+                last = Some(k.value().to_vec());
+                break;
+            }
+        }
+        Ok((found, last))
+    }
+}
