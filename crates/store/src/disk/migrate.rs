@@ -32,6 +32,13 @@ pub(crate) struct TierUsage {
     pub capacity: u64,
 }
 
+/// Some of one tier's blocks (CID, length), and the index key to go on sampling after
+/// (`None`: the scan reached the end of the index).
+pub(crate) struct Sample {
+    pub blocks: Vec<(Cid, u64)>,
+    pub next: Option<Vec<u8>>,
+}
+
 /// How often a read retries after the block moved under it (a migration deleted the
 /// segment between the index lookup and the read).
 const READ_RETRIES: usize = 4;
@@ -156,12 +163,17 @@ impl DiskStore {
         tier: usize,
         cursor: Option<&[u8]>,
         scan: usize,
-    ) -> Result<(Vec<(Cid, u64)>, Option<Vec<u8>>), StoreError> {
+    ) -> Result<Sample, StoreError> {
         let doing = "sampling a tier";
         let txn = self.shared.db.begin_read().map_err(db(doing))?;
         let locs = match txn.open_table(LOCS) {
             Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Ok(Sample {
+                    blocks: Vec::new(),
+                    next: None,
+                })
+            }
             Err(e) => return Err(db(doing)(e)),
         };
         let rows = match cursor {
@@ -188,6 +200,9 @@ impl DiskStore {
                 break;
             }
         }
-        Ok((found, last))
+        Ok(Sample {
+            blocks: found,
+            next: last,
+        })
     }
 }

@@ -81,7 +81,10 @@ impl MemoryTier {
     /// Offers a block just read from disk to the cache.
     pub(crate) fn fill(&self, cid: Cid, data: Bytes, epoch_before_read: u64) {
         self.cache.insert(cid, data);
-        self.admissions.fetch_add(1, Ordering::Relaxed);
+        // A block larger than the cache is refused (and counted as evicted): not admitted.
+        if self.cache.contains_key(&cid) {
+            self.admissions.fetch_add(1, Ordering::Relaxed);
+        }
         if self.epoch.load(Ordering::SeqCst) != epoch_before_read {
             // A delete ran meanwhile and may have been this block's: its copy must not stay.
             self.cache.remove(&cid);

@@ -219,14 +219,14 @@ impl TieredStore {
         // Until the sample is big enough, or the whole index was looked at once.
         while sample.len() < SAMPLE_WANTED && wrapped < 2 {
             let cursor = cursors[tier].take();
-            let (found, next) = self
+            let found = self
                 .disk
                 .sample_tier(tier, cursor.as_deref(), SAMPLE_SCAN)?;
-            sample.extend(found);
-            if next.is_none() {
+            sample.extend(found.blocks);
+            if found.next.is_none() {
                 wrapped += 1;
             }
-            cursors[tier] = next;
+            cursors[tier] = found.next;
         }
         Ok(placement::coldest(&sample, &self.sketch))
     }

@@ -5,6 +5,12 @@
 //! The tiered store feeds these reads and index samples and carries out what they return;
 //! the memory tier is not placed here (its cache admits and evicts by itself). Tiers are
 //! indexed fastest first; the last tier takes whatever no faster tier has room for.
+//!
+//! Each tier but the last keeps a tenth of its size free: writes may use it (they go to
+//! the fastest tier with room, full size), and demotion then brings the tier back under
+//! [`fill_limit`], so a fast tier has room for the next writes without waiting for a
+//! demotion. Promotions stop at the same limit, so a block promoted is never the reason
+//! for a demotion right after (except when it takes a colder block's place on purpose).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -22,15 +28,20 @@ pub(crate) fn write_tier(usage: &[TierUsage], bytes: u64) -> usize {
         .unwrap_or(0)
 }
 
-/// The fastest tier holding more than its size that has a slower tier to demote into.
-pub(crate) fn overfull(usage: &[TierUsage]) -> Option<usize> {
-    let last = usage.len().checked_sub(1)?;
-    (0..last).find(|&t| usage[t].bytes > usage[t].capacity)
+/// What demotion brings a tier back under, and what promotions fill it up to.
+pub(crate) fn fill_limit(capacity: u64) -> u64 {
+    capacity - capacity / 10
 }
 
-/// The fastest tier above `from` with room for a block of `len` bytes.
+/// The fastest tier holding more than its fill limit that has a slower tier to demote into.
+pub(crate) fn overfull(usage: &[TierUsage]) -> Option<usize> {
+    let last = usage.len().checked_sub(1)?;
+    (0..last).find(|&t| usage[t].bytes > fill_limit(usage[t].capacity))
+}
+
+/// The fastest tier above `from` with room for a block of `len` bytes under its fill limit.
 pub(crate) fn promotion_target(usage: &[TierUsage], from: usize, len: u64) -> Option<usize> {
-    (0..from).find(|&t| usage[t].bytes.saturating_add(len) <= usage[t].capacity)
+    (0..from).find(|&t| usage[t].bytes.saturating_add(len) <= fill_limit(usage[t].capacity))
 }
 
 /// The least read of `sample` by the sketch's estimate (the first of equals: the index
@@ -157,8 +168,8 @@ mod tests {
 
     #[test]
     fn only_a_tier_with_a_slower_one_below_is_overfull() {
-        assert_eq!(overfull(&usage(&[(101, 100), (0, 1000)])), Some(0));
-        assert_eq!(overfull(&usage(&[(100, 100), (2000, 1000)])), None);
+        assert_eq!(overfull(&usage(&[(91, 100), (0, 1000)])), Some(0));
+        assert_eq!(overfull(&usage(&[(90, 100), (2000, 1000)])), None);
         assert_eq!(
             overfull(&usage(&[(10, 100), (2000, 1000), (0, 10)])),
             Some(1)
@@ -167,7 +178,7 @@ mod tests {
 
     #[test]
     fn promotion_goes_to_the_fastest_tier_with_room() {
-        let u = usage(&[(95, 100), (500, 1000), (0, 10_000)]);
+        let u = usage(&[(85, 100), (500, 1000), (0, 10_000)]);
         assert_eq!(promotion_target(&u, 2, 10), Some(1));
         assert_eq!(promotion_target(&u, 2, 5), Some(0));
         assert_eq!(promotion_target(&u, 0, 5), None);
