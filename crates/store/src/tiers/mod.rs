@@ -40,6 +40,9 @@ use stats::TierCounters;
 /// for promotion. Two: a block read once is not worth a copy; a block read twice soon is
 /// likely read again.
 const PROMOTE_AFTER: u8 = 2;
+/// How many more reads a block needs than the coldest block of the tier above to take its
+/// place there.
+const SWAP_MARGIN: u8 = 1;
 /// Index entries looked at to find a tier's coldest block: the sample it is chosen from.
 const SAMPLE_SCAN: usize = 512;
 /// Blocks of a tier a sample should hold before the coldest is picked.
@@ -194,11 +197,20 @@ impl TieredStore {
             };
             let mut target = placement::promotion_target(&usage, from, len);
             if target.is_none() && from > 0 {
-                // No room above: take the place of a colder block of the next tier up,
-                // which the next step demotes.
+                // No room above: trade places with the coldest block of a sample of the
+                // next tier up, if it is clearly colder. The victim goes down first, so the
+                // tier never holds both, and it is that very block that leaves: a demotion
+                // choosing from another sample could pick the block just promoted. The
+                // margin keeps two blocks of about the same heat from trading back and forth.
                 let heat = self.sketch.estimate(&cid);
-                if let Some((_, coldest)) = self.coldest_on(from - 1)? {
-                    target = (coldest < heat).then_some(from - 1);
+                if let Some((victim, coldest)) = self.coldest_on(from - 1)? {
+                    if coldest.saturating_add(SWAP_MARGIN) < heat
+                        && self.disk.migrate(&victim, from)?
+                    {
+                        TierCounters::bump(&self.persistent[from - 1].counters.demotions);
+                        done.demoted += 1;
+                        target = Some(from - 1);
+                    }
                 }
             }
             if let Some(to) = target {
@@ -232,6 +244,9 @@ impl TieredStore {
     }
 
     fn read_persistent(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
+        // Only reads the memory tier missed count: a block memory serves needs no fast disk
+        // tier, and should cool down there so that the blocks memory misses get the room.
+        self.sketch.record(cid);
         let epoch = self.memory.as_ref().map(|m| m.tier.epoch());
         let started = Instant::now();
         let Some(found) = self.disk.get_located(cid)? else {
@@ -265,7 +280,6 @@ impl BlockStore for TieredStore {
     }
 
     fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
-        self.sketch.record(cid);
         if let Some(m) = &self.memory {
             let started = Instant::now();
             if let Some(data) = m.tier.get(cid) {
