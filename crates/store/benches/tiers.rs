@@ -111,7 +111,7 @@ fn zipf_reads(c: &mut Criterion) {
     let mut by_rank = cids.clone();
     by_rank.shuffle(&mut rng);
     let zipf = Zipf::new(DATASET_BLOCKS, s);
-    let mut read = |n: usize, rng: &mut rand::rngs::StdRng| {
+    let read = |n: usize, rng: &mut rand::rngs::StdRng| {
         for i in 0..n {
             let cid = &by_rank[zipf.sample(rng)];
             black_box(store.get_block(cid).unwrap());
