@@ -19,7 +19,7 @@
 
 mod migrate;
 
-pub(crate) use migrate::TierUsage;
+pub(crate) use migrate::{tier_of, TierUsage};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -43,6 +43,9 @@ use crate::{
 const LOCS: TableDefinition<&[u8], (u64, u64, u64)> = TableDefinition::new("block_locations");
 /// segment → live payload bytes in it
 const SEG_LIVE: TableDefinition<u64, u64> = TableDefinition::new("segment_live_bytes");
+/// segment → bytes (padding included) of the payloads deleted or moved out of it, which
+/// compaction reclaims; added with tiers (absent in older stores: nothing counted yet)
+const SEG_DEAD: TableDefinition<u64, u64> = TableDefinition::new("segment_dead_bytes");
 /// cid → (references, expires at unix secs)
 const META: TableDefinition<&[u8], (u64, u64)> = TableDefinition::new("block_meta");
 /// (tree cid, index) → [cid length][cid][proof]
@@ -676,11 +679,23 @@ impl<'a> Tx<'a> {
             .map_err(db("reading segments"))?
             .map(|v| v.value());
         let after = before.unwrap_or(0).saturating_sub(len);
+        let mut dead = self
+            .txn
+            .open_table(SEG_DEAD)
+            .map_err(db("opening segments"))?;
         if after == 0 {
             live.remove(segment).map_err(db("writing segments"))?;
+            dead.remove(segment).map_err(db("writing segments"))?;
             self.dead.push(segment);
         } else {
             live.insert(segment, after)
+                .map_err(db("writing segments"))?;
+            let was = dead
+                .get(segment)
+                .map_err(db("reading segments"))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            dead.insert(segment, was + segments::padded(len as usize) as u64)
                 .map_err(db("writing segments"))?;
         }
         self.count_on_tier(segment, len, false);

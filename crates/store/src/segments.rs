@@ -262,6 +262,11 @@ impl Segments {
         Ok(Bytes::from(buf))
     }
 
+    /// Bytes a segment file takes (payloads, padding and dead bytes alike).
+    pub fn file_len(&self, id: u64) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(path_of(&self.dir, id))?.len())
+    }
+
     /// Deletes a segment that holds no live block any more (never the active one).
     pub fn remove(&self, id: u64) -> std::io::Result<()> {
         let mut s = self.lock();

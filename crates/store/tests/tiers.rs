@@ -301,3 +301,42 @@ fn small_tiers_move_blocks_both_ways_during_an_upload() {
         assert!(t.bytes <= t.capacity * 9 / 10, "{t:?}");
     }
 }
+
+#[test]
+fn compaction_moves_the_live_blocks_out_of_a_mostly_dead_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = ["nvme:{}/nvme:1GiB", "hdd:{}/hdd:1GiB"];
+    let blocks: Vec<_> = (0..20).map(|i| block(i, 16 * KIB)).collect();
+    {
+        let s = open(dir.path(), &specs).unwrap();
+        for (cid, data) in &blocks {
+            s.put_block(cid, data.clone()).unwrap();
+        }
+    }
+    let seg_dir = dir.path().join("nvme/segments");
+    let files = || std::fs::read_dir(&seg_dir).unwrap().count();
+    // Reopened, the first segment is no longer the one being appended to.
+    let s = open(dir.path(), &specs).unwrap();
+    assert_eq!(files(), 2);
+    for (cid, _) in &blocks[..9] {
+        s.delete_block(cid).unwrap();
+    }
+    assert_eq!(s.rebalance(4).unwrap().compacted, 0, "45 % dead: not yet");
+    for (cid, _) in &blocks[9..12] {
+        s.delete_block(cid).unwrap();
+    }
+    let done = s.rebalance(100).unwrap();
+    assert_eq!((done.compacted, done.promoted, done.demoted), (8, 0, 0));
+    assert_eq!(files(), 1, "the emptied segment is gone");
+    assert_eq!(placed(&s), vec![8, 0]);
+    for (cid, data) in &blocks[12..] {
+        assert_eq!(s.get_block(cid).unwrap().as_ref(), Some(data));
+    }
+    assert_eq!(s.rebalance(100).unwrap(), Default::default());
+    drop(s);
+    let s = open(dir.path(), &specs).unwrap();
+    assert_eq!(s.space().unwrap().quota_used_bytes, 8 * 16 * 1024);
+    for (cid, data) in &blocks[12..] {
+        assert_eq!(s.get_block(cid).unwrap().as_ref(), Some(data));
+    }
+}

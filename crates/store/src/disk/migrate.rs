@@ -9,13 +9,20 @@
 //! unindexed bytes, which the next open deletes with their segment (or, in a segment that
 //! also holds live blocks, leaves as dead bytes like any other). Deciding *what* to move is
 //! not done here: see [`crate::tiers::placement`].
+//!
+//! Compaction is the same move within one tier: the live blocks of a segment that is mostly
+//! dead bytes (blocks deleted, or moved to another tier) are copied to the tier's active
+//! segment, and the emptied segment file is deleted. Without it, every demotion would leave
+//! its bytes behind on the fast tier's disk.
 
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use redb::{Durability, ReadableDatabase, ReadableTable};
 
-use super::{db, global_segment, split_segment, DiskStore, Loc, LOCS, SEG_LIVE};
+use std::collections::HashSet;
+
+use super::{db, global_segment, split_segment, DiskStore, Loc, LOCS, SEG_DEAD, SEG_LIVE};
 use crate::{Cid, StoreError};
 
 /// A block read back with the tier it came from.
@@ -32,11 +39,16 @@ pub(crate) struct TierUsage {
     pub capacity: u64,
 }
 
-/// Some of one tier's blocks (CID, length), and the index key to go on sampling after
-/// (`None`: the scan reached the end of the index).
-pub(crate) struct Sample {
-    pub blocks: Vec<(Cid, u64)>,
+/// A stretch of the index: each block with its segment id and length, and the key to go
+/// on from (`None`: the scan reached the end of the index).
+pub(crate) struct Scan {
+    pub blocks: Vec<(Cid, u64, u64)>,
     pub next: Option<Vec<u8>>,
+}
+
+/// The tier a segment id (as in [`Scan`]) belongs to.
+pub(crate) fn tier_of(segment: u64) -> usize {
+    split_segment(segment).0
 }
 
 /// How often a read retries after the block moved under it (a migration deleted the
@@ -98,15 +110,61 @@ impl DiskStore {
     /// Moves a block's payload to tier `to`; returns whether it moved (it may have been
     /// deleted, or already be there). Crash-safe at every point: see the module doc.
     pub(crate) fn migrate(&self, cid: &Cid, to: usize) -> Result<bool, StoreError> {
-        let Some(target) = self.shared.tiers.get(to) else {
-            return Ok(false);
-        };
         let Some(old) = self.location(cid)? else {
             return Ok(false);
         };
         if split_segment(old.0).0 == to {
             return Ok(false);
         }
+        self.relocate(cid, old, to)
+    }
+
+    /// Moves a block out of its segment, within its tier, if that segment is in `sparse`.
+    pub(crate) fn compact(&self, cid: &Cid, sparse: &HashSet<u64>) -> Result<bool, StoreError> {
+        let Some(old) = self.location(cid)? else {
+            return Ok(false);
+        };
+        if !sparse.contains(&old.0) {
+            return Ok(false);
+        }
+        self.relocate(cid, old, split_segment(old.0).0)
+    }
+
+    /// Segments of `tier` (not its active one) at least half of whose file is dead bytes.
+    pub(crate) fn sparse_segments(&self, tier: usize) -> Result<HashSet<u64>, StoreError> {
+        let Some(t) = self.shared.tiers.get(tier) else {
+            return Ok(HashSet::new());
+        };
+        let rows: Vec<(u64, u64)> = {
+            let doing = "reading dead bytes";
+            let txn = self.shared.db.begin_read().map_err(db(doing))?;
+            let dead = match txn.open_table(SEG_DEAD) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(HashSet::new()),
+                Err(e) => return Err(db(doing)(e)),
+            };
+            let first = global_segment(tier, 0);
+            let last = global_segment(tier + 1, 0);
+            let rows = dead.range(first..last).map_err(db(doing))?;
+            rows.filter_map(|r| r.ok())
+                .map(|(k, v)| (k.value(), v.value()))
+                .collect()
+        };
+        let active = t.segments.active_id();
+        Ok(rows
+            .into_iter()
+            .filter(|&(id, dead)| {
+                let local = split_segment(id).1;
+                local != active && t.segments.file_len(local).is_ok_and(|len| dead * 2 >= len)
+            })
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    fn relocate(&self, cid: &Cid, old: Loc, to: usize) -> Result<bool, StoreError> {
+        let Some(target) = self.shared.tiers.get(to) else {
+            return Ok(false);
+        };
         let data = self.read_payload(old)?;
         let at = target
             .segments
@@ -155,21 +213,15 @@ impl DiskStore {
         )
     }
 
-    /// Up to `scan` index entries from `cursor` on (the start when `None`), keeping those
-    /// on `tier`; returns them with the cursor to continue from (`None`: wrapped around).
-    /// Placement samples a tier this way instead of keeping per-block state in memory.
-    pub(crate) fn sample_tier(
-        &self,
-        tier: usize,
-        cursor: Option<&[u8]>,
-        scan: usize,
-    ) -> Result<Sample, StoreError> {
-        let doing = "sampling a tier";
+    /// Up to `scan` index entries from `cursor` on (the start when `None`). Placement
+    /// samples a tier this way instead of keeping per-block state in memory.
+    pub(crate) fn scan(&self, cursor: Option<&[u8]>, scan: usize) -> Result<Scan, StoreError> {
+        let doing = "scanning block locations";
         let txn = self.shared.db.begin_read().map_err(db(doing))?;
         let locs = match txn.open_table(LOCS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => {
-                return Ok(Sample {
+                return Ok(Scan {
                     blocks: Vec::new(),
                     next: None,
                 })
@@ -189,10 +241,8 @@ impl DiskStore {
         for row in rows {
             let (k, v) = row.map_err(db(doing))?;
             let (segment, _, len) = v.value();
-            if split_segment(segment).0 == tier {
-                if let Ok(cid) = Cid::try_from(k.value()) {
-                    found.push((cid, len));
-                }
+            if let Ok(cid) = Cid::try_from(k.value()) {
+                found.push((cid, segment, len));
             }
             seen += 1;
             if seen >= scan {
@@ -200,7 +250,7 @@ impl DiskStore {
                 break;
             }
         }
-        Ok(Sample {
+        Ok(Scan {
             blocks: found,
             next: last,
         })

@@ -47,12 +47,17 @@ const SWAP_MARGIN: u8 = 1;
 const SAMPLE_SCAN: usize = 512;
 /// Blocks of a tier a sample should hold before the coldest is picked.
 const SAMPLE_WANTED: usize = 16;
+/// Index entries one rebalance looks at for blocks in segments worth compacting: bounds
+/// the work of a call however large the index is (the cursor goes on next time).
+const COMPACT_SCAN: usize = 16 * SAMPLE_SCAN;
 
 /// What one [`TieredStore::rebalance`] call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rebalanced {
     pub promoted: u64,
     pub demoted: u64,
+    /// Blocks moved within their tier out of segments mostly made of dead bytes.
+    pub compacted: u64,
 }
 
 struct Persistent {
@@ -73,7 +78,7 @@ pub struct TieredStore {
     persistent: Vec<Persistent>,
     sketch: FrequencySketch,
     candidates: Candidates,
-    /// Where sampling of each persistent tier goes on from.
+    /// Where sampling of each persistent tier goes on from; the last one is compaction's.
     cursors: Mutex<Vec<Option<Vec<u8>>>>,
 }
 
@@ -128,7 +133,7 @@ impl TieredStore {
                 tier,
                 counters: TierCounters::default(),
             }),
-            cursors: Mutex::new(vec![None; persistent.len()]),
+            cursors: Mutex::new(vec![None; persistent.len() + 1]),
             persistent,
             sketch: FrequencySketch::new(tracked),
             candidates: Candidates::default(),
@@ -171,13 +176,16 @@ impl TieredStore {
         out
     }
 
-    /// Moves at most `budget` blocks between persistent tiers: first the coldest blocks of
-    /// any tier over its size one tier down, then blocks read often enough from a slower
-    /// tier up to the fastest tier with room. Each move is durable before the next starts;
-    /// a kill at any moment loses nothing. Returns what moved.
+    /// Moves at most `budget` blocks: first the coldest blocks of any tier over its size one
+    /// tier down, then blocks read often enough from a slower tier up to the fastest tier
+    /// with room, then (budget left) blocks out of segments mostly made of dead bytes, so
+    /// their files go. Each move is durable before the next starts; a kill at any moment
+    /// loses nothing. Returns what moved.
     pub fn rebalance(&self, budget: usize) -> Result<Rebalanced, StoreError> {
         let mut done = Rebalanced::default();
-        for _ in 0..budget {
+        let mut steps = 0;
+        while steps < budget {
+            steps += 1;
             let usage = self.disk.tier_usage();
             if let Some(tier) = placement::overfull(&usage) {
                 let Some((cid, _)) = self.coldest_on(tier)? else {
@@ -220,7 +228,43 @@ impl TieredStore {
                 }
             }
         }
+        done.compacted = self.compact(budget.saturating_sub(steps))?;
         Ok(done)
+    }
+
+    /// Moves up to `budget` blocks out of sparse segments (see `disk/migrate.rs`).
+    fn compact(&self, budget: usize) -> Result<u64, StoreError> {
+        if budget == 0 {
+            return Ok(0);
+        }
+        let mut sparse = std::collections::HashSet::new();
+        for tier in 0..self.persistent.len() {
+            sparse.extend(self.disk.sparse_segments(tier)?);
+        }
+        if sparse.is_empty() {
+            return Ok(0);
+        }
+        let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        let cursor = cursors.last_mut().expect("compaction has a cursor");
+        let (mut moved, mut scanned) = (0, 0);
+        while scanned < COMPACT_SCAN && (moved as usize) < budget {
+            let found = self.disk.scan(cursor.as_deref(), SAMPLE_SCAN)?;
+            scanned += SAMPLE_SCAN;
+            for (cid, segment, _) in found.blocks {
+                if (moved as usize) < budget
+                    && sparse.contains(&segment)
+                    && self.disk.compact(&cid, &sparse)?
+                {
+                    moved += 1;
+                }
+            }
+            let wrapped = found.next.is_none();
+            *cursor = found.next;
+            if wrapped {
+                break;
+            }
+        }
+        Ok(moved)
     }
 
     /// The coldest of a sample of `tier`'s blocks, with its estimated read count.
@@ -231,10 +275,14 @@ impl TieredStore {
         // Until the sample is big enough, or the whole index was looked at once.
         while sample.len() < SAMPLE_WANTED && wrapped < 2 {
             let cursor = cursors[tier].take();
-            let found = self
-                .disk
-                .sample_tier(tier, cursor.as_deref(), SAMPLE_SCAN)?;
-            sample.extend(found.blocks);
+            let found = self.disk.scan(cursor.as_deref(), SAMPLE_SCAN)?;
+            sample.extend(
+                found
+                    .blocks
+                    .into_iter()
+                    .filter(|&(_, segment, _)| crate::disk::tier_of(segment) == tier)
+                    .map(|(cid, _, len)| (cid, len)),
+            );
             if found.next.is_none() {
                 wrapped += 1;
             }
