@@ -32,7 +32,7 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-use crate::segments::{self, Segments};
+use crate::segments::{self, Segments, Unindexed};
 use crate::tiers::placement;
 use crate::{
     is_manifest, unix_secs, BlockStore, Cid, LeafRef, Reclaimed, Space, StoreConfig, StoreError,
@@ -316,7 +316,8 @@ impl DiskStore {
     /// opens, so the I/O neither holds redb's single writer nor waits for it. Returns where
     /// each block went; a block already stored, a repeat within `blocks`, or every block
     /// when the quota is close gets `None`, and the transaction decides (and writes) those.
-    fn stage(&self, blocks: &[(Cid, Bytes)]) -> Result<Vec<Option<Loc>>, StoreError> {
+    /// Hold the [`Unindexed`] until the transaction indexing them has committed.
+    fn stage(&self, blocks: &[(Cid, Bytes)]) -> Result<(Vec<Option<Loc>>, Unindexed), StoreError> {
         let mut staged = vec![None; blocks.len()];
         let fresh: Vec<usize> = {
             let txn = self
@@ -348,11 +349,11 @@ impl DiskStore {
         };
         let bytes: u64 = fresh.iter().map(|&i| blocks[i].1.len() as u64).sum();
         if self.shared.used.load(Ordering::Relaxed) + bytes > self.cfg().quota_max_bytes {
-            return Ok(staged);
+            return Ok((staged, Unindexed::default()));
         }
         let payloads: Vec<&[u8]> = fresh.iter().map(|&i| &blocks[i].1[..]).collect();
         let tier = self.write_tier(bytes);
-        let locs = self.shared.tiers[tier]
+        let (locs, held) = self.shared.tiers[tier]
             .segments
             .append(&payloads)
             .map_err(|e| StoreError::Db {
@@ -366,7 +367,7 @@ impl DiskStore {
                 blocks[i].1.len() as u64,
             ));
         }
-        Ok(staged)
+        Ok((staged, held))
     }
 
     fn write<T>(
@@ -381,11 +382,20 @@ impl DiskStore {
             reason: e.to_string(),
         })?;
         let write_tier = self.write_tier(0);
-        let (out, used, blocks, dead, per_tier, removed) = {
+        let (out, used, blocks, dead, per_tier, removed, unindexed) = {
             let mut tx = Tx::new(&txn, &self.shared.cfg, &self.shared.tiers, write_tier)?;
             let out = f(&mut tx)?;
             tx.save_counters()?;
-            (out, tx.used, tx.blocks, tx.dead, tx.per_tier, tx.removed)
+            let Tx {
+                used,
+                blocks,
+                dead,
+                per_tier,
+                removed,
+                unindexed,
+                ..
+            } = tx;
+            (out, used, blocks, dead, per_tier, removed, unindexed)
         };
         if matches!(durability, Durability::Immediate) {
             // Every tier: an earlier non-durable commit (an upload's batch) may point into
@@ -401,6 +411,7 @@ impl DiskStore {
             }
         }
         txn.commit().map_err(db(doing))?;
+        drop(unindexed);
         for id in dead {
             let (t, local) = split_segment(id);
             if let Some(Err(e)) = self.shared.tiers.get(t).map(|t| t.segments.remove(local)) {
@@ -434,6 +445,8 @@ struct Tx<'a> {
     /// Segments left without a live block: deleted once the transaction commits.
     dead: Vec<u64>,
     removed: Vec<Cid>,
+    /// Payloads this transaction appended itself, kept from deletion until it commits.
+    unindexed: Unindexed,
 }
 
 fn encode_leaf(leaf: &LeafRef) -> Vec<u8> {
@@ -492,6 +505,7 @@ impl<'a> Tx<'a> {
             per_tier,
             dead: Vec::new(),
             removed: Vec::new(),
+            unindexed: Unindexed::default(),
         })
     }
 
@@ -600,7 +614,7 @@ impl<'a> Tx<'a> {
                 Some(loc) => loc,
                 None => {
                     let t = self.write_tier;
-                    let at =
+                    let (at, held) =
                         self.tiers[t]
                             .segments
                             .append(&[data])
@@ -608,6 +622,7 @@ impl<'a> Tx<'a> {
                                 doing: "appending a block to its segment",
                                 reason: format!("tier {t}: {e}"),
                             })?;
+                    self.unindexed.merge(held);
                     (global_segment(t, at[0].0), at[0].1, len)
                 }
             };
@@ -870,7 +885,7 @@ impl<'a> Tx<'a> {
 
 impl BlockStore for DiskStore {
     fn put_block(&self, cid: &Cid, data: Bytes) -> Result<bool, StoreError> {
-        let staged = self.stage(&[(*cid, data.clone())])?;
+        let (staged, _unindexed) = self.stage(&[(*cid, data.clone())])?;
         self.write("storing a block", Durability::Immediate, |tx| {
             tx.add(cid, &data, staged[0], 0)
         })
@@ -1009,7 +1024,7 @@ impl BlockStore for DiskStore {
 }
 
 type Batch = Vec<(Cid, Bytes)>;
-type Writing = std::thread::JoinHandle<Result<(Batch, Vec<Option<Loc>>), StoreError>>;
+type Writing = std::thread::JoinHandle<Result<(Batch, Vec<Option<Loc>>, Unindexed), StoreError>>;
 
 struct DiskUpload {
     store: DiskStore,
@@ -1033,7 +1048,11 @@ impl DiskUpload {
         let store = self.store.clone();
         let started = std::thread::Builder::new()
             .name("neverust-store-io".into())
-            .spawn(move || store.stage(&batch).map(|staged| (batch, staged)))
+            .spawn(move || {
+                store
+                    .stage(&batch)
+                    .map(|(staged, held)| (batch, staged, held))
+            })
             .map_err(|e| StoreError::Db {
                 doing: "starting a block writer",
                 reason: e.to_string(),
@@ -1055,7 +1074,7 @@ impl DiskUpload {
     }
 
     fn index(&mut self, writing: Writing) -> Result<(), StoreError> {
-        let (batch, staged) = writing.join().map_err(|_| StoreError::Db {
+        let (batch, staged, _unindexed) = writing.join().map_err(|_| StoreError::Db {
             doing: "writing upload blocks",
             reason: "the block writer panicked".into(),
         })??;
@@ -1108,7 +1127,7 @@ impl Upload for DiskUpload {
         self.settle_writing()?;
         let id = self.id;
         let count = leaves.len() as u64;
-        let staged = self.store.stage(&[(*manifest_cid, manifest.clone())])?;
+        let (staged, _unindexed) = self.store.stage(&[(*manifest_cid, manifest.clone())])?;
         self.store
             .write("committing an upload", Durability::Immediate, |tx| {
                 tx.add(manifest_cid, &manifest, staged[0], 0)?;

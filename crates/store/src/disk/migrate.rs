@@ -166,7 +166,7 @@ impl DiskStore {
             return Ok(false);
         };
         let data = self.read_payload(old)?;
-        let at = target
+        let (at, _unindexed) = target
             .segments
             .append(&[&data])
             .map_err(|e| StoreError::Db {
