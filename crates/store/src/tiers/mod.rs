@@ -47,12 +47,16 @@ const SWAP_MARGIN: u8 = 1;
 const SAMPLE_SCAN: usize = 512;
 /// Blocks of a tier a sample should hold before the coldest is picked.
 const SAMPLE_WANTED: usize = 16;
+/// Scans of [`SAMPLE_SCAN`] entries one sample may take: a tier holding few of the index's
+/// blocks is sampled from what this many found, not by reading the whole index.
+const SAMPLE_SCANS_MAX: usize = 64;
 /// Index entries one rebalance looks at for blocks in segments worth compacting: bounds
 /// the work of a call however large the index is (the cursor goes on next time).
 const COMPACT_SCAN: usize = 16 * SAMPLE_SCAN;
 
 /// What one [`TieredStore::rebalance`] call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Rebalanced {
     pub promoted: u64,
     pub demoted: u64,
@@ -271,9 +275,10 @@ impl TieredStore {
     fn coldest_on(&self, tier: usize) -> Result<Option<(Cid, u8)>, StoreError> {
         let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
         let mut sample = Vec::new();
-        let mut wrapped = 0;
-        // Until the sample is big enough, or the whole index was looked at once.
-        while sample.len() < SAMPLE_WANTED && wrapped < 2 {
+        for _ in 0..SAMPLE_SCANS_MAX {
+            if sample.len() >= SAMPLE_WANTED {
+                break;
+            }
             let cursor = cursors[tier].take();
             let found = self.disk.scan(cursor.as_deref(), SAMPLE_SCAN)?;
             sample.extend(
@@ -283,10 +288,11 @@ impl TieredStore {
                     .filter(|&(_, segment, _)| crate::disk::tier_of(segment) == tier)
                     .map(|(cid, _, len)| (cid, len)),
             );
-            if found.next.is_none() {
-                wrapped += 1;
-            }
+            let wrapped = found.next.is_none();
             cursors[tier] = found.next;
+            if wrapped && cursor.is_none() {
+                break; // the whole index, from its start: there is no more to find
+            }
         }
         Ok(placement::coldest(&sample, &self.sketch))
     }

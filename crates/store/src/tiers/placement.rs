@@ -68,7 +68,9 @@ const ROWS: usize = 4;
 impl FrequencySketch {
     /// Sized for about `blocks` distinct blocks being tracked at once.
     pub(crate) fn new(blocks: usize) -> Self {
-        let width = blocks.clamp(1024, 1 << 24).next_power_of_two();
+        // At most 4 Mi counters a row (16 MiB in all): beyond that the estimates of the
+        // blocks competing for the fast tiers are already sharp.
+        let width = blocks.clamp(1024, 1 << 22).next_power_of_two();
         let row = || (0..width).map(|_| AtomicU8::new(0)).collect::<Box<[_]>>();
         FrequencySketch {
             rows: [row(), row(), row(), row()],

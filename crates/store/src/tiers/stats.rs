@@ -31,6 +31,7 @@ pub const LATENCY_BUCKETS: [Duration; 16] = [
 
 /// A snapshot of one tier.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TierStats {
     pub kind: TierKind,
     /// `None` for the memory tier.
