@@ -86,6 +86,18 @@ impl Zipf {
         Zipf { cdf }
     }
 
+    /// Probability that a read falls on ranks `from..to`.
+    fn share(&self, from: usize, to: usize) -> f64 {
+        let at = |r: usize| {
+            if r == 0 {
+                0.0
+            } else {
+                self.cdf[r.min(self.cdf.len()) - 1]
+            }
+        };
+        at(to) - at(from)
+    }
+
     fn sample(&self, rng: &mut impl Rng) -> usize {
         let u: f64 = rng.random();
         self.cdf.partition_point(|&p| p < u).min(self.cdf.len() - 1)
@@ -128,15 +140,26 @@ fn zipf_reads(c: &mut Criterion) {
     read(reads, &mut rng);
     let after = store.tier_stats();
     println!(
-        "zipf s={s}: {DATASET_BLOCKS} blocks of 64 KiB, memory tier {} MiB; hit ratio per tier over {reads} reads:",
+        "zipf s={s}: {DATASET_BLOCKS} blocks of 64 KiB, memory tier {} MiB; hit ratio per tier over {reads} reads \
+         (ideal: each tier holding the most read blocks the faster ones do not, as many as it holds now):",
         MEMORY_TIER >> 20
     );
-    for (b, a) in before.iter().zip(&after) {
+    let mut rank = 0;
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         let hits = a.hits - b.hits;
+        // The slowest tier ideally holds the rest.
+        let held = if i + 1 == after.len() {
+            DATASET_BLOCKS - rank
+        } else {
+            a.blocks as usize
+        };
+        let ideal = zipf.share(rank, rank + held);
+        rank += held;
         println!(
-            "  {:<6} {:>5.1} %  ({} blocks, {} promoted, {} demoted while measuring)",
+            "  {:<6} {:>5.1} %  ideal {:>5.1} %  ({} blocks, {} promoted, {} demoted while measuring)",
             a.kind.name(),
             100.0 * hits as f64 / reads as f64,
+            100.0 * ideal,
             a.blocks,
             a.promotions - b.promotions,
             a.demotions - b.demotions,

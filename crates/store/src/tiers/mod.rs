@@ -8,8 +8,13 @@
 //! payloads going to the fastest persistent tier with room. Reads count how often each
 //! block is read; [`TieredStore::rebalance`], which the node calls from a background task,
 //! moves hot blocks up into tiers with room and pushes the coldest blocks of a tier over its
-//! size down, each move one crash-safe migration (see `disk/migrate.rs`). This module
-//! holds no durable state and decides nothing itself: see [`placement`].
+//! size down, each move one crash-safe migration (see `disk/migrate.rs`), and compacts
+//! segments that moves and deletes left mostly dead. The memory tier only ever holds
+//! copies: it is filled by reads and forgets what a commit removes.
+//!
+//! This module holds no durable state and decides nothing itself (see [`placement`]); it
+//! runs no thread either: the store stays synchronous, and moving blocks is whatever the
+//! caller of `rebalance` gives it time for.
 
 mod cache;
 mod emulation;
@@ -128,7 +133,7 @@ impl TieredStore {
         let tracked = specs
             .iter()
             .take(specs.len().saturating_sub(1).max(1))
-            .map(|s| s.capacity / (64 << 10))
+            .map(|s| s.capacity / neverust_content::BLOCK_SIZE as u64)
             .sum::<u64>() as usize;
         Ok(TieredStore {
             disk,
