@@ -256,3 +256,81 @@ impl DiskStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::disk::TierDir;
+    use crate::{BlockStore, StoreConfig};
+
+    fn two_tiers(dir: &Path) -> DiskStore {
+        let tier = |name: &str| TierDir {
+            dir: dir.join(name),
+            capacity: u64::MAX,
+        };
+        let cfg = StoreConfig {
+            quota_max_bytes: 1 << 30,
+            block_ttl: Duration::from_secs(3600),
+        };
+        DiskStore::open_tiers(&[tier("fast"), tier("slow")], cfg, None).unwrap()
+    }
+
+    fn segment_file(dir: &Path, tier: &str, local: u64) -> std::path::PathBuf {
+        dir.join(tier)
+            .join("segments")
+            .join(format!("{local:08}.seg"))
+    }
+
+    /// The crash point between the copy (written and synced) and the index commit.
+    #[test]
+    fn a_copy_never_committed_leaves_the_block_where_it_was_and_goes_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = Bytes::from(vec![7u8; 10_000]);
+        let cid = neverust_content::block_cid(&data);
+        let copy = {
+            let store = two_tiers(dir.path());
+            store.put_block(&cid, data.clone()).unwrap();
+            let slow = &store.shared.tiers[1].segments;
+            let (at, _held) = slow.append(&[&data]).unwrap();
+            slow.sync().unwrap();
+            at[0].0
+        };
+        assert!(segment_file(dir.path(), "slow", copy).exists());
+        let store = two_tiers(dir.path());
+        let found = store.get_located(&cid).unwrap().unwrap();
+        assert_eq!((found.tier, found.data), (0, data));
+        assert!(
+            !segment_file(dir.path(), "slow", copy).exists(),
+            "the orphan went"
+        );
+    }
+
+    /// The crash point after the commit, before the emptied old segment was deleted.
+    #[test]
+    fn after_the_commit_the_copy_is_the_block_and_the_old_segment_goes_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = Bytes::from(vec![9u8; 10_000]);
+        let cid = neverust_content::block_cid(&data);
+        let old_segment = {
+            let store = two_tiers(dir.path());
+            store.put_block(&cid, data.clone()).unwrap();
+            let old = store.location(&cid).unwrap().unwrap();
+            assert!(store.migrate(&cid, 1).unwrap());
+            assert!(!store.migrate(&cid, 1).unwrap(), "already there");
+            split_segment(old.0).1
+        };
+        // The active segment is never deleted while the store runs: still there, as if
+        // the process had died before deleting it.
+        assert!(segment_file(dir.path(), "fast", old_segment).exists());
+        let store = two_tiers(dir.path());
+        let found = store.get_located(&cid).unwrap().unwrap();
+        assert_eq!((found.tier, found.data), (1, data));
+        assert!(!segment_file(dir.path(), "fast", old_segment).exists());
+        let usage = store.tier_usage();
+        assert_eq!((usage[0].blocks, usage[1].blocks), (0, 1));
+        assert_eq!(usage[1].bytes, 10_000);
+    }
+}
