@@ -10,6 +10,16 @@
 //! acknowledged yet) and finish with one durable commit; the pending table
 //! remembers what each unfinished upload holds, so an abort, or the next open after a
 //! crash, releases exactly that.
+//!
+//! The store may spread payloads over several directories, its persistent tiers (fastest
+//! first; see [`crate::tiers`]): the index, in the first tier's directory, stays the one
+//! authority, and a location's segment id carries its tier in its top byte. Tier 0's ids are
+//! the plain segment numbers, so a single-directory store's files are what they always were.
+//! Moving a payload between tiers is in [`migrate`].
+
+mod migrate;
+
+pub(crate) use migrate::{tier_of, TierUsage};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -22,7 +32,8 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-use crate::segments::{self, Segments};
+use crate::segments::{self, Segments, Unindexed};
+use crate::tiers::placement;
 use crate::{
     is_manifest, unix_secs, BlockStore, Cid, LeafRef, Reclaimed, Space, StoreConfig, StoreError,
     StoreStats, Upload,
@@ -32,6 +43,9 @@ use crate::{
 const LOCS: TableDefinition<&[u8], (u64, u64, u64)> = TableDefinition::new("block_locations");
 /// segment → live payload bytes in it
 const SEG_LIVE: TableDefinition<u64, u64> = TableDefinition::new("segment_live_bytes");
+/// segment → bytes (padding included) of the payloads deleted or moved out of it, which
+/// compaction reclaims; added with tiers (absent in older stores: nothing counted yet)
+const SEG_DEAD: TableDefinition<u64, u64> = TableDefinition::new("segment_dead_bytes");
 /// cid → (references, expires at unix secs)
 const META: TableDefinition<&[u8], (u64, u64)> = TableDefinition::new("block_meta");
 /// (tree cid, index) → [cid length][cid][proof]
@@ -55,11 +69,72 @@ const CACHE_BYTES: usize = 16 << 20;
 
 struct Shared {
     db: Database,
-    segments: Segments,
+    tiers: Vec<DiskTier>,
     cfg: StoreConfig,
     used: AtomicU64,
     blocks: AtomicU64,
     next_upload: AtomicU64,
+    /// Told every CID a committed transaction removed (the memory tier drops its copy).
+    on_remove: Option<RemoveHook>,
+}
+
+pub(crate) type RemoveHook = Arc<dyn Fn(&Cid) + Send + Sync>;
+
+/// One directory of segment files: a persistent tier.
+struct DiskTier {
+    dir: std::path::PathBuf,
+    segments: Segments,
+    capacity: u64,
+    /// Live blocks and payload bytes on this tier, as of the last commit.
+    blocks: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Where a persistent tier is and how much it should hold.
+#[derive(Clone, Debug)]
+pub(crate) struct TierDir {
+    pub dir: std::path::PathBuf,
+    pub capacity: u64,
+}
+
+/// Top byte of a segment id: the tier whose directory holds the segment file.
+const TIER_SHIFT: u32 = 56;
+
+fn global_segment(tier: usize, local: u64) -> u64 {
+    ((tier as u64) << TIER_SHIFT) | local
+}
+
+/// (tier, segment number within the tier's directory)
+fn split_segment(id: u64) -> (usize, u64) {
+    ((id >> TIER_SHIFT) as usize, id & ((1 << TIER_SHIFT) - 1))
+}
+
+/// Counter keys of tiers after the first; tier 0's figures are the totals less these, so
+/// a single-directory store writes no key it did not write before tiers existed.
+fn tier_key(tier: usize, what: &str) -> String {
+    format!("tier{tier}.{what}")
+}
+
+/// Each tier directory remembers its position, so a reordered `--tier` list (which would
+/// make the index point into the wrong directories) is refused instead of losing blocks.
+fn check_tier_marker(dir: &Path, tier: usize) -> Result<(), StoreError> {
+    let path = dir.join("TIER");
+    let expected = format!("neverust tier {tier}\n");
+    let open_err = |reason: String| StoreError::Open {
+        path: path.clone(),
+        reason,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found == expected => Ok(()),
+        Ok(found) => Err(open_err(format!(
+            "this directory was tier {} and is now given as tier {tier}: tiers must keep their order",
+            found.trim().trim_start_matches("neverust tier ")
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, expected).map_err(|e| open_err(e.to_string()))
+        }
+        Err(e) => Err(open_err(e.to_string())),
+    }
 }
 
 #[derive(Clone)]
@@ -74,10 +149,49 @@ fn db<E: Into<redb::Error>>(doing: &'static str) -> impl FnOnce(E) -> StoreError
 impl DiskStore {
     /// Opens (or creates) `dir/blocks.redb`, and releases what uploads cut off by a crash held.
     pub fn open(dir: &Path, cfg: StoreConfig) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-            path: dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let only = TierDir {
+            dir: dir.to_path_buf(),
+            capacity: u64::MAX,
+        };
+        Self::open_tiers(&[only], cfg, None)
+    }
+
+    /// Opens a store over several tier directories, fastest first; the index lives in the
+    /// first. `on_remove` hears of every block a commit removes.
+    pub(crate) fn open_tiers(
+        tier_dirs: &[TierDir],
+        cfg: StoreConfig,
+        on_remove: Option<RemoveHook>,
+    ) -> Result<Self, StoreError> {
+        let dir = &tier_dirs
+            .first()
+            .ok_or_else(|| StoreError::Open {
+                path: Default::default(),
+                reason: "no directory given".into(),
+            })?
+            .dir;
+        let mut tiers = Vec::with_capacity(tier_dirs.len());
+        for (i, t) in tier_dirs.iter().enumerate() {
+            std::fs::create_dir_all(&t.dir).map_err(|e| StoreError::Open {
+                path: t.dir.clone(),
+                reason: e.to_string(),
+            })?;
+            if tier_dirs.len() > 1 {
+                check_tier_marker(&t.dir, i)?;
+            }
+            let seg_dir = t.dir.join("segments");
+            let segments = Segments::open(&seg_dir).map_err(|e| StoreError::Open {
+                path: seg_dir.clone(),
+                reason: e.to_string(),
+            })?;
+            tiers.push(DiskTier {
+                dir: t.dir.clone(),
+                segments,
+                capacity: t.capacity,
+                blocks: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+            });
+        }
         let path = dir.join("blocks.redb");
         let database = Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -86,19 +200,15 @@ impl DiskStore {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let seg_dir = dir.join("segments");
-        let segments = Segments::open(&seg_dir).map_err(|e| StoreError::Open {
-            path: seg_dir.clone(),
-            reason: e.to_string(),
-        })?;
         let store = DiskStore {
             shared: Arc::new(Shared {
                 db: database,
-                segments,
+                tiers,
                 cfg,
                 used: AtomicU64::new(0),
                 blocks: AtomicU64::new(0),
                 next_upload: AtomicU64::new(0),
+                on_remove,
             }),
         };
         store.write("recovering uploads", Durability::Immediate, |tx| {
@@ -122,15 +232,38 @@ impl DiskStore {
                 .txn
                 .open_table(SEG_LIVE)
                 .map_err(db("opening segments"))?;
-            let active = tx.segments.active_id();
-            for id in segments::existing(&seg_dir).unwrap_or_default() {
-                if id != active && live.get(id).map_err(db("reading segments"))?.is_none() {
-                    tx.dead.push(id);
+            for (t, tier) in tx.tiers.iter().enumerate() {
+                let active = tier.segments.active_id();
+                let seg_dir = tier.dir.join("segments");
+                for local in segments::existing(&seg_dir).unwrap_or_default() {
+                    let id = global_segment(t, local);
+                    if local != active && live.get(id).map_err(db("reading segments"))?.is_none() {
+                        tx.dead.push(id);
+                    }
+                }
+            }
+            // A tier the index still has blocks on must not have been left out.
+            let last = live.last().map_err(db("reading segments"))?;
+            if let Some((id, _)) = last {
+                let (t, _) = split_segment(id.value());
+                if t >= tx.tiers.len() {
+                    return Err(StoreError::Open {
+                        path: path.clone(),
+                        reason: format!(
+                            "the index holds blocks on tier {t} but only {} tiers are given",
+                            tx.tiers.len()
+                        ),
+                    });
                 }
             }
             Ok(())
         })?;
         Ok(store)
+    }
+
+    /// The tier new payloads of `bytes` go to: the fastest with room, else the first.
+    fn write_tier(&self, bytes: u64) -> usize {
+        placement::write_tier(&self.tier_usage(), bytes)
     }
 
     fn cfg(&self) -> &StoreConfig {
@@ -152,21 +285,39 @@ impl DiskStore {
         }
     }
 
-    fn read_payload(&self, (segment, offset, len): (u64, u64, u64)) -> Result<Bytes, StoreError> {
-        self.shared
-            .segments
-            .read(segment, offset, len)
-            .map_err(|e| StoreError::Db {
-                doing: "reading a block from its segment",
-                reason: e.to_string(),
-            })
+    fn read_payload(&self, (segment, offset, len): Loc) -> Result<Bytes, StoreError> {
+        self.read_raw((segment, offset, len))
+            .map_err(|e| self.segment_error("reading a block from its segment", segment, e))
+    }
+
+    fn read_raw(&self, (segment, offset, len): Loc) -> std::io::Result<Bytes> {
+        let (tier, local) = split_segment(segment);
+        let tier = self.shared.tiers.get(tier).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "location on no known tier")
+        })?;
+        tier.segments.read(local, offset, len)
+    }
+
+    fn segment_error(&self, doing: &'static str, segment: u64, e: std::io::Error) -> StoreError {
+        let (tier, local) = split_segment(segment);
+        let dir = self
+            .shared
+            .tiers
+            .get(tier)
+            .map(|t| t.dir.display().to_string())
+            .unwrap_or_default();
+        StoreError::Db {
+            doing,
+            reason: format!("tier {tier} ({dir}), segment {local}: {e}"),
+        }
     }
 
     /// Writes the payloads of the blocks the index lacks before their write transaction
     /// opens, so the I/O neither holds redb's single writer nor waits for it. Returns where
     /// each block went; a block already stored, a repeat within `blocks`, or every block
     /// when the quota is close gets `None`, and the transaction decides (and writes) those.
-    fn stage(&self, blocks: &[(Cid, Bytes)]) -> Result<Vec<Option<Loc>>, StoreError> {
+    /// Hold the [`Unindexed`] until the transaction indexing them has committed.
+    fn stage(&self, blocks: &[(Cid, Bytes)]) -> Result<(Vec<Option<Loc>>, Unindexed), StoreError> {
         let mut staged = vec![None; blocks.len()];
         let fresh: Vec<usize> = {
             let txn = self
@@ -198,21 +349,25 @@ impl DiskStore {
         };
         let bytes: u64 = fresh.iter().map(|&i| blocks[i].1.len() as u64).sum();
         if self.shared.used.load(Ordering::Relaxed) + bytes > self.cfg().quota_max_bytes {
-            return Ok(staged);
+            return Ok((staged, Unindexed::default()));
         }
         let payloads: Vec<&[u8]> = fresh.iter().map(|&i| &blocks[i].1[..]).collect();
-        let locs = self
-            .shared
+        let tier = self.write_tier(bytes);
+        let (locs, held) = self.shared.tiers[tier]
             .segments
             .append(&payloads)
             .map_err(|e| StoreError::Db {
                 doing: "appending blocks to their segment",
-                reason: e.to_string(),
+                reason: format!("tier {tier}: {e}"),
             })?;
         for (&i, (segment, offset)) in fresh.iter().zip(locs) {
-            staged[i] = Some((segment, offset, blocks[i].1.len() as u64));
+            staged[i] = Some((
+                global_segment(tier, segment),
+                offset,
+                blocks[i].1.len() as u64,
+            ));
         }
-        Ok(staged)
+        Ok((staged, held))
     }
 
     fn write<T>(
@@ -226,26 +381,52 @@ impl DiskStore {
             doing,
             reason: e.to_string(),
         })?;
-        let (out, used, blocks, dead) = {
-            let mut tx = Tx::new(&txn, &self.shared.cfg, &self.shared.segments)?;
+        let write_tier = self.write_tier(0);
+        let (out, used, blocks, dead, per_tier, removed, unindexed) = {
+            let mut tx = Tx::new(&txn, &self.shared.cfg, &self.shared.tiers, write_tier)?;
             let out = f(&mut tx)?;
             tx.save_counters()?;
-            (out, tx.used, tx.blocks, tx.dead)
+            let Tx {
+                used,
+                blocks,
+                dead,
+                per_tier,
+                removed,
+                unindexed,
+                ..
+            } = tx;
+            (out, used, blocks, dead, per_tier, removed, unindexed)
         };
         if matches!(durability, Durability::Immediate) {
-            self.shared.segments.sync().map_err(|e| StoreError::Db {
-                doing,
-                reason: format!("syncing segment files: {e}"),
-            })?;
+            // Every tier: an earlier non-durable commit (an upload's batch) may point into
+            // any of them, and this commit makes it durable too.
+            for (t, tier) in self.shared.tiers.iter().enumerate() {
+                tier.segments.sync().map_err(|e| StoreError::Db {
+                    doing,
+                    reason: format!(
+                        "syncing segment files of tier {t} ({}): {e}",
+                        tier.dir.display()
+                    ),
+                })?;
+            }
         }
         txn.commit().map_err(db(doing))?;
+        drop(unindexed);
         for id in dead {
-            if let Err(e) = self.shared.segments.remove(id) {
-                tracing::warn!(segment = id, error = %e, "could not delete an empty segment");
+            let (t, local) = split_segment(id);
+            if let Some(Err(e)) = self.shared.tiers.get(t).map(|t| t.segments.remove(local)) {
+                tracing::warn!(tier = t, segment = local, error = %e, "could not delete an empty segment");
             }
         }
         self.shared.used.store(used, Ordering::Relaxed);
         self.shared.blocks.store(blocks, Ordering::Relaxed);
+        for (tier, (blocks, bytes)) in self.shared.tiers.iter().zip(per_tier) {
+            tier.blocks.store(blocks, Ordering::Relaxed);
+            tier.bytes.store(bytes, Ordering::Relaxed);
+        }
+        if let Some(hook) = &self.shared.on_remove {
+            removed.iter().for_each(|cid| hook(cid));
+        }
         Ok(out)
     }
 }
@@ -254,11 +435,18 @@ impl DiskStore {
 struct Tx<'a> {
     txn: &'a WriteTransaction,
     cfg: &'a StoreConfig,
-    segments: &'a Segments,
+    tiers: &'a [DiskTier],
+    /// Where payloads this transaction writes itself go.
+    write_tier: usize,
     used: u64,
     blocks: u64,
+    /// (blocks, bytes) on each tier.
+    per_tier: Vec<(u64, u64)>,
     /// Segments left without a live block: deleted once the transaction commits.
     dead: Vec<u64>,
+    removed: Vec<Cid>,
+    /// Payloads this transaction appended itself, kept from deletion until it commits.
+    unindexed: Unindexed,
 }
 
 fn encode_leaf(leaf: &LeafRef) -> Vec<u8> {
@@ -287,7 +475,8 @@ impl<'a> Tx<'a> {
     fn new(
         txn: &'a WriteTransaction,
         cfg: &'a StoreConfig,
-        segments: &'a Segments,
+        tiers: &'a [DiskTier],
+        write_tier: usize,
     ) -> Result<Self, StoreError> {
         let counters = txn.open_table(COUNTERS).map_err(db("opening counters"))?;
         let get = |k: &str| -> Result<u64, StoreError> {
@@ -298,15 +487,40 @@ impl<'a> Tx<'a> {
                 .unwrap_or(0))
         };
         let (used, blocks) = (get("used")?, get("blocks")?);
+        let mut per_tier = vec![(blocks, used)];
+        for t in 1..tiers.len() {
+            let (b, n) = (get(&tier_key(t, "blocks"))?, get(&tier_key(t, "bytes"))?);
+            per_tier[0].0 = per_tier[0].0.saturating_sub(b);
+            per_tier[0].1 = per_tier[0].1.saturating_sub(n);
+            per_tier.push((b, n));
+        }
         drop(counters);
         Ok(Tx {
             txn,
             cfg,
-            segments,
+            tiers,
+            write_tier,
             used,
             blocks,
+            per_tier,
             dead: Vec::new(),
+            removed: Vec::new(),
+            unindexed: Unindexed::default(),
         })
+    }
+
+    /// Counts a payload of `len` bytes arriving on (`sign` +1) or leaving (-1) a segment.
+    fn count_on_tier(&mut self, segment: u64, len: u64, arriving: bool) {
+        let (t, _) = split_segment(segment);
+        if let Some((blocks, bytes)) = self.per_tier.get_mut(t) {
+            if arriving {
+                *blocks += 1;
+                *bytes += len;
+            } else {
+                *blocks = blocks.saturating_sub(1);
+                *bytes = bytes.saturating_sub(len);
+            }
+        }
     }
 
     fn save_counters(&self) -> Result<(), StoreError> {
@@ -320,6 +534,14 @@ impl<'a> Tx<'a> {
         counters
             .insert("blocks", self.blocks)
             .map_err(db("writing counters"))?;
+        for (t, &(blocks, bytes)) in self.per_tier.iter().enumerate().skip(1) {
+            counters
+                .insert(tier_key(t, "blocks").as_str(), blocks)
+                .map_err(db("writing counters"))?;
+            counters
+                .insert(tier_key(t, "bytes").as_str(), bytes)
+                .map_err(db("writing counters"))?;
+        }
         Ok(())
     }
 
@@ -391,16 +613,23 @@ impl<'a> Tx<'a> {
             let (segment, offset, len) = match staged.get(i).copied().flatten() {
                 Some(loc) => loc,
                 None => {
-                    let at = self.segments.append(&[data]).map_err(|e| StoreError::Db {
-                        doing: "appending a block to its segment",
-                        reason: e.to_string(),
-                    })?;
-                    (at[0].0, at[0].1, len)
+                    let t = self.write_tier;
+                    let (at, held) =
+                        self.tiers[t]
+                            .segments
+                            .append(&[data])
+                            .map_err(|e| StoreError::Db {
+                                doing: "appending a block to its segment",
+                                reason: format!("tier {t}: {e}"),
+                            })?;
+                    self.unindexed.merge(held);
+                    (global_segment(t, at[0].0), at[0].1, len)
                 }
             };
             locs.insert(key.as_slice(), (segment, offset, len))
                 .map_err(db("writing a block location"))?;
             *grown.entry(segment).or_default() += len;
+            self.count_on_tier(segment, len, true);
             self.used += len;
             self.blocks += 1;
             added += 1;
@@ -434,22 +663,8 @@ impl<'a> Tx<'a> {
         drop(locs);
         let len = match loc {
             Some((segment, _, len)) => {
-                let mut live = self
-                    .txn
-                    .open_table(SEG_LIVE)
-                    .map_err(db("opening segments"))?;
-                let before = live
-                    .get(segment)
-                    .map_err(db("reading segments"))?
-                    .map(|v| v.value());
-                let after = before.unwrap_or(0).saturating_sub(len);
-                if after == 0 {
-                    live.remove(segment).map_err(db("writing segments"))?;
-                    self.dead.push(segment);
-                } else {
-                    live.insert(segment, after)
-                        .map_err(db("writing segments"))?;
-                }
+                self.forget_payload(segment, len)?;
+                self.removed.push(*cid);
                 Some(len)
             }
             None => None,
@@ -465,6 +680,41 @@ impl<'a> Tx<'a> {
             self.blocks = self.blocks.saturating_sub(1);
         }
         Ok(len)
+    }
+
+    /// Takes a payload's bytes off its segment's live count (the segment goes once none is
+    /// left) and off its tier.
+    fn forget_payload(&mut self, segment: u64, len: u64) -> Result<(), StoreError> {
+        let mut live = self
+            .txn
+            .open_table(SEG_LIVE)
+            .map_err(db("opening segments"))?;
+        let before = live
+            .get(segment)
+            .map_err(db("reading segments"))?
+            .map(|v| v.value());
+        let after = before.unwrap_or(0).saturating_sub(len);
+        let mut dead = self
+            .txn
+            .open_table(SEG_DEAD)
+            .map_err(db("opening segments"))?;
+        if after == 0 {
+            live.remove(segment).map_err(db("writing segments"))?;
+            dead.remove(segment).map_err(db("writing segments"))?;
+            self.dead.push(segment);
+        } else {
+            live.insert(segment, after)
+                .map_err(db("writing segments"))?;
+            let was = dead
+                .get(segment)
+                .map_err(db("reading segments"))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            dead.insert(segment, was + segments::padded(len as usize) as u64)
+                .map_err(db("writing segments"))?;
+        }
+        self.count_on_tier(segment, len, false);
+        Ok(())
     }
 
     fn refs(&self, cid: &Cid) -> Result<Option<(u64, u64)>, StoreError> {
@@ -635,18 +885,14 @@ impl<'a> Tx<'a> {
 
 impl BlockStore for DiskStore {
     fn put_block(&self, cid: &Cid, data: Bytes) -> Result<bool, StoreError> {
-        let staged = self.stage(&[(*cid, data.clone())])?;
+        let (staged, _unindexed) = self.stage(&[(*cid, data.clone())])?;
         self.write("storing a block", Durability::Immediate, |tx| {
             tx.add(cid, &data, staged[0], 0)
         })
     }
 
     fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
-        let key = cid.to_bytes();
-        let loc = self.lookup(LOCS, "reading a block location", |t| {
-            Ok(t.get(key.as_slice())?.map(|v| v.value()))
-        })?;
-        loc.map(|loc| self.read_payload(loc)).transpose()
+        Ok(self.get_located(cid)?.map(|found| found.data))
     }
 
     fn has_block(&self, cid: &Cid) -> Result<bool, StoreError> {
@@ -679,7 +925,7 @@ impl BlockStore for DiskStore {
 
     fn begin_upload(&self) -> Result<Box<dyn Upload>, StoreError> {
         Ok(Box::new(DiskUpload {
-            _staging: self.shared.segments.staging_user(),
+            _staging: self.shared.tiers[0].segments.staging_user(),
             store: self.clone(),
             id: self.shared.next_upload.fetch_add(1, Ordering::Relaxed) + 1,
             seq: 0,
@@ -778,7 +1024,7 @@ impl BlockStore for DiskStore {
 }
 
 type Batch = Vec<(Cid, Bytes)>;
-type Writing = std::thread::JoinHandle<Result<(Batch, Vec<Option<Loc>>), StoreError>>;
+type Writing = std::thread::JoinHandle<Result<(Batch, Vec<Option<Loc>>, Unindexed), StoreError>>;
 
 struct DiskUpload {
     store: DiskStore,
@@ -802,7 +1048,11 @@ impl DiskUpload {
         let store = self.store.clone();
         let started = std::thread::Builder::new()
             .name("neverust-store-io".into())
-            .spawn(move || store.stage(&batch).map(|staged| (batch, staged)))
+            .spawn(move || {
+                store
+                    .stage(&batch)
+                    .map(|(staged, held)| (batch, staged, held))
+            })
             .map_err(|e| StoreError::Db {
                 doing: "starting a block writer",
                 reason: e.to_string(),
@@ -824,7 +1074,7 @@ impl DiskUpload {
     }
 
     fn index(&mut self, writing: Writing) -> Result<(), StoreError> {
-        let (batch, staged) = writing.join().map_err(|_| StoreError::Db {
+        let (batch, staged, _unindexed) = writing.join().map_err(|_| StoreError::Db {
             doing: "writing upload blocks",
             reason: "the block writer panicked".into(),
         })??;
@@ -877,7 +1127,7 @@ impl Upload for DiskUpload {
         self.settle_writing()?;
         let id = self.id;
         let count = leaves.len() as u64;
-        let staged = self.store.stage(&[(*manifest_cid, manifest.clone())])?;
+        let (staged, _unindexed) = self.store.stage(&[(*manifest_cid, manifest.clone())])?;
         self.store
             .write("committing an upload", Durability::Immediate, |tx| {
                 tx.add(manifest_cid, &manifest, staged[0], 0)?;

@@ -15,6 +15,8 @@ pub enum StoreError {
     Corrupt { what: String },
     #[error("{0}")]
     Io(String),
+    #[error("bad tier list: {0}")]
+    Tiers(#[from] crate::tiers::TierSpecError),
 }
 
 impl StoreError {

@@ -6,12 +6,16 @@
 //! [`Upload`]: nothing they write counts as stored until `commit`, and an upload that is
 //! aborted, dropped or cut off by a crash leaves nothing behind. The trait is synchronous;
 //! async callers run it on a blocking pool.
+//!
+//! [`TieredStore`] spreads the disk store over several directories (nvme → ssd → hdd) with
+//! a memory cache in front; see [`tiers`].
 
 mod buffers;
 mod disk;
 mod error;
 mod memory;
 mod segments;
+pub mod tiers;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +26,7 @@ pub use buffers::{release_free_heap, trim_idle as trim_idle_buffers, AlignedBloc
 pub use disk::DiskStore;
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use tiers::{Rebalanced, TierKind, TierSpec, TierSpecError, TierStats, TieredStore};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeafRef {

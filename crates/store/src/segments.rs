@@ -15,6 +15,10 @@
 //! durable commit only a cache flush. Every payload
 //! starts on a 4 KiB boundary for that; the padding is never read. Reads stay buffered, so
 //! blocks that are read often are served from the page cache.
+//!
+//! Payloads are appended before the transaction that indexes them commits, so a segment
+//! whose indexed blocks all went (deleted, or moved to another tier) may still be about to
+//! receive index entries: [`Unindexed`] keeps such a segment's file until they commit.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -42,7 +46,7 @@ pub struct Segments {
     dir: PathBuf,
     /// Whether this file system accepted `O_DIRECT` (tmpfs and some overlays do not).
     direct: bool,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     staging: Arc<BufferPool>,
 }
 
@@ -54,6 +58,45 @@ struct State {
     /// Segments whose completed writes have not been synced yet.
     dirty: HashMap<u64, Arc<File>>,
     readers: HashMap<u64, Arc<File>>,
+    /// Appends per segment whose index transaction has not finished yet.
+    unindexed: HashMap<u64, usize>,
+}
+
+/// Appends whose index entries are not committed yet: while it lives, their segments are
+/// not deleted (a segment left empty meanwhile is deleted at the next open instead). Drop
+/// it once the transaction indexing them has committed or failed.
+#[must_use = "dropping it at once lets the segment be deleted before its payloads are indexed"]
+#[derive(Default)]
+pub struct Unindexed {
+    state: Option<Arc<Mutex<State>>>,
+    ids: Vec<u64>,
+}
+
+impl Unindexed {
+    /// Holds `other`'s segments too, until this one drops.
+    pub fn merge(&mut self, mut other: Unindexed) {
+        if self.state.is_none() {
+            self.state = other.state.take();
+        }
+        self.ids.append(&mut other.ids);
+    }
+}
+
+impl Drop for Unindexed {
+    fn drop(&mut self) {
+        let Some(state) = &self.state else {
+            return;
+        };
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        for id in self.ids.drain(..) {
+            if let Some(n) = s.unindexed.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    s.unindexed.remove(&id);
+                }
+            }
+        }
+    }
 }
 
 /// Space a payload of `len` bytes takes in a segment.
@@ -131,13 +174,14 @@ impl Segments {
         Ok(Segments {
             dir: dir.to_path_buf(),
             direct,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 active_id,
                 active: Arc::new(active),
                 len: 0,
                 dirty: HashMap::new(),
                 readers: HashMap::new(),
-            }),
+                unindexed: HashMap::new(),
+            })),
             staging: BufferPool::new(STAGE, POOLED),
         })
     }
@@ -150,8 +194,9 @@ impl Segments {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reserves `total` bytes in the active segment, starting a new one when it is full.
-    fn reserve(&self, total: u64) -> std::io::Result<(u64, Arc<File>, u64)> {
+    /// Reserves `total` bytes in the active segment, starting a new one when it is full,
+    /// and holds that segment for the caller's index transaction.
+    fn reserve(&self, total: u64) -> std::io::Result<(u64, Arc<File>, u64, Unindexed)> {
         let mut s = self.lock();
         if s.len >= SEGMENT_MAX {
             let next = s.active_id + 1;
@@ -163,17 +208,24 @@ impl Segments {
         }
         let start = s.len;
         s.len += total;
-        Ok((s.active_id, s.active.clone(), start))
+        let id = s.active_id;
+        *s.unindexed.entry(id).or_default() += 1;
+        let held = Unindexed {
+            state: Some(self.state.clone()),
+            ids: vec![id],
+        };
+        Ok((id, s.active.clone(), start, held))
     }
 
     /// Appends payloads with as few writes as possible; returns (segment id, offset) of
-    /// each. The bytes are on their way to the disk, durable after the next [`Self::sync`].
+    /// each, and the hold that keeps their segment until they are indexed. The bytes are on
+    /// their way to the disk, durable after the next [`Self::sync`].
     ///
     /// Payloads already aligned in memory (an upload's blocks) are written from where they
     /// are; the others are first copied into an aligned staging buffer.
-    pub fn append(&self, payloads: &[&[u8]]) -> std::io::Result<Vec<(u64, u64)>> {
+    pub fn append(&self, payloads: &[&[u8]]) -> std::io::Result<(Vec<(u64, u64)>, Unindexed)> {
         if payloads.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Unindexed::default()));
         }
         let in_place = |p: &[u8]| !self.direct || is_aligned(p);
         let total: usize = payloads.iter().map(|p| padded(p.len())).sum();
@@ -210,18 +262,19 @@ impl Segments {
                 staged_at += size;
             }
         }
-        let (id, file, start) = self.reserve(total as u64)?;
+        let (id, file, start, held) = self.reserve(total as u64)?;
         write_all_vectored_at(&file, &mut slices, start)?;
         self.lock().dirty.entry(id).or_insert(file);
         let mut at = start;
-        Ok(payloads
+        let locs = payloads
             .iter()
             .map(|p| {
                 let loc = (id, at);
                 at += padded(p.len()) as u64;
                 loc
             })
-            .collect())
+            .collect();
+        Ok((locs, held))
     }
 
     /// Keeps staging buffers for reuse until the guard drops (an upload's lifetime).
@@ -262,10 +315,17 @@ impl Segments {
         Ok(Bytes::from(buf))
     }
 
-    /// Deletes a segment that holds no live block any more (never the active one).
+    /// Bytes a segment file takes (payloads, padding and dead bytes alike).
+    pub fn file_len(&self, id: u64) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(path_of(&self.dir, id))?.len())
+    }
+
+    /// Deletes a segment that holds no live block any more (never the active one, nor one
+    /// with payloads on their way into the index: the next open deletes it if it stays
+    /// empty).
     pub fn remove(&self, id: u64) -> std::io::Result<()> {
         let mut s = self.lock();
-        if id == s.active_id {
+        if id == s.active_id || s.unindexed.contains_key(&id) {
             return Ok(());
         }
         s.readers.remove(&id);
@@ -312,7 +372,7 @@ mod tests {
         refs.insert(5, aligned[1].as_ref());
         let locs = {
             let segs = Segments::open(dir.path()).unwrap();
-            let locs = segs.append(&refs).unwrap();
+            let (locs, _held) = segs.append(&refs).unwrap();
             for ((id, off), d) in locs.iter().zip(&refs) {
                 assert_eq!(off % ALIGN as u64, 0, "every payload starts aligned");
                 assert_eq!(segs.read(*id, *off, d.len() as u64).unwrap(), d[..]);
@@ -327,6 +387,25 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_is_kept_while_appends_to_it_are_unindexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path()).unwrap();
+        let (at, held) = segs.append(&[b"abc"]).unwrap();
+        // The segment rolls over: the old one is no longer active.
+        segs.lock().len = SEGMENT_MAX;
+        let (_, later) = segs.append(&[b"d"]).unwrap();
+        segs.remove(at[0].0).unwrap();
+        assert_eq!(segs.read(at[0].0, at[0].1, 3).unwrap(), &b"abc"[..]);
+        drop(held);
+        segs.remove(at[0].0).unwrap();
+        assert!(
+            segs.read(at[0].0, at[0].1, 3).is_err(),
+            "deleted once indexed"
+        );
+        drop(later);
+    }
+
+    #[test]
     fn concurrent_appends_never_overlap() {
         let dir = tempfile::tempdir().unwrap();
         let segs = Arc::new(Segments::open(dir.path()).unwrap());
@@ -337,7 +416,7 @@ mod tests {
                     (0..20u8)
                         .map(|i| {
                             let d = payload(3000 + 7000 * i as usize, w * 32 + i);
-                            let at = segs.append(&[&d, &d[..100]]).unwrap();
+                            let (at, _held) = segs.append(&[&d, &d[..100]]).unwrap();
                             (at, d)
                         })
                         .collect::<Vec<_>>()

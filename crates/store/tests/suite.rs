@@ -1,10 +1,14 @@
-//! One suite, every store: each test runs against the memory store and the disk store.
+//! One suite, every store: each test runs against the memory store, the disk store and
+//! the tiered store in several layouts, one of them with tiers so small that blocks move
+//! between them after every operation.
 
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use neverust_content::{block_cid, cid_from_digest, codec, sha256, Cid};
-use neverust_store::{BlockStore, DiskStore, LeafRef, MemoryStore, StoreConfig, StoreError};
+use neverust_store::{
+    BlockStore, DiskStore, LeafRef, MemoryStore, StoreConfig, StoreError, TierSpec, TieredStore,
+};
 
 const TTL: Duration = Duration::from_secs(3600);
 
@@ -52,10 +56,139 @@ macro_rules! suite {
         mod disk {
             $( #[test] fn $name() { super::$name(&|quota, dir| Box::new(super::DiskStore::open(dir, super::cfg(quota)).unwrap())); } )*
         }
+        mod tiered_memory_disk {
+            $( #[test] fn $name() { super::$name(&|quota, dir| Box::new(super::tiered(dir, quota, &["memory:1MiB", "ssd:{}/ssd:1GiB"]))); } )*
+        }
+        mod tiered_churning {
+            $( #[test] fn $name() { super::$name(&|quota, dir| Box::new(super::churning(dir, quota))); } )*
+        }
     };
 }
 
 type Open<'a> = &'a dyn Fn(u64, &std::path::Path) -> Box<dyn BlockStore>;
+
+/// A tiered store over `specs`, each `{}` replaced by `dir`.
+fn tiered(dir: &std::path::Path, quota: u64, specs: &[&str]) -> TieredStore {
+    let specs: Vec<TierSpec> = specs
+        .iter()
+        .map(|s| s.replace("{}", &dir.display().to_string()).parse().unwrap())
+        .collect();
+    TieredStore::open(&specs, cfg(quota)).unwrap()
+}
+
+/// Disk tiers of a few KiB each: blocks are demoted (and the blocks the suite reads
+/// promoted) after every operation, so every test also runs with migrations interleaved.
+/// The memory tier is too small for any block (each would otherwise be read from a disk tier
+/// only once).
+fn churning(dir: &std::path::Path, quota: u64) -> churn::Churning {
+    let specs = [
+        "memory:256",
+        "nvme:{}/nvme:1500",
+        "ssd:{}/ssd:4KiB",
+        "hdd:{}/hdd:1GiB",
+    ];
+    churn::Churning(std::sync::Arc::new(tiered(dir, quota, &specs)))
+}
+
+mod churn {
+    use super::*;
+    use neverust_store::{Reclaimed, Space, StoreStats, Upload};
+    use std::sync::Arc;
+
+    pub struct Churning(pub Arc<TieredStore>);
+
+    impl Churning {
+        fn churn<T>(&self, out: T) -> T {
+            self.0.rebalance(8).unwrap();
+            out
+        }
+
+        /// Reads a block twice, so that it turns hot and the next churn moves it up
+        /// (and a colder block down to make room).
+        fn heat(&self, cid: &Cid) {
+            heat(&self.0, cid)
+        }
+    }
+
+    fn heat(store: &TieredStore, cid: &Cid) {
+        store.get_block(cid).unwrap();
+        store.get_block(cid).unwrap();
+    }
+
+    impl BlockStore for Churning {
+        fn put_block(&self, cid: &Cid, data: Bytes) -> Result<bool, StoreError> {
+            let out = self.0.put_block(cid, data);
+            self.heat(cid);
+            self.churn(out)
+        }
+        fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
+            self.heat(cid);
+            self.churn(self.0.get_block(cid))
+        }
+        fn has_block(&self, cid: &Cid) -> Result<bool, StoreError> {
+            self.heat(cid);
+            self.churn(self.0.has_block(cid))
+        }
+        fn delete_block(&self, cid: &Cid) -> Result<bool, StoreError> {
+            self.churn(self.0.delete_block(cid))
+        }
+        fn get_leaf(&self, tree: &Cid, index: u64) -> Result<Option<LeafRef>, StoreError> {
+            self.churn(self.0.get_leaf(tree, index))
+        }
+        fn put_leaf(&self, tree: &Cid, index: u64, leaf: LeafRef) -> Result<(), StoreError> {
+            self.churn(self.0.put_leaf(tree, index, leaf))
+        }
+        fn begin_upload(&self) -> Result<Box<dyn Upload>, StoreError> {
+            Ok(Box::new(ChurningUpload {
+                inner: self.0.begin_upload()?,
+                store: self.0.clone(),
+            }))
+        }
+        fn delete_dataset(&self, m: &Cid, t: &Cid, blocks: u64) -> Result<(), StoreError> {
+            self.churn(self.0.delete_dataset(m, t, blocks))
+        }
+        fn list_manifests(&self) -> Result<Vec<(Cid, Bytes)>, StoreError> {
+            self.churn(self.0.list_manifests())
+        }
+        fn space(&self) -> Result<Space, StoreError> {
+            self.churn(self.0.space())
+        }
+        fn stats(&self) -> StoreStats {
+            self.churn(self.0.stats())
+        }
+        fn maintain(&self, now: SystemTime) -> Result<Reclaimed, StoreError> {
+            self.churn(self.0.maintain(now))
+        }
+    }
+
+    struct ChurningUpload {
+        inner: Box<dyn Upload>,
+        store: Arc<TieredStore>,
+    }
+
+    impl Upload for ChurningUpload {
+        fn put_block(&mut self, cid: &Cid, data: Bytes) -> Result<(), StoreError> {
+            let out = self.inner.put_block(cid, data);
+            heat(&self.store, cid);
+            self.store.rebalance(8).unwrap();
+            out
+        }
+        fn commit(
+            self: Box<Self>,
+            tree: &Cid,
+            leaves: Vec<LeafRef>,
+            manifest_cid: &Cid,
+            manifest: Bytes,
+        ) -> Result<(), StoreError> {
+            let out = self.inner.commit(tree, leaves, manifest_cid, manifest);
+            self.store.rebalance(8).unwrap();
+            out
+        }
+        fn abort(self: Box<Self>) -> Result<(), StoreError> {
+            self.inner.abort()
+        }
+    }
+}
 
 suite!(
     put_get_has_delete,
@@ -228,6 +361,7 @@ mod random_ops {
             let stores: Vec<Box<dyn BlockStore>> = vec![
                 Box::new(MemoryStore::new(cfg(1 << 30))),
                 Box::new(DiskStore::open(dir.path(), cfg(1 << 30)).unwrap()),
+                Box::new(churning(&dir.path().join("tiered"), 1 << 30)),
             ];
             for s in &stores {
                 let mut model = std::collections::HashMap::new();
