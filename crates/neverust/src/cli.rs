@@ -110,6 +110,13 @@ pub struct StartArgs {
     /// Where blocks live: a database under --data-dir, or memory only.
     #[arg(long, value_enum, default_value = "disk", env = "NEVERUST_STORE")]
     pub store: StoreArg,
+    /// A storage tier, fastest first, repeatable: memory:SIZE, or nvme|ssd|hdd:DIR:SIZE,
+    /// optionally :latency=80us,bw=3GB/s to emulate a device's read speed (for the lab).
+    /// E.g. --tier memory:2GiB --tier nvme:/mnt/nvme:100GiB --tier hdd:/mnt/hdd:10TiB.
+    /// The memory tier is a cache; every block is on a persistent tier before it is
+    /// acknowledged. Without --tier: one store under --data-dir.
+    #[arg(long = "tier", value_name = "SPEC", env = "NEVERUST_TIERS", value_delimiter = ';', value_parser = parse_tier)]
+    pub tiers: Vec<neverust_node::tiers::TierSpec>,
     /// Threads serving the node's network and API (default: one per core). A machine that
     /// runs many nodes gives each one: more only trade wakeups between them.
     #[arg(long, env = "NEVERUST_WORKER_THREADS")]
@@ -123,6 +130,10 @@ impl StartArgs {
         }
         if self.block_maintenance_interval.is_zero() {
             return Err("--block-maintenance-interval must be longer than zero".into());
+        }
+        neverust_node::tiers::validate(&self.tiers).map_err(|e| format!("--tier: {e}"))?;
+        if !self.tiers.is_empty() && matches!(self.store, StoreArg::Memory) {
+            return Err("--tier cannot be combined with --store memory: tiers keep every block on a persistent tier".into());
         }
         Ok(NodeConfig {
             mode: match self.mode {
@@ -148,8 +159,14 @@ impl StartArgs {
                 StoreArg::Disk => StoreKind::Disk,
                 StoreArg::Memory => StoreKind::Memory,
             },
+            tiers: self.tiers,
         })
     }
+}
+
+fn parse_tier(s: &str) -> Result<neverust_node::tiers::TierSpec, String> {
+    s.parse()
+        .map_err(|e: neverust_node::tiers::TierSpecError| e.to_string())
 }
 
 fn parse_log_level(s: &str) -> Result<String, String> {

@@ -82,6 +82,11 @@ pub struct LaunchArgs {
     /// Where nodes keep blocks: disk (default) or memory.
     #[arg(long, default_value = "disk", value_parser = ["disk", "memory"])]
     pub node_store: String,
+    /// A storage tier for every node (repeatable, fastest first), as `neverust start
+    /// --tier`; each node keeps a persistent tier under DIR/node-<i> (or where `{node}` in
+    /// DIR puts it). E.g. --node-tier memory:64MiB --node-tier ssd:/mnt/ssd:1GiB.
+    #[arg(long = "node-tier", value_name = "SPEC")]
+    pub node_tiers: Vec<String>,
     /// An Archivist node binary: some nodes run it instead of Neverust (a mixed cluster,
     /// whose figures the bench reports side by side).
     #[arg(long, value_name = "PATH")]
@@ -130,6 +135,23 @@ impl LaunchArgs {
         spec.marketplace_every = self.marketplace_every;
         spec.log_level = self.node_log_level.clone();
         spec.extra_args = vec!["--store".into(), self.node_store.clone()];
+        if !self.node_tiers.is_empty() {
+            let example: Result<Vec<neverust_node::tiers::TierSpec>, String> = self
+                .node_tiers
+                .iter()
+                .map(|t| {
+                    neverust_lab::cluster::node_tier(t, 1)
+                        .parse()
+                        .map_err(|e: neverust_node::tiers::TierSpecError| e.to_string())
+                })
+                .collect();
+            neverust_node::tiers::validate(&example.map_err(|e| format!("--node-tier: {e}"))?)
+                .map_err(|e| format!("--node-tier: {e}"))?;
+            if self.node_store == "memory" {
+                return Err("--node-tier cannot be combined with --node-store memory".into());
+            }
+            spec.node_tiers = self.node_tiers.clone();
+        }
         if let Some(binary) = &self.archivist_bin {
             spec.archivist = Some(archivist_nodes(binary, self.archivist_every)?);
         }

@@ -192,6 +192,14 @@ fn bench_all_on_five_nodes() {
     assert!(r["exchange"]["block_latency"]["count"].as_u64().unwrap() > 0);
     assert!(r["exchange"]["aggregate"]["blocks_per_s"].as_f64().unwrap() > 0.0);
     assert!(r["throughput"]["single"]["mib_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        r["interop"]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("no Archivist nodes"),
+        "a cluster without Archivist nodes says interop was skipped: {}",
+        r["interop"]
+    );
     assert_eq!(r["throughput"]["swarm"]["downloaders"], 3);
     let stress = &r["stress"];
     assert_eq!(stress["verified"], stress["operations"], "{stress}");

@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub block_ttl: Duration,
     pub maintenance_interval: Duration,
     pub store: StoreKind,
+    /// `--tier`: memory and devices fastest first; empty for the single store of `store`.
+    pub tiers: Vec<neverust_store::TierSpec>,
     /// Marketplace mode: price per byte announced in block presences.
     pub price_per_byte: u64,
     /// Marketplace mode: bytes a peer may take beyond what it gave back.
@@ -113,6 +115,7 @@ impl NodeConfig {
             block_ttl: DEFAULT_BLOCK_TTL,
             maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
             store: StoreKind::Disk,
+            tiers: Vec::new(),
             price_per_byte: DEFAULT_PRICE_PER_BYTE,
             credit_limit: DEFAULT_CREDIT_LIMIT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,

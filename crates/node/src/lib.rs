@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod node;
 pub mod procfs;
 pub mod state;
+pub mod tiers;
 pub mod upload;
 
 pub use config::{Mode, NodeConfig, StoreKind};

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
-use neverust_store::{BlockStore, DiskStore, MemoryStore, StoreConfig};
+use neverust_store::{BlockStore, DiskStore, MemoryStore, StoreConfig, TieredStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -72,7 +72,21 @@ impl Node {
             quota_max_bytes: config.storage_quota,
             block_ttl: config.block_ttl,
         };
+        let mut tiers = None;
         let (store, store_kind): (Arc<dyn BlockStore>, _) = match config.store {
+            StoreKind::Disk if !config.tiers.is_empty() => {
+                let specs = config.tiers.clone();
+                let store =
+                    tokio::task::spawn_blocking(move || TieredStore::open(&specs, store_config))
+                        .await
+                        .expect("opening the store does not panic")?;
+                let store = Arc::new(store);
+                tiers = Some(crate::tiers::Tiers {
+                    store: store.clone(),
+                    specs: config.tiers.clone(),
+                });
+                (store, "tiered")
+            }
             StoreKind::Disk => {
                 let dir = config.data_dir.clone();
                 let store =
@@ -98,6 +112,11 @@ impl Node {
 
         let mut metrics = Metrics::new(config.mode, identity.peer_id().to_string());
         metrics.touch_store_ops(store_kind);
+        if let Some(t) = &tiers {
+            metrics
+                .registry_mut()
+                .register_collector(Box::new(crate::tiers::TierCollector(t.clone())));
+        }
         let net_metrics = neverust_net::NetMetrics::new(config.mode.as_str());
         net_metrics.register(metrics.registry_mut());
         let listen = Multiaddr::empty()
@@ -135,6 +154,7 @@ impl Node {
             metrics,
             net,
             downloads: Default::default(),
+            tiers,
         });
         // Announcing before joining would reach nobody (an empty routing table), and the
         // next re-announcement is minutes away: datasets a restarted node holds would stay
@@ -159,6 +179,9 @@ impl Node {
             }
         });
         tokio::spawn(give_memory_back_when_idle(stopped.clone()));
+        if let Some(t) = state.tiers.clone() {
+            tokio::spawn(crate::tiers::rebalance_forever(t, stopped.clone()));
+        }
         let maintenance = tokio::spawn(maintain_forever(
             state.store.clone(),
             maintenance_interval,

@@ -17,11 +17,13 @@ pub struct NodeState {
     pub config: NodeConfig,
     pub identity: Identity,
     pub store: Arc<dyn BlockStore>,
-    /// `"disk"` or `"memory"`: the label of store metrics.
+    /// `"disk"`, `"memory"` or `"tiered"`: the label of store metrics.
     pub store_kind: &'static str,
     pub metrics: Metrics,
     pub net: Network,
     pub downloads: crate::fetch::ActiveDownloads,
+    /// The tiers, when the store is tiered (`--tier`).
+    pub tiers: Option<crate::tiers::Tiers>,
 }
 
 #[derive(Debug, thiserror::Error)]

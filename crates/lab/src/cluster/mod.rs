@@ -68,6 +68,9 @@ pub struct ClusterSpec {
     pub log_level: String,
     /// More flags for every node's `start`.
     pub extra_args: Vec<String>,
+    /// `--tier` specs for every Neverust node; a persistent tier's directory gets the
+    /// node's own subdirectory (see [`node_tier`]).
+    pub node_tiers: Vec<String>,
     /// Per node placement; missing entries are loopback.
     pub placements: Vec<Placement>,
     /// Restart nodes that die on their own (recorded in `cluster.json` for attached benches).
@@ -89,6 +92,7 @@ impl ClusterSpec {
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("neverust")),
             log_level: "info".into(),
             extra_args: Vec::new(),
+            node_tiers: Vec::new(),
             placements: Vec::new(),
             restart: false,
             ready_timeout: Duration::from_secs(120),
@@ -125,6 +129,20 @@ impl ClusterSpec {
             .cloned()
             .unwrap_or_else(Placement::loopback)
     }
+}
+
+/// Node `index`'s own `--tier` from a cluster-wide spec: `{node}` in it becomes the index;
+/// a persistent tier's directory without it gets `/node-<index>` appended, so no two nodes
+/// share a tier directory.
+pub fn node_tier(spec: &str, index: usize) -> String {
+    if spec.contains("{node}") {
+        return spec.replace("{node}", &index.to_string());
+    }
+    let mut parts: Vec<String> = spec.split(':').map(String::from).collect();
+    if parts.len() >= 3 && parts[0] != "memory" {
+        parts[1] = format!("{}/node-{index}", parts[1].trim_end_matches('/'));
+    }
+    parts.join(":")
 }
 
 /// The `--mode` of node `index` in any cluster of the lab, native, Compose or Kubernetes:
@@ -519,6 +537,9 @@ impl Cluster {
             ]);
         }
         cmd.args(&spec.extra_args);
+        for tier in &spec.node_tiers {
+            cmd.arg("--tier").arg(node_tier(tier, index));
+        }
     }
 
     /// Polls the given nodes until `ready(index, status)` holds for all of them.
@@ -731,6 +752,21 @@ pub async fn stop_stale(dir: &Path) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::worker_threads;
+
+    #[test]
+    fn each_node_gets_its_own_tier_directory() {
+        use super::node_tier;
+        assert_eq!(node_tier("memory:64MiB", 3), "memory:64MiB");
+        assert_eq!(
+            node_tier("ssd:/mnt/ssd:1GiB", 3),
+            "ssd:/mnt/ssd/node-3:1GiB"
+        );
+        assert_eq!(
+            node_tier("hdd:/mnt/hdd/:1GiB:latency=8ms,bw=150MB/s", 12),
+            "hdd:/mnt/hdd/node-12:1GiB:latency=8ms,bw=150MB/s"
+        );
+        assert_eq!(node_tier("nvme:/n/{node}/x:1GiB", 7), "nvme:/n/7/x:1GiB");
+    }
 
     #[test]
     fn nodes_share_the_cores_and_each_gets_at_least_one_thread() {

@@ -183,10 +183,15 @@ pub async fn delete(
 
 pub async fn space(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, ApiError> {
     let space = state.with_store("space", |s| s.space()).await?;
-    Ok(Json(json!({
+    let mut answer = json!({
         "totalBlocks": space.total_blocks,
         "quotaMaxBytes": space.quota_max_bytes,
         "quotaUsedBytes": space.quota_used_bytes,
         "quotaReservedBytes": space.quota_reserved_bytes,
-    })))
+    });
+    // Archivist's four fields, and the tiers of a tiered node beside them.
+    if let Some(tiers) = &state.tiers {
+        answer["tiers"] = tiers.json();
+    }
+    Ok(Json(answer))
 }

@@ -85,6 +85,8 @@ pub async fn info(State(state): State<Arc<NodeState>>) -> Json<Value> {
             "ledgers": ledgers,
         },
         "downloads": downloads,
+        "store": state.store_kind,
+        "tiers": state.tiers.as_ref().map(|t| t.json()),
     }))
 }
 
