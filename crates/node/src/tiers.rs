@@ -99,6 +99,9 @@ pub async fn rebalance_forever(tiers: Tiers, mut stopped: watch::Receiver<bool>)
 #[derive(Debug)]
 pub struct TierCollector(pub Tiers);
 
+/// A series: its name (after `neverust_`), its help, and how to read it from a tier.
+type Series = (&'static str, &'static str, fn(&TierStats) -> u64);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct TierLabels {
     tier: String,
@@ -120,7 +123,7 @@ impl Collector for TierCollector {
                 (labels, t)
             })
             .collect();
-        let gauges: [(&str, &str, fn(&TierStats) -> u64); 3] = [
+        let gauges: [Series; 3] = [
             ("tier_blocks", "Blocks whose copy this tier holds", |t| {
                 t.blocks
             }),
@@ -140,7 +143,7 @@ impl Collector for TierCollector {
                 gauge.encode(family.encode_family(labels)?)?;
             }
         }
-        let counters: [(&str, &str, fn(&TierStats) -> u64); 4] = [
+        let counters: [Series; 4] = [
             ("tier_hits", "Reads this tier served", |t| t.hits),
             (
                 "tier_misses",
