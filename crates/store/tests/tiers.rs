@@ -340,3 +340,77 @@ fn compaction_moves_the_live_blocks_out_of_a_mostly_dead_segment() {
         assert_eq!(s.get_block(cid).unwrap().as_ref(), Some(data));
     }
 }
+
+/// Reads racing migrations and compaction (segments deleted under them) always see the
+/// block's bytes.
+#[test]
+fn reads_during_migrations_never_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = [
+        "memory:8KiB",
+        "nvme:{}/nvme:24KiB",
+        "ssd:{}/ssd:48KiB",
+        "hdd:{}/hdd:1GiB",
+    ];
+    let blocks: Vec<_> = (0..60).map(|i| block(i, 4 * KIB)).collect();
+    {
+        let s = open(dir.path(), &specs).unwrap();
+        for (cid, data) in &blocks {
+            s.put_block(cid, data.clone()).unwrap();
+        }
+    }
+    // Reopened, the blocks are in segments no longer appended to, which moves empty and
+    // delete while the readers read.
+    let s = std::sync::Arc::new(open(dir.path(), &specs).unwrap());
+    let seg_files = || -> usize {
+        ["nvme", "ssd", "hdd"]
+            .iter()
+            .map(|t| {
+                std::fs::read_dir(dir.path().join(t).join("segments"))
+                    .unwrap()
+                    .count()
+            })
+            .sum()
+    };
+    let files_before = seg_files();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let (s, stop, blocks) = (s.clone(), stop.clone(), blocks.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                let mut i = r;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Skewed: low indexes are read far more often; never the blocks the
+                    // main thread deletes and puts back.
+                    let k = (i * 7919) % (1 + i % 40);
+                    let (cid, data) = &blocks[k];
+                    let got = s.get_block(cid).unwrap();
+                    assert!(got.as_ref() == Some(data), "block {k}");
+                    reads += 1;
+                    i += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut moved = 0;
+    for round in 0..200 {
+        let r = s.rebalance(4).unwrap();
+        moved += r.promoted + r.demoted + r.compacted;
+        if round % 50 == 49 {
+            // Deletes and re-puts leave dead bytes for compaction.
+            for (cid, data) in &blocks[40..50] {
+                s.delete_block(cid).unwrap();
+                s.put_block(cid, data.clone()).unwrap();
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(moved > 20 && reads > 1000, "moved {moved}, read {reads}");
+    assert!(
+        seg_files() < files_before,
+        "segments were deleted under the readers"
+    );
+}
