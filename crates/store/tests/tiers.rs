@@ -419,3 +419,78 @@ fn reads_during_migrations_never_fail() {
         "segments were deleted under the readers"
     );
 }
+
+mod model {
+    //! Random operations, reopens among them, against a map of what must be stored.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(u32),
+        Delete(u32),
+        Read(u32),
+        Rebalance(usize),
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u32..24).prop_map(Op::Put),
+            1 => (0u32..24).prop_map(Op::Delete),
+            4 => (0u32..24).prop_map(Op::Read),
+            2 => (1usize..8).prop_map(Op::Rebalance),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn the_store_holds_what_the_model_holds(ops in proptest::collection::vec(op(), 1..80)) {
+            let dir = tempfile::tempdir().unwrap();
+            let specs = ["memory:12KiB", "nvme:{}/nvme:10KiB", "ssd:{}/ssd:20KiB", "hdd:{}/hdd:1GiB"];
+            let mut s = open(dir.path(), &specs).unwrap();
+            let mut model: HashMap<u32, Bytes> = HashMap::new();
+            // Sizes vary so that blocks do not fit tiers evenly.
+            let data = |seed: u32| block(seed, 1000 + 700 * (seed as usize % 5));
+            for op in ops {
+                match op {
+                    Op::Put(seed) => {
+                        let (cid, bytes) = data(seed);
+                        s.put_block(&cid, bytes.clone()).unwrap();
+                        model.insert(seed, bytes);
+                    }
+                    Op::Delete(seed) => {
+                        s.delete_block(&data(seed).0).unwrap();
+                        model.remove(&seed);
+                    }
+                    Op::Read(seed) => {
+                        let got = s.get_block(&data(seed).0).unwrap();
+                        prop_assert_eq!(got.as_ref(), model.get(&seed));
+                    }
+                    Op::Rebalance(budget) => {
+                        s.rebalance(budget).unwrap();
+                    }
+                    Op::Reopen => {
+                        drop(s);
+                        s = open(dir.path(), &specs).unwrap();
+                    }
+                }
+                let space = s.space().unwrap();
+                prop_assert_eq!(space.total_blocks, model.len() as u64);
+                let on_disk: (u64, u64) = s
+                    .tier_stats()
+                    .iter()
+                    .filter(|t| t.kind != TierKind::Memory)
+                    .fold((0, 0), |(b, n), t| (b + t.blocks, n + t.bytes));
+                prop_assert_eq!(on_disk, (space.total_blocks, space.quota_used_bytes));
+            }
+            for (seed, bytes) in &model {
+                let got = s.get_block(&data(*seed).0).unwrap();
+                prop_assert_eq!(got.as_ref(), Some(bytes));
+            }
+        }
+    }
+}
