@@ -12,7 +12,7 @@
 //! segments that moves and deletes left mostly dead. The memory tier only ever holds
 //! copies: it is filled by reads and forgets what a commit removes.
 //!
-//! This module holds no durable state and decides nothing itself (see [`placement`]); it
+//! This module holds no durable state and decides nothing itself (see `placement.rs`); it
 //! runs no thread either: the store stays synchronous, and moving blocks is whatever the
 //! caller of `rebalance` gives it time for.
 
