@@ -110,24 +110,35 @@ impl DiskStore {
     /// Moves a block's payload to tier `to`; returns whether it moved (it may have been
     /// deleted, or already be there). Crash-safe at every point: see the module doc.
     pub(crate) fn migrate(&self, cid: &Cid, to: usize) -> Result<bool, StoreError> {
-        let Some(old) = self.location(cid)? else {
-            return Ok(false);
-        };
-        if split_segment(old.0).0 == to {
-            return Ok(false);
-        }
-        self.relocate(cid, old, to)
+        Ok(self.migrate_all(&[*cid], to)? == 1)
     }
 
-    /// Moves a block out of its segment, within its tier, if that segment is in `sparse`.
-    pub(crate) fn compact(&self, cid: &Cid, sparse: &HashSet<u64>) -> Result<bool, StoreError> {
-        let Some(old) = self.location(cid)? else {
-            return Ok(false);
-        };
-        if !sparse.contains(&old.0) {
-            return Ok(false);
+    /// Moves blocks to tier `to` in one durable commit (one fsync for them all); returns
+    /// how many moved (the others were gone, or already there).
+    pub(crate) fn migrate_all(&self, cids: &[Cid], to: usize) -> Result<usize, StoreError> {
+        let mut moves = Vec::with_capacity(cids.len());
+        for cid in cids {
+            if let Some(old) = self.location(cid)? {
+                if split_segment(old.0).0 != to {
+                    moves.push((*cid, old, to));
+                }
+            }
         }
-        self.relocate(cid, old, split_segment(old.0).0)
+        self.relocate(&moves)
+    }
+
+    /// Moves the blocks among `cids` that lie in a `sparse` segment to their tier's active
+    /// segment, in one durable commit; returns how many moved.
+    pub(crate) fn compact(&self, cids: &[Cid], sparse: &HashSet<u64>) -> Result<usize, StoreError> {
+        let mut moves = Vec::with_capacity(cids.len());
+        for cid in cids {
+            if let Some(old) = self.location(cid)? {
+                if sparse.contains(&old.0) {
+                    moves.push((*cid, old, split_segment(old.0).0));
+                }
+            }
+        }
+        self.relocate(&moves)
     }
 
     /// Segments of `tier` (not its active one) at least half of whose file is dead bytes.
@@ -161,35 +172,53 @@ impl DiskStore {
             .collect())
     }
 
-    fn relocate(&self, cid: &Cid, old: Loc, to: usize) -> Result<bool, StoreError> {
-        let Some(target) = self.shared.tiers.get(to) else {
-            return Ok(false);
-        };
-        let data = self.read_payload(old)?;
-        let (at, _unindexed) = target
-            .segments
-            .append(&[&data])
-            .map_err(|e| StoreError::Db {
-                doing: "copying a block to another tier",
+    /// Copies each block from its old location to tier `to`'s active segment, then, in one
+    /// transaction that `write` makes durable after syncing every tier, points the index at
+    /// the copies. A block whose location changed meanwhile (deleted, or moved by someone
+    /// else) keeps it: its copy is unindexed garbage.
+    fn relocate(&self, moves: &[(Cid, Loc, usize)]) -> Result<usize, StoreError> {
+        if moves.is_empty() {
+            return Ok(0);
+        }
+        let mut payloads = Vec::with_capacity(moves.len());
+        for &(_, old, _) in moves {
+            payloads.push(self.read_payload(old)?);
+        }
+        let mut new: Vec<Loc> = vec![(0, 0, 0); moves.len()];
+        let mut held = Vec::new();
+        let mut targets: Vec<usize> = moves.iter().map(|m| m.2).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        for to in targets {
+            let target = self.shared.tiers.get(to).ok_or_else(|| StoreError::Db {
+                doing: "moving blocks between tiers",
+                reason: format!("no tier {to}"),
+            })?;
+            let picked: Vec<usize> = (0..moves.len()).filter(|&i| moves[i].2 == to).collect();
+            let data: Vec<&[u8]> = picked.iter().map(|&i| &payloads[i][..]).collect();
+            let (at, hold) = target.segments.append(&data).map_err(|e| StoreError::Db {
+                doing: "copying blocks to another tier",
                 reason: format!("tier {to} ({}): {e}", target.dir.display()),
             })?;
-        let new: Loc = (global_segment(to, at[0].0), at[0].1, old.2);
-        self.write(
-            "moving a block between tiers",
-            Durability::Immediate,
-            |tx| {
+            held.push(hold);
+            for (&i, (segment, offset)) in picked.iter().zip(at) {
+                new[i] = (global_segment(to, segment), offset, moves[i].1 .2);
+            }
+        }
+        self.write("moving blocks between tiers", Durability::Immediate, |tx| {
+            let mut moved = 0;
+            for (&(cid, old, _), &new) in moves.iter().zip(&new) {
                 let key = cid.to_bytes();
                 let mut locs = tx
                     .txn
                     .open_table(LOCS)
                     .map_err(db("opening block locations"))?;
-                // Deleted or moved meanwhile: the copy stays unindexed garbage.
                 let current = locs
                     .get(key.as_slice())
                     .map_err(db("reading a block location"))?
                     .map(|v| v.value());
                 if current != Some(old) {
-                    return Ok(false);
+                    continue;
                 }
                 locs.insert(key.as_slice(), new)
                     .map_err(db("writing a block location"))?;
@@ -208,9 +237,10 @@ impl DiskStore {
                     .map_err(db("writing segments"))?;
                 drop(live);
                 tx.count_on_tier(new.0, new.2, true);
-                Ok(true)
-            },
-        )
+                moved += 1;
+            }
+            Ok(moved)
+        })
     }
 
     /// Up to `scan` index entries from `cursor` on (the start when `None`). Placement

@@ -12,7 +12,7 @@
 //! segments that moves and deletes left mostly dead. The memory tier only ever holds
 //! copies: it is filled by reads and forgets what a commit removes.
 //!
-//! This module holds no durable state and decides nothing itself (see [`placement`]); it
+//! This module holds no durable state and decides nothing itself (see `placement.rs`); it
 //! runs no thread either: the store stays synchronous, and moving blocks is whatever the
 //! caller of `rebalance` gives it time for.
 
@@ -55,6 +55,9 @@ const SAMPLE_WANTED: usize = 16;
 /// Scans of [`SAMPLE_SCAN`] entries one sample may take: a tier holding few of the index's
 /// blocks is sampled from what this many found, not by reading the whole index.
 const SAMPLE_SCANS_MAX: usize = 64;
+/// Blocks moved in one durable commit (one fsync), at most: a batch's payloads are held in
+/// memory between their read and the commit.
+const MOVE_BATCH: usize = 64;
 /// Index entries one rebalance looks at for blocks in segments worth compacting: bounds
 /// the work of a call however large the index is (the cursor goes on next time).
 const COMPACT_SCAN: usize = 16 * SAMPLE_SCAN;
@@ -197,13 +200,22 @@ impl TieredStore {
             steps += 1;
             let usage = self.disk.tier_usage();
             if let Some(tier) = placement::overfull(&usage) {
-                let Some((cid, _)) = self.coldest_on(tier)? else {
+                // The coldest of a sample, as many as bring the tier under its limit, in
+                // one commit.
+                let excess = usage[tier].bytes - placement::fill_limit(usage[tier].capacity);
+                let most = (budget - steps + 1).min(MOVE_BATCH);
+                let sample = self.sample_of(tier)?;
+                let victims = placement::demotions(&sample, &self.sketch, excess, most);
+                if victims.is_empty() {
                     break;
-                };
-                if self.disk.migrate(&cid, tier + 1)? {
-                    TierCounters::bump(&self.persistent[tier].counters.demotions);
-                    done.demoted += 1;
                 }
+                steps += victims.len() - 1;
+                let moved = self.disk.migrate_all(&victims, tier + 1)? as u64;
+                self.persistent[tier]
+                    .counters
+                    .demotions
+                    .fetch_add(moved, std::sync::atomic::Ordering::Relaxed);
+                done.demoted += moved;
                 continue;
             }
             let Some(cid) = self.candidates.pop() else {
@@ -255,29 +267,41 @@ impl TieredStore {
         }
         let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
         let cursor = cursors.last_mut().expect("compaction has a cursor");
-        let (mut moved, mut scanned) = (0, 0);
-        while scanned < COMPACT_SCAN && (moved as usize) < budget {
+        let (mut picked, mut scanned) = (Vec::new(), 0);
+        while scanned < COMPACT_SCAN && picked.len() < budget {
             let found = self.disk.scan(cursor.as_deref(), SAMPLE_SCAN)?;
             scanned += SAMPLE_SCAN;
-            for (cid, segment, _) in found.blocks {
-                if (moved as usize) < budget
-                    && sparse.contains(&segment)
-                    && self.disk.compact(&cid, &sparse)?
-                {
-                    moved += 1;
-                }
-            }
+            let in_sparse = found
+                .blocks
+                .iter()
+                .filter(|(_, seg, _)| sparse.contains(seg));
+            picked.extend(
+                in_sparse
+                    .map(|(cid, _, _)| *cid)
+                    .take(budget - picked.len()),
+            );
             let wrapped = found.next.is_none();
             *cursor = found.next;
             if wrapped {
                 break;
             }
         }
+        drop(cursors);
+        let mut moved = 0;
+        for batch in picked.chunks(MOVE_BATCH) {
+            moved += self.disk.compact(batch, &sparse)? as u64;
+        }
         Ok(moved)
     }
 
     /// The coldest of a sample of `tier`'s blocks, with its estimated read count.
     fn coldest_on(&self, tier: usize) -> Result<Option<(Cid, u8)>, StoreError> {
+        Ok(placement::coldest(&self.sample_of(tier)?, &self.sketch))
+    }
+
+    /// Some of `tier`'s blocks (CID, length), read from the index where the last sample
+    /// of this tier stopped.
+    fn sample_of(&self, tier: usize) -> Result<Vec<(Cid, u64)>, StoreError> {
         let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
         let mut sample = Vec::new();
         for _ in 0..SAMPLE_SCANS_MAX {
@@ -299,7 +323,7 @@ impl TieredStore {
                 break; // the whole index, from its start: there is no more to find
             }
         }
-        Ok(placement::coldest(&sample, &self.sketch))
+        Ok(sample)
     }
 
     fn read_persistent(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {

@@ -53,6 +53,35 @@ pub(crate) fn coldest(sample: &[(Cid, u64)], sketch: &FrequencySketch) -> Option
         .min_by_key(|&(_, f)| f)
 }
 
+/// The blocks to demote from a sample of a tier holding `excess` bytes over its limit:
+/// the coldest first, as many as make up the excess, at most `most`.
+pub(crate) fn demotions(
+    sample: &[(Cid, u64)],
+    sketch: &FrequencySketch,
+    excess: u64,
+    most: usize,
+) -> Vec<Cid> {
+    let mut by_heat: Vec<(u8, Cid, u64)> = sample
+        .iter()
+        .map(|&(cid, len)| (sketch.estimate(&cid), cid, len))
+        .collect();
+    // Stable: equals keep the index's (hash) order.
+    by_heat.sort_by_key(|&(heat, _, _)| heat);
+    let mut seen = HashSet::new();
+    let mut freed = 0;
+    let mut out = Vec::new();
+    for (_, cid, len) in by_heat {
+        if freed >= excess || out.len() >= most {
+            break;
+        }
+        if seen.insert(cid) {
+            freed += len;
+            out.push(cid);
+        }
+    }
+    out
+}
+
 /// A count-min sketch of recent reads, aged by halving (as TinyLFU does) so a block that
 /// was hot long ago cools down. Lock-free: a read on the hot path costs four atomic adds.
 pub(crate) struct FrequencySketch {
@@ -203,6 +232,28 @@ mod tests {
             sketch.record(&cids[2 + i % 198]);
         }
         assert!(sketch.estimate(&cids[0]) <= 5 + 1);
+    }
+
+    #[test]
+    fn demotion_takes_the_coldest_until_the_excess_is_covered() {
+        let sketch = FrequencySketch::new(1024);
+        let cids: Vec<Cid> = (0..6u32).map(|i| block_cid(&i.to_le_bytes())).collect();
+        for (i, cid) in cids.iter().enumerate() {
+            for _ in 0..i {
+                sketch.record(cid);
+            }
+        }
+        // Reversed and repeated, as a sample that wrapped around the index may be.
+        let mut sample: Vec<(Cid, u64)> = cids.iter().rev().map(|c| (*c, 100)).collect();
+        sample.push((cids[0], 100));
+        assert_eq!(demotions(&sample, &sketch, 250, 10), cids[..3].to_vec());
+        assert_eq!(demotions(&sample, &sketch, 250, 2), cids[..2].to_vec());
+        assert_eq!(
+            demotions(&sample, &sketch, 10_000, 10).len(),
+            6,
+            "each once"
+        );
+        assert!(demotions(&sample, &sketch, 0, 10).is_empty());
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub enum TierSpecError {
     MissingDir { spec: String, kind: TierKind },
     #[error("tier `{spec}`: a memory tier takes no directory (memory:SIZE)")]
     MemoryWithDir { spec: String },
-    #[error("tier `{spec}`: missing size")]
+    #[error("tier `{spec}`: missing size (KIND:DIR:SIZE, or memory:SIZE)")]
     MissingSize { spec: String },
     #[error("tier `{spec}`: bad size `{size}` (expected e.g. 512MiB, 100GiB, 1TiB, 2GB)")]
     BadSize { spec: String, size: String },
@@ -133,7 +133,9 @@ impl FromStr for TierSpec {
             Some((dir, size)) => (Some(dir), size),
             None => (None, rest),
         };
-        if size.is_empty() {
+        // `ssd:/mnt/ssd`: a directory and no size, not a size that does not parse.
+        let dir_without_size = dir.is_none() && kind.is_persistent() && parse_size(size).is_none();
+        if size.is_empty() || dir_without_size {
             return Err(TierSpecError::MissingSize { spec: owned() });
         }
         let capacity = parse_size(size).ok_or_else(|| TierSpecError::BadSize {
@@ -335,6 +337,7 @@ mod tests {
             ("memory:0GiB", "more than 0"),
             ("ssd:/x:lots", "bad size `lots`"),
             ("ssd:/x:", "missing size"),
+            ("ssd:/mnt/ssd", "missing size (KIND:DIR:SIZE"),
             ("memory", "missing size"),
             ("ssd:/x:1GiB:latency=fast", "bad emulation `latency=fast`"),
             ("ssd:/x:1GiB:iops=5", "known settings are latency and bw"),
