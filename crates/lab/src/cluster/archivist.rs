@@ -38,9 +38,11 @@ pub fn args(
     log_level: &str,
     bootstrap_spr: Option<&str>,
 ) -> Vec<OsString> {
+    // Archivist's option parser takes `--flag=value` only.
+    let mut data_dir = OsString::from("--data-dir=");
+    data_dir.push(&entry.data_dir);
     let mut args: Vec<OsString> = vec![
-        "--data-dir".into(),
-        entry.data_dir.clone().into(),
+        data_dir,
         format!("--listen-addrs=/ip4/{bind}/tcp/{}", entry.listen_port).into(),
         format!("--nat=extip:{bind}").into(),
         format!("--disc-port={}", entry.disc_port).into(),

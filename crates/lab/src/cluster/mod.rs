@@ -269,66 +269,16 @@ impl Cluster {
         };
         let start = Instant::now();
         let bar = ui.bar(cluster.nodes.len() as u64, "starting");
-        // The bootstrap first: the others fetch its record as they start, and would back
-        // off (up to seconds) if it were not there yet.
-        cluster.spawn(0)?;
-        cluster
-            .wait_until(&[0], |_, s| s.healthy, Duration::from_secs(30))
-            .await
-            .context("the bootstrap node did not become healthy")?;
-        // The first Archivist node next: the others bootstrap their DHT from its record.
-        let archivists = cluster.indices_of(Implementation::Archivist);
-        if let Some(&first) = archivists.first() {
-            cluster.spawn(first)?;
-            cluster
-                .wait_until(&[first], |_, s| s.healthy, Duration::from_secs(60))
-                .await
-                .with_context(|| format!("Archivist node {first} did not answer"))?;
-            cluster.archivist_spr = Some(cluster.clients[first].spr().await?);
-        }
-        for i in 1..cluster.nodes.len() {
-            if Some(&i) != archivists.first() {
-                cluster.spawn(i)?;
-            }
-        }
-        bar.set_message("waiting for every node to join");
-        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
-        // Archivist nodes join by hand, once every node is up.
-        let want = cluster.nodes.len() - 1 - archivists.len();
-        let kinds: Vec<Implementation> = cluster
-            .nodes
-            .iter()
-            .map(|n| n.entry.implementation)
-            .collect();
-        let bar2 = bar.clone();
-        let mut ready = cluster
-            .wait_until(
-                &all,
-                move |i, s| {
-                    s.healthy
-                        && match (i, kinds[i]) {
-                            (0, _) => s.connected >= want,
-                            (_, Implementation::Archivist) => true,
-                            _ => s.connected >= 1,
-                        }
-                },
-                cluster.spec.ready_timeout,
-            )
-            .await;
-        for &i in &archivists {
-            if ready.is_ok() {
-                ready = cluster.join_archivist(i).await;
-            }
-        }
-        if let Err(e) = ready {
+        // Whatever fails on the way, no node is left running.
+        if let Err(e) = cluster.start_all(&bar).await {
             cluster.stop(ui).await;
             return Err(e.context(format!(
-                "the cluster was not ready within {:?}; node logs are in {}",
+                "the cluster did not come up (ready timeout {:?}); node logs are in {}",
                 cluster.spec.ready_timeout,
                 cluster.spec.dir.display()
             )));
         }
-        bar2.finish_and_clear();
+        bar.finish_and_clear();
         cluster.ready_seconds = start.elapsed().as_secs_f64();
         for i in 0..cluster.nodes.len() {
             cluster.nodes[i].entry.peer_id = cluster.clients[i].peer_id().await.unwrap_or_default();
@@ -430,6 +380,52 @@ impl Cluster {
     pub fn set_prometheus(&mut self, url: Option<String>) -> std::io::Result<()> {
         self.prometheus = url;
         self.write_file()
+    }
+
+    /// Starts every node and waits until all have joined: the bootstrap first (the others
+    /// fetch its record as they start, and would back off for seconds if it were not there
+    /// yet), then the first Archivist node (the others bootstrap their DHT from its record),
+    /// then the rest; Archivist nodes are joined by hand once everyone is up.
+    async fn start_all(&mut self, bar: &indicatif::ProgressBar) -> anyhow::Result<()> {
+        self.spawn(0)?;
+        self.wait_until(&[0], |_, s| s.healthy, Duration::from_secs(30))
+            .await
+            .context("the bootstrap node did not become healthy")?;
+        let archivists = self.indices_of(Implementation::Archivist);
+        if let Some(&first) = archivists.first() {
+            self.spawn(first)?;
+            self.wait_until(&[first], |_, s| s.healthy, Duration::from_secs(60))
+                .await
+                .with_context(|| format!("Archivist node {first} did not answer"))?;
+            self.archivist_spr = Some(self.clients[first].spr().await?);
+        }
+        for i in 1..self.nodes.len() {
+            if Some(&i) != archivists.first() {
+                self.spawn(i)?;
+            }
+        }
+        bar.set_message("waiting for every node to join");
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        let want = self.nodes.len() - 1 - archivists.len();
+        let kinds: Vec<Implementation> =
+            self.nodes.iter().map(|n| n.entry.implementation).collect();
+        self.wait_until(
+            &all,
+            move |i, s| {
+                s.healthy
+                    && match (i, kinds[i]) {
+                        (0, _) => s.connected >= want,
+                        (_, Implementation::Archivist) => true,
+                        _ => s.connected >= 1,
+                    }
+            },
+            self.spec.ready_timeout,
+        )
+        .await?;
+        for &i in &archivists {
+            self.join_archivist(i).await?;
+        }
+        Ok(())
     }
 
     /// The indices of the nodes that run `kind`.
