@@ -16,6 +16,9 @@ pub mod crypto;
 pub mod messages;
 pub mod node_id;
 pub mod packet;
+pub mod providers;
+pub mod routing;
+pub mod session;
 pub mod spr;
 
 pub use node_id::NodeId;
