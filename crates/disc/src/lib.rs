@@ -16,10 +16,14 @@ pub mod crypto;
 pub mod messages;
 pub mod node_id;
 pub mod packet;
+pub mod protocol;
 pub mod providers;
 pub mod routing;
+pub mod service;
 pub mod session;
 pub mod spr;
 
 pub use node_id::NodeId;
+pub use protocol::{Config, Outcome, Protocol};
+pub use service::{Discovery, DiscoveryHandle, QueryError, ServiceConfig, StartError};
 pub use spr::Spr;

@@ -202,6 +202,30 @@ impl SessionLayer {
         vec![(to.addr, packet.encode(&to.id))]
     }
 
+    /// A datagram answering a message just read from `id` at `addr`, over the session it
+    /// came in on (`None` if that session has since been evicted).
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        rng: &mut impl RngCore,
+        id: NodeId,
+        addr: SocketAddr,
+        plaintext: &[u8],
+    ) -> Option<(SocketAddr, Vec<u8>)> {
+        let session = self.sessions.get_mut(&(id, addr))?;
+        session.last_used = now;
+        let (iv, nonce) = (random::<16>(rng), random::<12>(rng));
+        let auth = Authdata::Message { src: self.id };
+        let header_only = Packet::new(iv, nonce, &auth, Vec::new());
+        let message = encrypt_message(
+            &session.write_key,
+            &nonce,
+            plaintext,
+            &header_only.authenticated_data(),
+        );
+        Some((addr, Packet::new(iv, nonce, &auth, message).encode(&id)))
+    }
+
     /// Reads a datagram from `addr`.
     pub fn receive(
         &mut self,
