@@ -113,6 +113,9 @@ struct InFlight {
     at: Instant,
 }
 
+/// A plaintext waiting for a handshake, and where it goes.
+type Queued = (Contact, Vec<u8>);
+
 pub struct SessionLayer {
     key: SigningKey,
     id: NodeId,
@@ -122,7 +125,7 @@ pub struct SessionLayer {
     challenges: HashMap<(NodeId, SocketAddr), SentChallenge>,
     in_flight: HashMap<Nonce, InFlight>,
     /// Plaintexts waiting for a handshake with the node to finish, and when it began.
-    handshaking: HashMap<NodeId, (Instant, Vec<(Contact, Vec<u8>)>)>,
+    handshaking: HashMap<NodeId, (Instant, Vec<Queued>)>,
 }
 
 impl SessionLayer {
