@@ -775,3 +775,215 @@ fn nodes_messages(records: &[Spr]) -> Vec<Message> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The core without sockets: a simulated network delivers datagrams between cores, and
+    //! time only moves when the test moves it.
+
+    use libp2p::identity::Keypair;
+
+    use super::*;
+    use crate::spr::signing_key_of;
+
+    struct Sim {
+        nodes: Vec<Protocol>,
+        addrs: Vec<SocketAddr>,
+        done: Vec<(usize, QueryId, Outcome)>,
+        /// Nodes whose datagrams vanish (a node that went away).
+        silent: HashSet<usize>,
+    }
+
+    impl Sim {
+        fn new(n: usize) -> Self {
+            let mut nodes = Vec::new();
+            let mut addrs = Vec::new();
+            for i in 0..n {
+                let keypair = Keypair::generate_secp256k1();
+                let addr: SocketAddr = format!("127.0.0.1:{}", 20_000 + i).parse().unwrap();
+                let ma = format!("/ip4/127.0.0.1/udp/{}", addr.port())
+                    .parse()
+                    .unwrap();
+                let record = Spr::sign(&keypair, vec![ma]).unwrap();
+                let provider = Spr::sign(
+                    &keypair,
+                    vec![format!("/ip4/127.0.0.1/tcp/{}", 30_000 + i)
+                        .parse()
+                        .unwrap()],
+                )
+                .unwrap();
+                nodes.push(Protocol::new(
+                    signing_key_of(&keypair).unwrap(),
+                    record,
+                    provider,
+                    Config::default(),
+                    i as u64,
+                ));
+                addrs.push(addr);
+            }
+            Sim {
+                nodes,
+                addrs,
+                done: Vec::new(),
+                silent: HashSet::new(),
+            }
+        }
+
+        /// Delivers datagrams until the network is quiet.
+        fn run(&mut self, now: Instant) {
+            loop {
+                let mut moved = false;
+                for i in 0..self.nodes.len() {
+                    while let Some(out) = self.nodes[i].poll_output() {
+                        moved = true;
+                        match out {
+                            Output::Send { to, datagram } => {
+                                let Some(j) = self.addrs.iter().position(|a| *a == to) else {
+                                    continue;
+                                };
+                                if self.silent.contains(&j) || self.silent.contains(&i) {
+                                    continue;
+                                }
+                                let from = self.addrs[i];
+                                self.nodes[j].handle_datagram(now, from, &datagram);
+                            }
+                            Output::Done { query, outcome } => self.done.push((i, query, outcome)),
+                        }
+                    }
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        fn outcome(&mut self, node: usize, query: QueryId) -> Outcome {
+            let pos = self
+                .done
+                .iter()
+                .position(|(n, q, _)| *n == node && *q == query)
+                .expect("query finished");
+            self.done.remove(pos).2
+        }
+
+        fn bootstrap_all_through_0(&mut self, now: Instant) {
+            let boot = self.nodes[0].local_record().clone();
+            for i in 1..self.nodes.len() {
+                let q = self.nodes[i].bootstrap(now, boot.clone()).unwrap();
+                self.run(now);
+                assert!(matches!(self.outcome(i, q), Outcome::Bootstrapped { .. }));
+            }
+        }
+    }
+
+    #[test]
+    fn providers_are_found_across_the_network() {
+        let now = Instant::now();
+        let mut sim = Sim::new(12);
+        sim.bootstrap_all_through_0(now);
+        // The bootstrap node saw everyone's handshake.
+        assert_eq!(sim.nodes[0].table().len(), 11);
+
+        let content = NodeId::for_content(b"some cid");
+        let q = sim.nodes[3].add_provider(now, content).unwrap();
+        sim.run(now);
+        let Outcome::Announced { nodes } = sim.outcome(3, q) else {
+            panic!()
+        };
+        assert!(nodes >= 1);
+
+        let q = sim.nodes[11].find_providers(now, content).unwrap();
+        sim.run(now);
+        let Outcome::Providers(found) = sim.outcome(11, q) else {
+            panic!()
+        };
+        assert_eq!(found, vec![sim.nodes[3].provider_record().clone()]);
+        assert!(sim
+            .nodes
+            .iter()
+            .all(|n| n.poll_timeout().is_none_or(|t| t > now)));
+    }
+
+    #[test]
+    fn silent_nodes_time_out_and_queries_still_finish() {
+        let now = Instant::now();
+        let mut sim = Sim::new(6);
+        sim.bootstrap_all_through_0(now);
+        sim.silent.insert(0);
+        let q = sim.nodes[5]
+            .find_providers(now, NodeId::for_content(b"x"))
+            .unwrap();
+        sim.run(now);
+        assert!(sim.done.is_empty(), "waiting for the silent bootstrap node");
+        let deadline = sim.nodes[5].poll_timeout().unwrap();
+        assert!(deadline <= now + Duration::from_secs(1));
+        // Time passes; every request to the silent node times out.
+        for step in 1..=5 {
+            let t = now + Duration::from_secs(step);
+            for node in &mut sim.nodes {
+                node.handle_timeout(t);
+            }
+            sim.run(t);
+        }
+        assert_eq!(sim.outcome(5, q), Outcome::Providers(vec![]));
+    }
+
+    #[test]
+    fn nodes_answers_are_verified() {
+        let sim = Sim::new(4);
+        let core = &sim.nodes[0];
+        let from = sim.nodes[1].local_record().node_id();
+        let good = sim.nodes[2].local_record().clone();
+        let d = good.node_id().log_distance(&from);
+        let records = vec![
+            good.bytes().to_vec(),
+            good.bytes().to_vec(),                           // duplicate
+            core.local_record().bytes().to_vec(),            // ourselves
+            vec![1, 2, 3],                                   // garbage
+            sim.nodes[0].provider_record().bytes().to_vec(), // no UDP address
+        ];
+        assert_eq!(core.verify_nodes(from, &[d], records.clone()), vec![good]);
+        let wrong = if d == 256 { 255 } else { d + 1 };
+        assert!(core.verify_nodes(from, &[wrong], records).is_empty());
+    }
+
+    #[test]
+    fn requests_answered_as_archivist_does() {
+        let now = Instant::now();
+        let mut sim = Sim::new(8);
+        sim.bootstrap_all_through_0(now);
+        // FINDNODE for all distances at once is answered in NODES messages of three records,
+        // and the asker collects all of them.
+        let all: Vec<u16> = (1..=256).collect();
+        let node0 = sim.nodes[0].local_record().clone();
+        assert!(sim.nodes[1].request(
+            now,
+            &node0,
+            Message::FindNode {
+                distances: all.clone()
+            },
+            Purpose::FindNode(999),
+            all,
+        ));
+        sim.run(now);
+        assert!(
+            sim.nodes[1].pending.is_empty(),
+            "all NODES messages arrived"
+        );
+        assert_eq!(sim.nodes[1].table().len(), 7);
+        // Query limits are enforced: with a node that never answers, lookups keep running.
+        let mut core = Sim::new(1).nodes.remove(0);
+        core.add_bootstrap(node0).unwrap();
+        let limit = Config::default().max_queries;
+        for _ in 0..limit {
+            core.lookup(now, NodeId([9; 32])).unwrap();
+        }
+        assert_eq!(
+            core.lookup(now, NodeId([9; 32])),
+            Err(ProtocolError::TooManyQueries { running: limit })
+        );
+        // They end at their deadline even if nothing ever answers.
+        core.handle_timeout(now + Config::default().query_timeout);
+        assert!(core.queries.is_empty() && core.pending.is_empty());
+    }
+}
