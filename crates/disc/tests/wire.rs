@@ -269,3 +269,24 @@ fn fuzz_protocol_core_on_arbitrary_datagrams() {
             while core.poll_output().is_some() {}
         });
 }
+
+/// A record served by a real Archivist node (`GET /api/archivist/v1/spr`, archivist-node
+/// 90b7fff built locally, started with `--disc-port=18790 --nat=extip:127.0.0.1`); its
+/// `/debug/info` reported the node id below, which pins node id = keccak256(peer id bytes).
+#[test]
+fn archivist_node_record() {
+    let spr = Spr::from_text(
+        "spr:CiUIAhIhAkWftxa8AjPA4FJUkLrdN4JamazyojvKd1rWkNMhVDmKEgIDARo8CicAJQgCEiECRZ-3FrwCM8DgUlSQut03glqZrPKiO8p3WtaQ0yFUOYoQj9bE2AYaCwoJBH8AAAGRAklmKkYwRAIgF1zpYEYP60fj_VoiO8c2-3yyItP2pp7_o2t_slK-_O0CIHlsboen_kuMnSx8Q3AmasJBJq7hvlAMifQ2uHr0BCFv",
+    )
+    .unwrap();
+    assert_eq!(
+        spr.peer_id().to_string(),
+        "16Uiu2HAkz7TN4zGgsRbraEMbQZVP9JmEj4hRyc6dbNhNYiczDa97"
+    );
+    assert_eq!(
+        spr.node_id().to_string(),
+        "244a3482a3ad7b7afe7cbd1cb11ad5cf1f654e23d4d2d106c402adb534df2bf4"
+    );
+    assert_eq!(spr.seq(), 1796287249);
+    assert_eq!(spr.udp_address(), Some("127.0.0.1:18790".parse().unwrap()));
+}
