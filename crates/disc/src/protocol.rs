@@ -10,6 +10,11 @@
 //! nodes that were seen, in NODES messages of at most three records; ADDPROVIDER is never
 //! answered; GETPROVIDERS is answered with one PROVIDERS message.
 //!
+//! Maintenance, once [`Protocol::start_maintenance`] is called: every `revalidate_interval`
+//! the least recently seen node of a random bucket is pinged (dropped when it keeps failing,
+//! its record re-fetched when its PONG announces a newer one), and every `refresh_interval`
+//! without a lookup a random id is looked up, as Archivist's `revalidateLoop`/`refreshLoop`.
+//!
 //! Bounded: pending requests, queries, candidates per query, records read per response and
 //! the provider store all have caps; a query also ends at its deadline with what it has.
 //! No sockets, no clock, no tasks.
@@ -52,9 +57,12 @@ pub struct Config {
     pub query_timeout: Duration,
     pub max_pending_requests: usize,
     pub max_queries: usize,
-    pub max_provider_keys: usize,
+    /// Provider records stored for others, in all.
+    pub max_provider_records: usize,
     pub provider_ttl: Duration,
     pub sessions: SessionLimits,
+    pub revalidate_interval: Duration,
+    pub refresh_interval: Duration,
 }
 
 impl Default for Config {
@@ -64,9 +72,11 @@ impl Default for Config {
             query_timeout: Duration::from_secs(30),
             max_pending_requests: 1024,
             max_queries: 64,
-            max_provider_keys: 100_000,
+            max_provider_records: 50_000,
             provider_ttl: Duration::from_secs(24 * 3600),
             sessions: SessionLimits::default(),
+            revalidate_interval: Duration::from_secs(10),
+            refresh_interval: Duration::from_secs(300),
         }
     }
 }
@@ -138,7 +148,11 @@ struct Query {
 enum Purpose {
     FindNode(QueryId),
     GetProviders(QueryId),
+    Ping,
 }
+
+/// The query id of requests that belong to no query (maintenance).
+const NO_QUERY: QueryId = QueryId::MAX;
 
 struct Pending {
     deadline: Instant,
@@ -153,6 +167,7 @@ struct Pending {
 enum Answer {
     Nodes(Vec<Vec<u8>>),
     Providers(Vec<Vec<u8>>),
+    Pong { enr_seq: u64 },
     Failed,
 }
 
@@ -169,6 +184,9 @@ pub struct Protocol {
     out: VecDeque<Output>,
     rng: StdRng,
     next_provider_expiry: Option<Instant>,
+    next_revalidate: Option<Instant>,
+    next_refresh: Option<Instant>,
+    last_lookup: Option<Instant>,
 }
 
 impl Protocol {
@@ -184,7 +202,7 @@ impl Protocol {
         Protocol {
             session: SessionLayer::new(key, record.clone(), config.sessions),
             table: RoutingTable::new(record.node_id()),
-            providers: ProviderStore::new(config.max_provider_keys, config.provider_ttl),
+            providers: ProviderStore::new(config.max_provider_records, config.provider_ttl),
             config,
             record,
             provider_record,
@@ -194,7 +212,16 @@ impl Protocol {
             out: VecDeque::new(),
             rng: StdRng::seed_from_u64(seed),
             next_provider_expiry: None,
+            next_revalidate: None,
+            next_refresh: None,
+            last_lookup: None,
         }
+    }
+
+    /// Starts the periodic revalidation and refresh (module docs).
+    pub fn start_maintenance(&mut self, now: Instant) {
+        self.next_revalidate = Some(now + self.config.revalidate_interval);
+        self.next_refresh = Some(now + self.config.refresh_interval);
     }
 
     pub fn local_record(&self) -> &Spr {
@@ -260,6 +287,8 @@ impl Protocol {
             .chain(queries)
             .chain(self.session.next_expiry())
             .chain(self.next_provider_expiry)
+            .chain(self.next_revalidate)
+            .chain(self.next_refresh)
             .min()
     }
 
@@ -293,6 +322,31 @@ impl Protocol {
             .collect();
         for id in late {
             self.finish(now, id);
+        }
+        self.maintain(now);
+    }
+
+    fn maintain(&mut self, now: Instant) {
+        if self.next_revalidate.is_some_and(|at| at <= now) {
+            self.next_revalidate = Some(now + self.config.revalidate_interval);
+            let pick = self.rng.next_u32() as usize;
+            if let Some(record) = self.table.least_recently_seen(pick) {
+                let ping = Message::Ping {
+                    enr_seq: self.record.seq(),
+                };
+                self.request(now, &record, ping, Purpose::Ping, Vec::new());
+            }
+        }
+        if self.next_refresh.is_some_and(|at| at <= now) {
+            self.next_refresh = Some(now + self.config.refresh_interval);
+            let idle = self
+                .last_lookup
+                .is_none_or(|at| now.duration_since(at) >= self.config.refresh_interval);
+            if idle && !self.table.is_empty() {
+                let mut target = [0u8; 32];
+                self.rng.fill_bytes(&mut target);
+                let _ = self.lookup(now, NodeId(target));
+            }
         }
     }
 
@@ -423,6 +477,7 @@ impl Protocol {
             (Purpose::GetProviders(_), Message::Providers { providers, .. }) => {
                 Answer::Providers(providers.into_iter().take(PROVIDERS_READ_LIMIT).collect())
             }
+            (Purpose::Ping, Message::Pong { enr_seq, .. }) => Answer::Pong { enr_seq },
             _ => Answer::Failed,
         };
         let pending = self.pending.remove(&key).expect("found above");
@@ -492,9 +547,22 @@ impl Protocol {
                     *n = n.saturating_sub(1);
                 }
             }
+            Purpose::Ping => {
+                let stale = self.table.get(&from).and_then(|e| match answer {
+                    Answer::Pong { enr_seq } if enr_seq > e.record.seq() => Some(e.record.clone()),
+                    _ => None,
+                });
+                if let Some(record) = stale {
+                    // Its record changed: ask the node for it (distance 0 is itself).
+                    let ask = Message::FindNode { distances: vec![0] };
+                    self.request(now, &record, ask, Purpose::FindNode(NO_QUERY), vec![0]);
+                }
+                return;
+            }
         }
         let qid = match purpose {
             Purpose::FindNode(q) | Purpose::GetProviders(q) => q,
+            Purpose::Ping => return,
         };
         self.advance(now, qid);
     }
@@ -532,6 +600,7 @@ impl Protocol {
         }
         let id = self.next_query;
         self.next_query += 1;
+        self.last_lookup = Some(now);
         let mut query = Query {
             kind,
             target,
@@ -666,6 +735,7 @@ impl Protocol {
         };
         self.pending.retain(|_, p| match p.purpose {
             Purpose::FindNode(q) | Purpose::GetProviders(q) => q != qid,
+            Purpose::Ping => true,
         });
         let closest: Vec<Spr> = query
             .candidates
@@ -926,6 +996,46 @@ mod tests {
             sim.run(t);
         }
         assert_eq!(sim.outcome(5, q), Outcome::Providers(vec![]));
+    }
+
+    #[test]
+    fn revalidation_pings_and_drops_nodes_that_went_away() {
+        let start = Instant::now();
+        let mut sim = Sim::new(4);
+        sim.bootstrap_all_through_0(start);
+        for node in &mut sim.nodes {
+            node.start_maintenance(start);
+        }
+        let gone = sim.nodes[2].local_record().node_id();
+        assert!(sim.nodes[0].table().get(&gone).is_some());
+        sim.silent.insert(2);
+        let interval = Config::default().revalidate_interval;
+        let mut now = start;
+        for _ in 0..40 {
+            now += interval;
+            for node in &mut sim.nodes {
+                node.handle_timeout(now);
+            }
+            sim.run(now);
+            // Pings that got no PONG time out a second later.
+            now += Duration::from_secs(1);
+            for node in &mut sim.nodes {
+                node.handle_timeout(now);
+            }
+            sim.run(now);
+        }
+        assert!(
+            sim.nodes[0].table().get(&gone).is_none(),
+            "silent node dropped"
+        );
+        let alive = sim.nodes[1].local_record().node_id();
+        assert!(sim.nodes[0].table().get(&alive).is_some_and(|e| e.seen));
+        // Refresh lookups ran (no query was started by hand) and finished.
+        assert!(sim
+            .nodes
+            .iter()
+            .all(|n| n.last_lookup.is_some_and(|t| t > start)));
+        assert!(sim.nodes.iter().all(|n| n.queries.is_empty()));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Provider records this node stores for the DHT: content key → signed peer records of the
 //! nodes that said they hold it.
 //!
-//! Bounded against floods: at most `max_keys` content keys and [`MAX_PROVIDERS_PER_KEY`]
-//! providers per key (Archivist's `MaxProvidersPerEntry`), each record kept for `ttl`
+//! Bounded against floods: at most `max_records` records in all (each at most
+//! [`crate::spr::MAX_SPR_SIZE`] bytes) and [`MAX_PROVIDERS_PER_KEY`] providers per key
+//! (Archivist's `MaxProvidersPerEntry`), each record kept for `ttl`
 //! (Archivist's default is 24 h). A provider that announces again replaces its record when
 //! the new one is at least as recent. Like Archivist, it does not check that the announcing
 //! node is the provider: the record's signature is what vouches for it.
@@ -25,25 +26,31 @@ pub enum Stored {
 }
 
 pub struct ProviderStore {
-    max_keys: usize,
+    max_records: usize,
     ttl: Duration,
     entries: HashMap<NodeId, Vec<(Spr, Instant)>>,
+    records: usize,
 }
 
 impl ProviderStore {
-    pub fn new(max_keys: usize, ttl: Duration) -> Self {
+    pub fn new(max_records: usize, ttl: Duration) -> Self {
         ProviderStore {
-            max_keys,
+            max_records,
             ttl,
             entries: HashMap::new(),
+            records: 0,
         }
     }
 
     pub fn add(&mut self, now: Instant, content: NodeId, record: Spr) -> Stored {
         let expires = now + self.ttl;
-        if !self.entries.contains_key(&content) && self.entries.len() >= self.max_keys {
+        let known = self
+            .entries
+            .get(&content)
+            .is_some_and(|list| list.iter().any(|(r, _)| r.peer_id() == record.peer_id()));
+        if !known && self.records >= self.max_records {
             self.expire(now);
-            if self.entries.len() >= self.max_keys {
+            if self.records >= self.max_records {
                 return Stored::Refused;
             }
         }
@@ -67,8 +74,10 @@ impl ProviderStore {
                 .map(|(i, _)| i)
                 .expect("a full list is not empty");
             list.swap_remove(oldest);
+            self.records -= 1;
         }
         list.push((record, expires));
+        self.records += 1;
         Stored::Added
     }
 
@@ -90,10 +99,15 @@ impl ProviderStore {
             list.retain(|(_, at)| *at > now);
             !list.is_empty()
         });
+        self.records = self.entries.values().map(Vec::len).sum();
     }
 
     pub fn keys(&self) -> usize {
         self.entries.len()
+    }
+
+    pub fn records(&self) -> usize {
+        self.records
     }
 }
 
@@ -114,7 +128,7 @@ mod tests {
     #[test]
     fn bounded_per_key_and_in_keys_and_expiring() {
         let now = Instant::now();
-        let mut store = ProviderStore::new(2, Duration::from_secs(10));
+        let mut store = ProviderStore::new(MAX_PROVIDERS_PER_KEY + 1, Duration::from_secs(10));
         let key = NodeId([1; 32]);
         let first = record();
         assert_eq!(store.add(now, key, first.clone()), Stored::Added);
@@ -128,6 +142,6 @@ mod tests {
         let later = now + Duration::from_secs(11);
         assert!(store.get(later, &key).is_empty());
         assert_eq!(store.add(later, NodeId([3; 32]), record()), Stored::Added);
-        assert_eq!(store.keys(), 1);
+        assert_eq!((store.keys(), store.records()), (1, 1));
     }
 }

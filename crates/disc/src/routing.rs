@@ -120,11 +120,28 @@ impl RoutingTable {
         Insert::Added
     }
 
+    /// Records an answer: the node becomes the most recently seen of its bucket.
     pub fn mark_seen(&mut self, id: &NodeId) {
-        if let Some(e) = self.get_mut(id) {
+        let Some(b) = self.bucket_of(id) else { return };
+        let bucket = &mut self.buckets[b];
+        if let Some(pos) = bucket.iter().position(|e| e.record.node_id() == *id) {
+            let mut e = bucket.remove(pos);
             e.seen = true;
             e.failures = 0;
+            bucket.insert(0, e);
         }
+    }
+
+    /// The least recently seen node of one non-empty bucket (`pick` chooses which), the one
+    /// to ping next.
+    pub fn least_recently_seen(&self, pick: usize) -> Option<Spr> {
+        let non_empty: Vec<&Vec<Entry>> = self.buckets.iter().filter(|b| !b.is_empty()).collect();
+        if non_empty.is_empty() {
+            return None;
+        }
+        non_empty[pick % non_empty.len()]
+            .last()
+            .map(|e| e.record.clone())
     }
 
     /// Records an unanswered request; drops the node when it is not trusted enough to keep.

@@ -117,13 +117,14 @@ impl Discovery {
             .with(Proto::Udp(local_addr.port()));
         let record = Spr::sign(&config.keypair, vec![dht_addr])?;
         let provider_record = Spr::sign(&config.keypair, config.provider_addrs.clone())?;
-        let protocol = Protocol::new(
+        let mut protocol = Protocol::new(
             key,
             record.clone(),
             provider_record.clone(),
             config.protocol,
             rand::random(),
         );
+        protocol.start_maintenance(Instant::now());
         let (commands, rx) = mpsc::channel(64);
         tokio::spawn(run(protocol, socket, rx));
         tracing::info!(%local_addr, spr = %record.to_text(), "DHT started");
