@@ -631,7 +631,13 @@ impl Protocol {
             return;
         }
         let target = query.target;
-        let closest = &query.candidates[..query.candidates.len().min(BUCKET_SIZE)];
+        // The closest nodes not known to have failed: a silent node does not end a lookup.
+        let closest: Vec<&Candidate> = query
+            .candidates
+            .iter()
+            .filter(|c| c.asked != Asked::Failed)
+            .take(BUCKET_SIZE)
+            .collect();
         let waiting = closest.iter().filter(|c| c.asked == Asked::Waiting).count();
         let to_ask: Vec<Spr> = closest
             .iter()
