@@ -321,7 +321,16 @@ impl Protocol {
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            self.finish(now, id);
+            // An announcement out of time still goes to the nodes that answered so far.
+            if self
+                .queries
+                .get(&id)
+                .is_some_and(|q| q.kind == Kind::AddProvider)
+            {
+                self.lookup_done(now, id);
+            } else {
+                self.finish(now, id);
+            }
         }
         self.maintain(now);
     }
