@@ -618,4 +618,51 @@ mod tests {
             Received::Dropped(_)
         ));
     }
+
+    #[test]
+    fn state_is_bounded_under_floods() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let now = Instant::now();
+        let limits = SessionLimits {
+            sessions: 4,
+            challenges: 3,
+            in_flight: 5,
+            queued_per_node: 2,
+            handshaking_nodes: 2,
+        };
+        let keypair = Keypair::generate_secp256k1();
+        let record = Spr::sign(&keypair, vec!["/ip4/127.0.0.1/udp/1".parse().unwrap()]).unwrap();
+        let mut layer = SessionLayer::new(signing_key_of(&keypair).unwrap(), record, limits);
+        // Many unknown senders: challenges stop at the cap until old ones expire.
+        let issued = (0..10u16)
+            .filter(|i| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + i));
+                layer
+                    .challenge(now, &mut rng, NodeId([*i as u8; 32]), addr, [0; 12], None)
+                    .is_some()
+            })
+            .count();
+        assert_eq!(issued, 3);
+        let later = now + HANDSHAKE_TIMEOUT;
+        let addr = SocketAddr::from(([127, 0, 0, 1], 2000));
+        assert!(layer
+            .challenge(later, &mut rng, NodeId([99; 32]), addr, [0; 12], None)
+            .is_some());
+        // Sends to many silent nodes: handshakes, in-flight packets and queues stop at caps.
+        let mut sent = 0;
+        for i in 0..10u16 {
+            let (_, to) = party(3000 + i);
+            let contact = Contact::of(&to).unwrap();
+            for _ in 0..5 {
+                sent += layer.send(now, &mut rng, &contact, vec![0; 8]).len();
+            }
+        }
+        assert_eq!(
+            sent, 2,
+            "one random packet per handshaking node, two nodes at most"
+        );
+        assert!(layer.handshaking.len() <= 2);
+        assert!(layer.handshaking.values().all(|(_, q)| q.len() <= 2));
+        assert!(layer.in_flight.len() <= 5);
+    }
 }
