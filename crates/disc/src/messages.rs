@@ -34,6 +34,7 @@ pub const KIND_PROVIDERS: u8 = 0x0d;
 pub const KIND_FIND_NODE_FAST: u8 = 0x83;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message {
     Ping {
         enr_seq: u64,

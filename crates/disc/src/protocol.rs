@@ -94,6 +94,7 @@ pub type QueryId = u64;
 
 /// What a finished query found.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The closest nodes to the target that answered, closest first.
     Closest(Vec<Spr>),
@@ -106,6 +107,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Output {
     Send { to: SocketAddr, datagram: Vec<u8> },
     Done { query: QueryId, outcome: Outcome },
