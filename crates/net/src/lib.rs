@@ -7,6 +7,7 @@
 //! hands back.
 
 mod announce;
+pub mod archivist_dht;
 pub mod blockexc;
 pub mod download;
 pub mod ledger;
@@ -47,6 +48,8 @@ const LOOKUP_PATIENCE: Duration = Duration::from_secs(1);
 pub struct NetConfig {
     pub swarm: SwarmConfig,
     pub policy: LedgerPolicy,
+    /// Where Archivist's DHT listens (UDP), when the node takes part in it.
+    pub archivist_dht: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,16 @@ pub enum NetError {
     Timeout { cid: String, waited: Duration },
     #[error("the network task has stopped")]
     Stopped,
+}
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+    #[error("cannot start Archivist's DHT: {0}")]
+    ArchivistDht(#[from] neverust_disc::StartError),
 }
 
 #[derive(Clone)]
@@ -79,7 +92,15 @@ struct Inner {
     /// download that follows starts from them instead of walking the DHT again.
     recent_providers:
         std::sync::Mutex<std::collections::HashMap<Cid, (std::time::Instant, Vec<PeerId>)>>,
+    archivist_dht: Option<archivist_dht::ArchivistDht>,
 }
+
+/// How long a provider lookup in Archivist's DHT may go on once Kademlia has answered.
+const SECOND_DHT_GRACE: Duration = Duration::from_millis(200);
+
+/// A provider named by Archivist's DHT that does not answer a dial within this long is
+/// left out (its record may be a day old).
+const PROVIDER_DIAL_LIMIT: Duration = Duration::from_secs(3);
 
 /// How many connected peers a block fetch asks directly when the DHT knows no provider.
 const MAX_ASKED_DIRECTLY: usize = 64;
@@ -93,9 +114,20 @@ impl Network {
         config: NetConfig,
         store: Arc<dyn BlockStore>,
         metrics: NetMetrics,
-    ) -> Result<Network, SwarmError> {
+    ) -> Result<Network, StartError> {
         let peer_id = keypair.public().to_peer_id();
-        let parts = swarm::spawn(keypair, config.swarm, metrics.clone()).await?;
+        let parts = swarm::spawn(keypair.clone(), config.swarm, metrics.clone()).await?;
+        let archivist_dht = match config.archivist_dht {
+            Some(bind) => {
+                let tcp = parts
+                    .listen_addrs
+                    .read()
+                    .expect("listen addrs lock")
+                    .clone();
+                Some(archivist_dht::ArchivistDht::start(keypair, bind, tcp).await?)
+            }
+            None => None,
+        };
         let engine = Engine::start(
             store.clone(),
             parts.control,
@@ -114,6 +146,7 @@ impl Network {
                 metrics,
                 listen_addrs: parts.listen_addrs,
                 recent_providers: Default::default(),
+                archivist_dht,
             }),
         })
     }
@@ -197,8 +230,25 @@ impl Network {
             .await;
     }
 
+    /// Announces a dataset this node now holds whole: its manifest CID in Kademlia, and its
+    /// manifest and tree CIDs in Archivist's DHT when the node takes part in it.
+    pub async fn provide_dataset(&self, manifest: &Cid, tree: &Cid) {
+        self.provide(manifest).await;
+        if let Some(dht) = &self.inner.archivist_dht {
+            dht.announce(&[*manifest, *tree]);
+        }
+    }
+
+    /// Archivist's DHT, when the node takes part in it.
+    pub fn archivist_dht(&self) -> Option<&archivist_dht::ArchivistDht> {
+        self.inner.archivist_dht.as_ref()
+    }
+
     /// Stops announcing `cid`; records already at other peers expire with their TTL.
     pub async fn unprovide(&self, cid: &Cid) {
+        if let Some(dht) = &self.inner.archivist_dht {
+            dht.forget(cid);
+        }
         let _ = self
             .inner
             .commands
@@ -206,11 +256,43 @@ impl Network {
             .await;
     }
 
-    /// Peers that announced `cid` in the DHT (never this node), dialled as they are found.
+    /// Peers that announced `cid` (never this node), dialled as they are found: Kademlia's,
+    /// and Archivist's DHT's when the node takes part in it. Once Kademlia has named
+    /// providers, the other lookup gets [`SECOND_DHT_GRACE`] more, no longer.
     pub async fn find_providers(&self, cid: &Cid) -> Result<Vec<PeerId>, NetError> {
         let key = dht_key(cid);
-        self.ask(|reply| Command::FindProviders { key, reply })
-            .await
+        let kad = self.ask(|reply| Command::FindProviders { key, reply });
+        let Some(dht) = &self.inner.archivist_dht else {
+            return kad.await;
+        };
+        let archivist = dht.find(cid);
+        tokio::pin!(kad, archivist);
+        let (mut providers, found) = tokio::select! {
+            providers = &mut kad => {
+                let providers = providers?;
+                let grace = if providers.is_empty() { Duration::MAX } else { SECOND_DHT_GRACE };
+                let found = tokio::time::timeout(grace, archivist).await.unwrap_or_default();
+                (providers, found)
+            }
+            found = &mut archivist => (kad.await?, found),
+        };
+        // Providers from Archivist's DHT are dialled now: blocks are asked over a connection.
+        let dials = found
+            .into_iter()
+            .filter(|(p, _)| *p != self.inner.peer_id && !providers.contains(p))
+            .map(|(p, addrs)| async move {
+                let dial = self.dial(Some(p), addrs);
+                tokio::time::timeout(PROVIDER_DIAL_LIMIT, dial)
+                    .await
+                    .ok()?
+                    .ok()
+            });
+        for p in futures::future::join_all(dials).await.into_iter().flatten() {
+            if !providers.contains(&p) {
+                providers.push(p);
+            }
+        }
+        Ok(providers)
     }
 
     /// Peers with a live connection, at most [`MAX_ASKED_DIRECTLY`].

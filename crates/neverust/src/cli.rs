@@ -98,6 +98,10 @@ pub struct StartArgs {
     /// How many peers closest to a CID keep this node's provider record for it (at least 1).
     #[arg(long, env = "NEVERUST_DHT_REPLICATION", default_value_t = DEFAULT_DHT_REPLICATION)]
     pub dht_replication: NonZeroUsize,
+    /// Take part in Archivist's DHT on --disc-port (UDP): Archivist nodes then find this
+    /// node's content, and it finds theirs. `false` leaves content routing to Kademlia.
+    #[arg(long, env = "NEVERUST_ARCHIVIST_DHT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub archivist_dht: bool,
     /// Storage quota, in bytes or with a unit (e.g. 20GiB, 512MB).
     #[arg(long, env = "NEVERUST_STORAGE_QUOTA", value_parser = parse_size, default_value_t = DEFAULT_STORAGE_QUOTA)]
     pub storage_quota: u64,
@@ -152,6 +156,7 @@ impl StartArgs {
             credit_limit: self.credit_limit,
             idle_timeout: self.idle_timeout,
             dht_replication: self.dht_replication,
+            archivist_dht: self.archivist_dht,
             storage_quota: self.storage_quota,
             block_ttl: self.block_ttl,
             maintenance_interval: self.block_maintenance_interval,

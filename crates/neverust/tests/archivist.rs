@@ -153,3 +153,90 @@ async fn archivist_fetches_from_neverust() {
         assert_eq!(Sha256::digest(&got), Sha256::digest(&body), "{len} bytes");
     }
 }
+
+/// The text of a node's `/spr`.
+async fn spr_of(api: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{api}/spr"))
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Reads `cid` through the node at `base` until it answers 200 (an announcement in the DHT
+/// takes a moment to land), at most `tries` times.
+async fn fetch_when_found(base: &str, cid: &str, tries: usize) -> bytes::Bytes {
+    let http = reqwest::Client::new();
+    for _ in 0..tries {
+        let r = http
+            .get(format!("{base}/api/archivist/v1/data/{cid}/network/stream"))
+            .timeout(std::time::Duration::from_secs(60))
+            .send()
+            .await;
+        if let Ok(r) = r {
+            if r.status().is_success() {
+                return r.bytes().await.unwrap();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    panic!("{cid} was never found through {base}");
+}
+
+/// Archivist finds what a Neverust node holds through Archivist's DHT alone: the two were
+/// never told to connect; the Archivist node joined the DHT from Neverust's record.
+#[tokio::test]
+async fn archivist_finds_neverust_content_through_the_dht() {
+    let Some(bin) = binary("archivist_finds_neverust_content_through_the_dht") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(&dir.path().join("neverust"), &[]);
+    let spr = spr_of(&node.url("")).await;
+    let archivist =
+        ArchivistNode::start_with(&bin, dir.path(), &[format!("--bootstrap-node={spr}")]).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let body = data(MIB + 7, 300);
+    let cid = node.upload_ok(body.clone()).await;
+    assert!(
+        !node.connected_peers().await.contains(&archivist.peer_id),
+        "no libp2p connection before the fetch"
+    );
+    let got = fetch_when_found(&archivist.base, &cid, 30).await;
+    assert_eq!(Sha256::digest(&got), Sha256::digest(&body));
+}
+
+/// Neverust finds what an Archivist node holds through Archivist's DHT alone: started with
+/// the Archivist node's record as its bootstrap, it has no libp2p connection to it until
+/// the DHT names it as a provider.
+#[tokio::test]
+async fn neverust_finds_archivist_content_through_the_dht() {
+    let Some(bin) = binary("neverust_finds_archivist_content_through_the_dht") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let archivist = ArchivistNode::start(&bin, dir.path()).await;
+    let spr = spr_of(&archivist.api()).await;
+    let node = TestNode::start(&dir.path().join("neverust"), &["--bootstrap-node", &spr]);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        node.connected_peers().await.is_empty(),
+        "a bare DHT record dials nobody"
+    );
+    let body = data(MIB + 9, 301);
+    let (status, cid) = post(
+        &archivist.api(),
+        body.clone(),
+        &[("Content-Type", "application/octet-stream")],
+    )
+    .await;
+    assert_eq!(status, 200, "{cid}");
+    let got = fetch_when_found(&node.base, &cid, 30).await;
+    assert_eq!(Sha256::digest(&got), Sha256::digest(&body));
+}

@@ -71,28 +71,60 @@ pub async fn join(net: Network, target: BootstrapTarget) -> PeerId {
 }
 
 async fn try_join(net: &Network, target: &BootstrapTarget) -> Result<PeerId, String> {
-    let (peer, addrs) = match target {
+    let (peer, addrs, spr) = match target {
         BootstrapTarget::Spr(spr) => {
-            let (peer, addrs) = decode_spr(spr)?;
-            (Some(peer), addrs)
+            let (peer, mut addrs) = decode_spr(spr)?;
+            addrs.retain(|a| tcp_port(a).is_some());
+            (Some(peer), addrs, Some(spr.clone()))
         }
-        BootstrapTarget::Multiaddr(a) => (None, vec![a.clone()]),
+        BootstrapTarget::Multiaddr(a) => (None, vec![a.clone()], None),
         BootstrapTarget::Api { host, port } => {
-            let (peer, addrs) = fetch_spr(host, *port).await?;
-            (Some(peer), addrs)
+            let (peer, addrs, spr) = fetch_spr(host, *port).await?;
+            (Some(peer), addrs, Some(spr))
         }
     };
-    net.dial(peer, addrs).await.map_err(|e| e.to_string())
+    // The bootstrap's record names its DHT's UDP address when it takes part in
+    // Archivist's DHT (Archivist nodes always do): we join that DHT through it.
+    let dht_joined = match (net.archivist_dht(), &spr) {
+        (Some(dht), Some(spr)) if names_udp(spr) => match dht.join(spr).await {
+            Ok(table) => {
+                tracing::info!(table, "joined Archivist's DHT through the bootstrap node");
+                true
+            }
+            // Without a TCP address the DHT is the only way in: try again later.
+            Err(e) if addrs.is_empty() => return Err(format!("joining Archivist's DHT: {e}")),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot join Archivist's DHT through the bootstrap node");
+                false
+            }
+        },
+        _ => false,
+    };
+    match (peer, addrs.is_empty()) {
+        // A bare DHT record: content is found through the DHT, peers dialled as found.
+        (Some(peer), true) if dht_joined => Ok(peer),
+        (_, true) => Err("the bootstrap's record names no TCP address to dial".into()),
+        (peer, false) => net.dial(peer, addrs).await.map_err(|e| e.to_string()),
+    }
 }
 
-async fn fetch_spr(host: &str, port: u16) -> Result<(PeerId, Vec<Multiaddr>), String> {
+fn names_udp(spr: &str) -> bool {
+    decode_spr(spr).is_ok_and(|(_, addrs)| {
+        addrs
+            .iter()
+            .any(|a| a.iter().any(|p| matches!(p, Protocol::Udp(_))))
+    })
+}
+
+/// The bootstrap's peer id, the TCP addresses to dial it at, and its record as text.
+async fn fetch_spr(host: &str, port: u16) -> Result<(PeerId, Vec<Multiaddr>, String), String> {
     let base = format!("http://{host}:{port}/api/archivist/v1");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| e.to_string())?;
-    let (peer, mut addrs) =
-        decode_spr(&spr_from_body(&get(&client, &format!("{base}/spr")).await?))?;
+    let spr = spr_from_body(&get(&client, &format!("{base}/spr")).await?);
+    let (peer, mut addrs) = decode_spr(&spr)?;
     addrs.retain(|a| tcp_port(a).is_some());
     if addrs.is_empty() {
         // Archivist's `/spr` is its discovery record, which names its UDP port only; the
@@ -118,7 +150,7 @@ async fn fetch_spr(host: &str, port: u16) -> Result<(PeerId, Vec<Multiaddr>), St
     if addrs.is_empty() {
         return Err(format!("{base} names no TCP address to dial"));
     }
-    Ok((peer, addrs))
+    Ok((peer, addrs, spr))
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {

@@ -71,6 +71,9 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// How many of the peers closest to a CID keep this node's provider record for it.
     pub dht_replication: NonZeroUsize,
+    /// Whether the node takes part in Archivist's DHT on `disc_port` (UDP), so Archivist
+    /// nodes find its content and it finds theirs.
+    pub archivist_dht: bool,
 }
 
 /// Archivist's defaults: 20 GiB quota, 30 day block TTL, maintenance every 10 minutes.
@@ -120,6 +123,7 @@ impl NodeConfig {
             credit_limit: DEFAULT_CREDIT_LIMIT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             dht_replication: DEFAULT_DHT_REPLICATION,
+            archivist_dht: true,
         }
     }
 }

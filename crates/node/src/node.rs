@@ -43,7 +43,7 @@ pub enum StartError {
     #[error("cannot open the block store: {0}")]
     Store(#[from] neverust_store::StoreError),
     #[error(transparent)]
-    Network(#[from] neverust_net::SwarmError),
+    Network(#[from] neverust_net::StartError),
     #[error("invalid --bootstrap-node: {0}")]
     Bootstrap(String),
     #[error("cannot listen for the API on {addr}: {source}")]
@@ -133,6 +133,9 @@ impl Node {
                 random_walk_interval: RANDOM_WALK_INTERVAL,
             },
             policy: config.ledger_policy(),
+            archivist_dht: config
+                .archivist_dht
+                .then(|| SocketAddr::new(config.listen_ip, config.disc_port)),
         };
         let net = Network::start(
             identity.keypair().clone(),
@@ -246,8 +249,8 @@ async fn announce_stored(state: Arc<NodeState>) {
         .unwrap_or_default();
     // Only datasets whose manifest still decodes are worth finding.
     for (cid, bytes) in manifests {
-        if neverust_content::Manifest::decode(&bytes).is_ok() {
-            state.net.provide(&cid).await;
+        if let Ok(manifest) = neverust_content::Manifest::decode(&bytes) {
+            state.net.provide_dataset(&cid, &manifest.tree_cid).await;
         }
     }
 }

@@ -50,8 +50,14 @@ impl NodeState {
         Ok(result?)
     }
 
+    /// The node's signed peer record. As Archivist's, it is the record of its DHT (naming
+    /// its UDP port) when the node takes part in Archivist's DHT; otherwise a libp2p record
+    /// of its TCP listeners. The TCP addresses are in `/debug/info` either way.
     pub fn spr(&self) -> Option<String> {
-        self.identity.spr(self.net.listen_addrs()).ok()
+        match self.net.archivist_dht() {
+            Some(dht) => Some(dht.record()),
+            None => self.identity.spr(self.net.listen_addrs()).ok(),
+        }
     }
 
     /// Refreshes the gauges that mirror the store before a scrape.

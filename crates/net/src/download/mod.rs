@@ -311,7 +311,8 @@ impl Network {
                 let _ = s.send(trim_last(bytes, index, &manifest)).await;
             }
         }
-        self.provide(&manifest_cid).await;
+        self.provide_dataset(&manifest_cid, &manifest.tree_cid)
+            .await;
         Ok(())
     }
 }

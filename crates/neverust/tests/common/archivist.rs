@@ -36,6 +36,11 @@ pub struct ArchivistNode {
 impl ArchivistNode {
     /// Starts a node on loopback with its data in `dir` and waits until its API answers.
     pub async fn start(binary: &Path, dir: &Path) -> ArchivistNode {
+        ArchivistNode::start_with(binary, dir, &[]).await
+    }
+
+    /// Like `start`, with more flags (`--bootstrap-node=spr:…`, say).
+    pub async fn start_with(binary: &Path, dir: &Path, extra: &[String]) -> ArchivistNode {
         use std::os::unix::fs::PermissionsExt;
         let data = dir.join("archivist-data");
         std::fs::create_dir_all(&data).unwrap();
@@ -50,6 +55,7 @@ impl ArchivistNode {
             .arg("--api-bindaddr=127.0.0.1")
             .arg(format!("--api-port={api}"))
             .arg("--log-level=INFO")
+            .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())

@@ -59,7 +59,10 @@ pub async fn upload(
     }
     let uploaded = upload::ingest(&state, body.into_data_stream(), meta).await?;
     tracing::info!(cid = %uploaded.manifest_cid, size = uploaded.manifest.dataset_size, "stored dataset");
-    state.net.provide(&uploaded.manifest_cid).await;
+    state
+        .net
+        .provide_dataset(&uploaded.manifest_cid, &uploaded.manifest.tree_cid)
+        .await;
     Ok(cid_string(&uploaded.manifest_cid))
 }
 
