@@ -2,13 +2,11 @@
 //! run measures a mixed network and sets Archivist's figures beside Neverust's.
 //!
 //! An Archivist node differs from ours in how it is started and joined, not in how it is
-//! used: the same REST API serves uploads and downloads. It finds peers through its own
-//! discv5 DHT, which our nodes do not speak, so the launcher joins it by hand: every
-//! Archivist node is told (`GET /connect/{peerId}?addrs=...`) to connect to every Neverust
-//! node, and Archivist nodes after the first bootstrap their DHT from the first one's record.
-//! Blocks then flow both ways over `/archivist/blockexc/1.0.0`: each side asks its connected
-//! peers when its DHT names no provider. The Archivist binary is the user's: nothing here
-//! builds or ships it.
+//! used: the same REST API serves uploads and downloads. It joins Archivist's DHT through the
+//! bootstrap's record (`--bootstrap-node=spr:…`; our nodes take part in that DHT), and finds
+//! content there: Neverust nodes announce their datasets in it and look Archivist's up in it,
+//! then blocks flow over `/archivist/blockexc/1.0.0`. Nobody is told to connect by hand. The
+//! Archivist binary is the user's: nothing here builds or ships it.
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -64,11 +62,6 @@ pub fn prepare_data_dir(entry: &NodeEntry) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(&entry.data_dir)?;
     std::fs::set_permissions(&entry.data_dir, std::fs::Permissions::from_mode(0o700))
-}
-
-/// The multiaddr another node dials this one at.
-pub fn dial_addr(entry: &NodeEntry) -> String {
-    format!("/ip4/{}/tcp/{}", entry.host, entry.listen_port)
 }
 
 #[cfg(test)]

@@ -180,7 +180,7 @@ pub struct Cluster {
     attached: bool,
     pub ready_seconds: f64,
     prometheus: Option<String>,
-    /// The first Archivist node's record, which later Archivist nodes bootstrap from.
+    /// The bootstrap's DHT record, which Archivist nodes bootstrap from.
     archivist_spr: Option<String>,
 }
 
@@ -384,25 +384,19 @@ impl Cluster {
 
     /// Starts every node and waits until all have joined: the bootstrap first (the others
     /// fetch its record as they start, and would back off for seconds if it were not there
-    /// yet), then the first Archivist node (the others bootstrap their DHT from its record),
-    /// then the rest; Archivist nodes are joined by hand once everyone is up.
+    /// yet), then the rest. Archivist nodes join Archivist's DHT through the bootstrap's
+    /// record (our nodes take part in it), and find content there, as in a real network.
     async fn start_all(&mut self, bar: &indicatif::ProgressBar) -> anyhow::Result<()> {
         self.spawn(0)?;
         self.wait_until(&[0], |_, s| s.healthy, Duration::from_secs(30))
             .await
             .context("the bootstrap node did not become healthy")?;
         let archivists = self.indices_of(Implementation::Archivist);
-        if let Some(&first) = archivists.first() {
-            self.spawn(first)?;
-            self.wait_until(&[first], |_, s| s.healthy, Duration::from_secs(60))
-                .await
-                .with_context(|| format!("Archivist node {first} did not answer"))?;
-            self.archivist_spr = Some(self.clients[first].spr().await?);
+        if !archivists.is_empty() {
+            self.archivist_spr = Some(self.clients[0].spr().await?);
         }
         for i in 1..self.nodes.len() {
-            if Some(&i) != archivists.first() {
-                self.spawn(i)?;
-            }
+            self.spawn(i)?;
         }
         bar.set_message("waiting for every node to join");
         let all: Vec<usize> = (0..self.nodes.len()).collect();
@@ -422,9 +416,6 @@ impl Cluster {
             self.spec.ready_timeout,
         )
         .await?;
-        for &i in &archivists {
-            self.join_archivist(i).await?;
-        }
         Ok(())
     }
 
@@ -435,24 +426,6 @@ impl Cluster {
             .filter(|n| n.entry.implementation == kind)
             .map(|n| n.entry.index)
             .collect()
-    }
-
-    /// Connects Archivist node `index` to every Neverust node that runs, which its DHT
-    /// cannot find.
-    async fn join_archivist(&self, index: usize) -> anyhow::Result<()> {
-        let client = &self.clients[index];
-        for i in self.indices_of(Implementation::Neverust) {
-            if self.nodes[i].child.is_none() && !self.attached {
-                continue;
-            }
-            let peer = self.clients[i].peer_id().await?;
-            let addr = archivist::dial_addr(&self.nodes[i].entry);
-            client
-                .connect(&peer, &addr)
-                .await
-                .with_context(|| format!("Archivist node {index} could not connect to node {i}"))?;
-        }
-        Ok(())
     }
 
     fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
@@ -662,9 +635,6 @@ impl Cluster {
         let ready = |_: usize, s: &NodeStatus| s.healthy && (archivist || s.connected >= 1);
         self.wait_until(&[index], ready, limit.saturating_sub(start.elapsed()))
             .await?;
-        if archivist {
-            self.join_archivist(index).await?;
-        }
         Ok(start.elapsed())
     }
 
