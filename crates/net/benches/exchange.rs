@@ -105,6 +105,7 @@ async fn node(store: Arc<MemoryStore>) -> Network {
             random_walk_interval: Duration::from_secs(300),
         },
         policy: LedgerPolicy::altruistic(),
+        archivist_dht: None,
     };
     Network::start(
         libp2p::identity::Keypair::generate_secp256k1(),

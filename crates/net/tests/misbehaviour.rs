@@ -32,6 +32,7 @@ async fn honest_node() -> (Network, Arc<MemoryStore>) {
             random_walk_interval: Duration::from_secs(300),
         },
         policy: LedgerPolicy::altruistic(),
+        archivist_dht: None,
     };
     let net = Network::start(
         libp2p::identity::Keypair::generate_secp256k1(),
