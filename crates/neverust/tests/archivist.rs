@@ -38,14 +38,23 @@ async fn listen_addr(node: &TestNode) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn the_same_upload_gives_the_same_manifest_cid() {
-    let Some(bin) = binary("the_same_upload_gives_the_same_manifest_cid") else {
-        return;
-    };
+/// A fresh Archivist node and a fresh Neverust node, not connected; None (the test said
+/// SKIPPED) without `ARCHIVIST_BIN`.
+async fn side_by_side(test: &str) -> Option<(tempfile::TempDir, ArchivistNode, TestNode)> {
+    let bin = binary(test)?;
     let dir = tempfile::tempdir().unwrap();
     let archivist = ArchivistNode::start(&bin, dir.path()).await;
     let node = TestNode::start(&dir.path().join("neverust"), &[]);
+    Some((dir, archivist, node))
+}
+
+#[tokio::test]
+async fn the_same_upload_gives_the_same_manifest_cid() {
+    let Some((_dir, archivist, node)) =
+        side_by_side("the_same_upload_gives_the_same_manifest_cid").await
+    else {
+        return;
+    };
     let ours = node.url("");
     let cases: &[(usize, &[(&str, &str)])] = &[
         (1, &[("Content-Type", "application/octet-stream")]),
@@ -121,12 +130,10 @@ async fn neverust_fetches_from_archivist() {
 /// Neverust node holds.
 #[tokio::test]
 async fn archivist_fetches_from_neverust() {
-    let Some(bin) = binary("archivist_fetches_from_neverust") else {
+    let Some((_dir, archivist, node)) = side_by_side("archivist_fetches_from_neverust").await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let archivist = ArchivistNode::start(&bin, dir.path()).await;
-    let node = TestNode::start(&dir.path().join("neverust"), &[]);
     let addr = listen_addr(&node).await;
     let http = reqwest::Client::new();
     let r = http
