@@ -95,9 +95,6 @@ struct Inner {
     archivist_dht: Option<archivist_dht::ArchivistDht>,
 }
 
-/// How long a provider lookup in Archivist's DHT may go on once Kademlia has answered.
-const SECOND_DHT_GRACE: Duration = Duration::from_millis(200);
-
 /// A provider named by Archivist's DHT that does not answer a dial within this long is
 /// left out (its record may be a day old).
 const PROVIDER_DIAL_LIMIT: Duration = Duration::from_secs(3);
@@ -257,25 +254,24 @@ impl Network {
     }
 
     /// Peers that announced `cid` (never this node), dialled as they are found: Kademlia's,
-    /// and Archivist's DHT's when the node takes part in it. Once Kademlia has named
-    /// providers, the other lookup gets [`SECOND_DHT_GRACE`] more, no longer.
+    /// else Archivist's DHT's when the node takes part in it. Kademlia answers first: it
+    /// ends at the first peer that names providers, and a lookup in Archivist's DHT costs
+    /// more (every node record it meets is signed); content only Archivist nodes hold is
+    /// found in the second.
     pub async fn find_providers(&self, cid: &Cid) -> Result<Vec<PeerId>, NetError> {
         let key = dht_key(cid);
-        let kad = self.ask(|reply| Command::FindProviders { key, reply });
-        let Some(dht) = &self.inner.archivist_dht else {
-            return kad.await;
+        let mut providers = self
+            .ask(|reply| Command::FindProviders { key, reply })
+            .await?;
+        let Some(dht) = self
+            .inner
+            .archivist_dht
+            .as_ref()
+            .filter(|_| providers.is_empty())
+        else {
+            return Ok(providers);
         };
-        let archivist = dht.find(cid);
-        tokio::pin!(kad, archivist);
-        let (mut providers, found) = tokio::select! {
-            providers = &mut kad => {
-                let providers = providers?;
-                let grace = if providers.is_empty() { Duration::MAX } else { SECOND_DHT_GRACE };
-                let found = tokio::time::timeout(grace, archivist).await.unwrap_or_default();
-                (providers, found)
-            }
-            found = &mut archivist => (kad.await?, found),
-        };
+        let found = dht.find(cid).await;
         // Providers from Archivist's DHT are dialled now: blocks are asked over a connection.
         let dials = found
             .into_iter()
