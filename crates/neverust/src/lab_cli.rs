@@ -200,7 +200,7 @@ pub struct BenchArgs {
     pub scale_nodes: Option<Vec<usize>>,
     /// Zipf exponent of `cache`'s reads (> 0; 1.0: the most read file is read twice as
     /// often as the second, ten times as often as the tenth).
-    #[arg(long, value_name = "S", default_value_t = neverust_lab::bench::DEFAULT_CACHE_SKEW, value_parser = parse_skew)]
+    #[arg(long, value_name = "S", default_value_t = neverust_lab::bench::DEFAULT_CACHE_SKEW, value_parser = parse_skew, allow_negative_numbers = true)]
     pub cache_skew: f64,
     /// Seed of the random choices and payloads: the same seed replays the same run (on a
     /// fresh cluster: a node that holds a dataset from an earlier run serves it locally).
