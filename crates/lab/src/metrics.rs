@@ -9,6 +9,15 @@ pub struct Sample {
     pub value: f64,
 }
 
+impl Sample {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 pub fn parse(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -86,21 +95,34 @@ pub fn sum(samples: &[Sample], name: &str) -> f64 {
         .sum()
 }
 
+/// Sum of the series of `name` whose label `key` is `value`.
+pub fn sum_where(samples: &[Sample], name: &str, key: &str, value: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && s.label(key) == Some(value))
+        .map(|s| s.value)
+        .sum()
+}
+
 /// Cumulative buckets `(le, count)` of histogram `name`, summed over its label sets, in
 /// increasing `le`.
 pub fn buckets(samples: &[Sample], name: &str) -> Vec<(f64, f64)> {
+    buckets_of(samples, name, |_| true)
+}
+
+/// [`buckets`] of the series whose label `key` is `value` only.
+pub fn buckets_where(samples: &[Sample], name: &str, key: &str, value: &str) -> Vec<(f64, f64)> {
+    buckets_of(samples, name, |s| s.label(key) == Some(value))
+}
+
+fn buckets_of(samples: &[Sample], name: &str, keep: impl Fn(&Sample) -> bool) -> Vec<(f64, f64)> {
     let bucket = format!("{name}_bucket");
     let mut out: Vec<(f64, f64)> = Vec::new();
-    for s in samples.iter().filter(|s| s.name == bucket) {
-        let Some(le) =
-            s.labels
-                .iter()
-                .find(|(k, _)| k == "le")
-                .and_then(|(_, v)| match v.as_str() {
-                    "+Inf" => Some(f64::INFINITY),
-                    v => v.parse().ok(),
-                })
-        else {
+    for s in samples.iter().filter(|s| s.name == bucket && keep(s)) {
+        let Some(le) = s.label("le").and_then(|v| match v {
+            "+Inf" => Some(f64::INFINITY),
+            v => v.parse().ok(),
+        }) else {
             continue;
         };
         match out.iter_mut().find(|(l, _)| *l == le) {
@@ -125,6 +147,12 @@ neverust_block_fetch_latency_seconds_bucket{le="0.001"} 5
 neverust_block_fetch_latency_seconds_bucket{le="0.01"} 9
 neverust_block_fetch_latency_seconds_bucket{le="+Inf"} 10
 neverust_api_requests_total{route="/data/{cid}",status="200",odd="a\"b,c=d"} 2
+neverust_tier_hits_total{tier="memory0",emulated="false"} 30
+neverust_tier_hits_total{tier="hdd1",emulated="true"} 5
+neverust_tier_read_latency_seconds_bucket{tier="memory0",emulated="false",le="0.001"} 30
+neverust_tier_read_latency_seconds_bucket{tier="memory0",emulated="false",le="+Inf"} 30
+neverust_tier_read_latency_seconds_bucket{tier="hdd1",emulated="true",le="0.001"} 0
+neverust_tier_read_latency_seconds_bucket{tier="hdd1",emulated="true",le="+Inf"} 5
 "#;
 
     #[test]
@@ -141,5 +169,17 @@ neverust_api_requests_total{route="/data/{cid}",status="200",odd="a\"b,c=d"} 2
         assert_eq!(api.labels[0], ("route".into(), "/data/{cid}".into()));
         assert_eq!(api.labels[2], ("odd".into(), "a\"b,c=d".into()));
         assert_eq!(api.value, 2.0);
+        assert_eq!(
+            sum_where(&s, "neverust_tier_hits_total", "tier", "hdd1"),
+            5.0
+        );
+        assert_eq!(
+            buckets_where(&s, "neverust_tier_read_latency_seconds", "tier", "hdd1"),
+            vec![(0.001, 0.0), (f64::INFINITY, 5.0)]
+        );
+        assert_eq!(
+            buckets(&s, "neverust_tier_read_latency_seconds"),
+            vec![(0.001, 30.0), (f64::INFINITY, 35.0)]
+        );
     }
 }

@@ -29,6 +29,9 @@ pub struct Results {
     /// A mixed cluster's Archivist nodes beside its Neverust nodes.
     #[serde(default)]
     pub interop: Option<InteropResult>,
+    /// A tiered node beside a memory-store node under the same skewed reads.
+    #[serde(default)]
+    pub cache: Option<CacheResult>,
     /// Per node CPU and RSS sampled from /proc during the whole run.
     pub resources: Vec<NodeResources>,
     /// Totals over every scenario, what a CI run asserts on.
@@ -150,6 +153,73 @@ pub struct InteropTransfer {
     pub latencies_ms: Vec<f64>,
     pub latency: Quantiles,
     pub throughput_mib_s: f64,
+}
+
+/// The `cache` scenario: the same Zipf-skewed reads of one-block files on a tiered node
+/// and on a memory-store node.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct CacheResult {
+    /// Zipf exponent of the reads (`--cache-skew`).
+    pub skew: f64,
+    /// One-block files (64 KiB each) stored on both nodes.
+    pub files: usize,
+    pub dataset_bytes: u64,
+    /// Reads each node served, `concurrency` at a time.
+    pub reads: usize,
+    pub concurrency: usize,
+    /// The tiered node's `--tier` specs, fastest first.
+    pub tier_specs: Vec<String>,
+    /// Per tier of the tiered node, in the same order.
+    pub tiers: Vec<CacheTier>,
+    /// The tiered node's memory tier: share of block reads it served over the last half of
+    /// the reads, and what an oracle holding the most read files that fit would serve.
+    pub memory_hit_ratio_steady: f64,
+    pub memory_hit_ratio_ideal: f64,
+    pub tiered: CacheNode,
+    pub memory: CacheNode,
+    /// Tiered p50 / memory-store p50 (and p99), over the last half of the reads.
+    pub p50_ratio: f64,
+    pub p99_ratio: f64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct CacheTier {
+    /// As the node labels it: kind and position (`memory0`, `ssd1`, ...).
+    pub tier: String,
+    /// Its reads wait as a device of the spec's speed would (`:latency=...,bw=...`).
+    pub emulated: bool,
+    pub capacity_bytes: u64,
+    /// Block reads this tier served, and their share of all the node's block reads.
+    pub hits: u64,
+    pub hit_ratio: f64,
+    /// Blocks copied or moved into this tier (a memory tier: copies admitted) and out of it
+    /// (a memory tier: copies evicted), and their bytes at 64 KiB a block.
+    pub promotions: u64,
+    pub demotions: u64,
+    pub moved_in_bytes: u64,
+    pub moved_out_bytes: u64,
+    /// Block read latency on this tier, from the node's histogram.
+    pub read_latency: Histogram,
+    /// After each round of reads: seconds since the scenario started, this tier's share of
+    /// the round's block reads, and bytes moved in and out of it since the start.
+    pub t_s: Vec<f64>,
+    pub hit_ratio_over_time: Vec<f64>,
+    pub moved_bytes_over_time: Vec<u64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct CacheNode {
+    /// tiered or memory.
+    pub store: String,
+    pub reads: usize,
+    /// Reads whose bytes matched the file's sha256.
+    pub verified: usize,
+    /// Every read's latency, request to last byte, in the order they finished.
+    pub latencies_ms: Vec<f64>,
+    pub latency: Quantiles,
+    /// Over the last half of the reads.
+    pub steady: Quantiles,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]

@@ -6,13 +6,16 @@ use neverust_lab::bench::stats::quantiles;
 use neverust_lab::report::{render_html, write_report};
 use neverust_lab::results::*;
 
-const PLOT_IDS: [&str; 16] = [
+const PLOT_IDS: [&str; 19] = [
     "plot-upload-cdf",
     "plot-upload-throughput",
     "plot-exchange-cdf",
     "plot-block-histogram",
     "plot-throughput-timeline",
     "plot-interop-transfers",
+    "plot-cache-hit-ratio",
+    "plot-cache-latency-cdf",
+    "plot-cache-moved",
     "plot-stress-histogram",
     "plot-scale-latency",
     "plot-scale-blocks",
@@ -335,6 +338,62 @@ fn interop(noise: &mut Noise) -> InteropResult {
     }
 }
 
+fn cache(noise: &mut Noise) -> CacheResult {
+    let node = |store: &str, latencies_ms: Vec<f64>| CacheNode {
+        store: store.into(),
+        reads: latencies_ms.len(),
+        verified: latencies_ms.len(),
+        latency: quantiles(&latencies_ms),
+        steady: quantiles(&latencies_ms[latencies_ms.len() / 2..]),
+        latencies_ms,
+    };
+    let t_s: Vec<f64> = (1..=10).map(|i| i as f64 * 0.6).collect();
+    let tier = |name: &str, emulated: bool, share: f64, p50_ms: f64| CacheTier {
+        tier: name.into(),
+        emulated,
+        capacity_bytes: 64 * MIB / 10,
+        hits: (2000.0 * share) as u64,
+        hit_ratio: share,
+        promotions: 40,
+        demotions: 12,
+        moved_in_bytes: 40 * 65536,
+        moved_out_bytes: 12 * 65536,
+        read_latency: Histogram {
+            buckets: vec![(p50_ms, 10), (10.0 * p50_ms, 20), (f64::MAX, 20)],
+            count: 20,
+            p50_ms,
+            p99_ms: 9.0 * p50_ms,
+        },
+        hit_ratio_over_time: t_s.iter().map(|t| share * (0.5 + t / 12.0)).collect(),
+        moved_bytes_over_time: (1..=10).map(|i| i * 5 * 65536).collect(),
+        t_s: t_s.clone(),
+    };
+    CacheResult {
+        skew: 1.0,
+        files: 1000,
+        dataset_bytes: 1000 * 65536,
+        reads: 200,
+        concurrency: 4,
+        tier_specs: vec![
+            "memory:6553600".into(),
+            "ssd:/w/ssd:19660800:latency=100us,bw=1GB/s".into(),
+            "hdd:/w/hdd:131072000:latency=8ms,bw=150MB/s".into(),
+        ],
+        tiers: vec![
+            tier("memory0", false, 0.8, 0.004),
+            tier("ssd1", true, 0.15, 0.2),
+            tier("hdd2", true, 0.05, 8.6),
+        ],
+        memory_hit_ratio_steady: 0.82,
+        memory_hit_ratio_ideal: 0.69,
+        tiered: node("tiered", noise.latencies(200, 0.9)),
+        memory: node("memory", noise.latencies(200, 0.7)),
+        p50_ratio: 1.3,
+        p99_ratio: 4.1,
+        errors: vec!["z9 on <node>: read back 3 bytes".into()],
+    }
+}
+
 /// A run with every section filled.
 fn full() -> Results {
     let mut noise = Noise(42);
@@ -387,6 +446,7 @@ fn full() -> Results {
         scale: Some(scale()),
         chaos: Some(chaos(&mut noise)),
         interop: Some(interop(&mut noise)),
+        cache: Some(cache(&mut noise)),
         resources,
         checks: Checks {
             uploads_acknowledged: 160,
@@ -432,6 +492,15 @@ fn full_run_has_every_plot() {
     assert!(
         html.contains("node CPU per block (µs)") && html.contains(">731<"),
         "the aggregate's CPU per block is shown"
+    );
+    assert!(
+        html.contains("82.0 % (target ≥ 85.0 %; ideal 69.0 %)")
+            && html.contains("1.300× (target ≤ 1.500×)"),
+        "the cache section sets its figures beside the targets"
+    );
+    assert!(
+        html.contains("<td>emulated: latency=8ms,bw=150MB/s</td>"),
+        "an emulated tier says so"
     );
 }
 
@@ -538,6 +607,7 @@ fn empty_vectors_in_present_sections_render_without_charts() {
             ..ChaosResult::default()
         }),
         interop: Some(InteropResult::default()),
+        cache: Some(CacheResult::default()),
         resources: vec![NodeResources::default()],
         ..Results::default()
     };
@@ -579,6 +649,12 @@ fn degenerate() -> Results {
     c.events[0].t_s = c.ops[0].t_s;
     let p = c.partition.as_mut().unwrap();
     p.ops.clear();
+    let k = r.cache.as_mut().unwrap();
+    k.memory.latencies_ms = vec![f64::NAN];
+    k.p50_ratio = f64::NAN;
+    k.memory_hit_ratio_steady = f64::INFINITY;
+    k.tiers[0].hit_ratio_over_time = vec![f64::NAN; 10];
+    k.tiers.truncate(1);
     for n in &mut r.resources {
         n.t_s.truncate(1);
         n.rss_bytes = vec![0];

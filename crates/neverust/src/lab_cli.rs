@@ -180,8 +180,8 @@ fn archivist_nodes(binary: &Path, every: usize) -> Result<ArchivistNodes, String
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// all, or one or more of upload, exchange, throughput, interop, stress, scale, chaos
-    /// (comma-separated).
+    /// all, or one or more of upload, exchange, throughput, interop, cache, stress, scale,
+    /// chaos (comma-separated).
     #[arg(required = true, value_parser = parse_scenarios)]
     pub scenarios: Vec<String>,
     /// Run against a running cluster instead of starting one: its cluster.json, or the
@@ -198,6 +198,10 @@ pub struct BenchArgs {
     /// Cluster sizes for `scale`, e.g. 10,25,50 (default: the profile's).
     #[arg(long, value_delimiter = ',')]
     pub scale_nodes: Option<Vec<usize>>,
+    /// Zipf exponent of `cache`'s reads (> 0; 1.0: the most read file is read twice as
+    /// often as the second, ten times as often as the tenth).
+    #[arg(long, value_name = "S", default_value_t = neverust_lab::bench::DEFAULT_CACHE_SKEW, value_parser = parse_skew, allow_negative_numbers = true)]
+    pub cache_skew: f64,
     /// Seed of the random choices and payloads: the same seed replays the same run (on a
     /// fresh cluster: a node that holds a dataset from an earlier run serves it locally).
     /// Default: a new seed each run, recorded in results.json.
@@ -210,6 +214,15 @@ pub struct BenchArgs {
 
 fn parse_scenarios(s: &str) -> Result<String, String> {
     Scenario::parse_list(s).map(|_| s.to_string())
+}
+
+fn parse_skew(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "--cache-skew takes a Zipf exponent above 0 (e.g. 1.0), not {s:?}"
+        )),
+    }
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {

@@ -58,6 +58,7 @@ fn bench(args: lab_cli::BenchArgs) -> ExitCode {
         }),
         report_dir: args.report.clone(),
         scale_nodes: args.scale_nodes.clone(),
+        cache_skew: args.cache_skew,
     };
     let ui = neverust_lab::ui::Ui::new();
     exit(runtime().block_on(async {

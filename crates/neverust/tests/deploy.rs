@@ -488,7 +488,7 @@ async fn bench_finds_a_deployed_cluster_from_its_bootstrap() {
         cmd.output().unwrap()
     };
 
-    for refused in [&["chaos"][..], &["all"], &["upload", "scale"]] {
+    for refused in [&["chaos"][..], &["all"], &["upload", "scale"], &["cache"]] {
         let out = bench(refused);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

@@ -124,6 +124,10 @@ fn bad_cluster_flags_name_the_flag() {
     let err = common::usage_error(&["cluster", "--nodes", "5", "--base-port", "9084"]);
     assert!(err.contains("--base-port") && err.contains("9090"), "{err}");
     assert!(common::usage_error(&["bench", "everything"]).contains("unknown scenario"));
+    for skew in ["0", "-1", "x", "NaN"] {
+        let err = common::usage_error(&["bench", "cache", "--cache-skew", skew]);
+        assert!(err.contains("--cache-skew"), "{skew}: {err}");
+    }
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
     let tmp = tempfile::tempdir().unwrap();
@@ -249,6 +253,39 @@ fn bench_all_on_five_nodes() {
     } else {
         eprintln!("partition skipped: {}", chaos["partition_skipped"]);
     }
+    let cache = &r["cache"];
+    assert_eq!(cache["skew"], 1.0, "{cache}");
+    assert_eq!(cache["errors"].as_array().unwrap().len(), 0, "{cache}");
+    for node in ["tiered", "memory"] {
+        let n = &cache[node];
+        assert!(n["reads"].as_u64().unwrap() > 0, "{n}");
+        assert_eq!(n["verified"], n["reads"], "every read verified: {n}");
+    }
+    let tiers = cache["tiers"].as_array().unwrap();
+    let names: Vec<&str> = tiers.iter().map(|t| t["tier"].as_str().unwrap()).collect();
+    assert_eq!(names, ["memory0", "ssd1", "hdd2"]);
+    let mut shares = 0.0;
+    for t in tiers {
+        let share = t["hit_ratio"].as_f64().unwrap();
+        shares += share;
+        assert!((0.0..=1.0).contains(&share), "{t}");
+        for h in t["hit_ratio_over_time"].as_array().unwrap() {
+            assert!((0.0..=1.0).contains(&h.as_f64().unwrap()), "{t}");
+        }
+    }
+    assert!(
+        (shares - 1.0).abs() < 1e-6,
+        "every block read served by one tier: {cache}"
+    );
+    assert!(tiers[0]["hits"].as_u64().unwrap() > 0, "{cache}");
+    for ratio in ["memory_hit_ratio_steady", "memory_hit_ratio_ideal"] {
+        assert!(
+            (0.0..=1.0).contains(&cache[ratio].as_f64().unwrap()),
+            "{cache}"
+        );
+    }
+    assert!(cache["p50_ratio"].as_f64().unwrap() > 0.0, "{cache}");
+
     let samples = r["resources"].as_array().unwrap();
     assert_eq!(samples.len(), 5);
     assert!(samples
@@ -262,6 +299,8 @@ fn bench_all_on_five_nodes() {
         "plot-block-histogram",
         "plot-throughput-timeline",
         "plot-stress-histogram",
+        "plot-cache-hit-ratio",
+        "plot-cache-latency-cdf",
         "plot-scale-latency",
         "plot-chaos-timeline",
         "plot-resources-rss",

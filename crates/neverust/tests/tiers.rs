@@ -76,6 +76,18 @@ async fn a_tiered_node_serves_moves_and_keeps_every_block() {
         text.contains("neverust_tier_read_latency_seconds_bucket{"),
         "{text}"
     );
+    let slowest: f64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("neverust_tier_read_latency_seconds_bucket{") && l.contains("le=\"+Inf\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(
+        slowest,
+        metric_sum(&text, "neverust_tier_read_latency_seconds_count"),
+        "the +Inf bucket counts every read once: {text}"
+    );
     assert!(text.contains("emulated=\"true\""));
 
     // Reads of a slow tier's blocks bring some up within a few placement rounds.

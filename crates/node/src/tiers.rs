@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use neverust_store::tiers::LATENCY_BUCKETS;
 pub use neverust_store::tiers::{validate, TierSpec, TierSpecError};
 use neverust_store::{TierStats, TieredStore};
 use prometheus_client::collector::Collector;
@@ -175,10 +176,18 @@ impl Collector for TierCollector {
         )?;
         for (labels, t) in &stats {
             let h = &t.read_latency;
+            // Reads per bucket: the encoder adds them up into Prometheus's cumulative
+            // counts (given cumulative counts, it exported sums of sums).
             let buckets: Vec<(f64, u64)> = h
-                .cumulative()
-                .into_iter()
-                .map(|(le, n)| (le.map_or(f64::INFINITY, |d| d.as_secs_f64()), n))
+                .counts
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let le = LATENCY_BUCKETS
+                        .get(i)
+                        .map_or(f64::INFINITY, |d| d.as_secs_f64());
+                    (le, n)
+                })
                 .collect();
             family
                 .encode_family(labels)?

@@ -6,6 +6,7 @@
 //! order, and writes the report even when a scenario fails (the failure is in the results).
 
 mod baseline;
+mod cache;
 mod chaos;
 mod exchange;
 mod interop;
@@ -17,6 +18,7 @@ pub mod stats;
 mod stress;
 mod throughput;
 mod upload;
+pub mod zipf;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,7 @@ use crate::cluster::{Cluster, ClusterSpec};
 use crate::results::{Baseline, Checks, ClusterSummary, Results, Settings, SCHEMA_VERSION};
 use crate::sampler::Sampler;
 use crate::ui::Ui;
+pub use cache::DEFAULT_SKEW as DEFAULT_CACHE_SKEW;
 use payload::Stored;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,17 +44,19 @@ pub enum Scenario {
     Exchange,
     Throughput,
     Interop,
+    Cache,
     Stress,
     Scale,
     Chaos,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Upload,
         Scenario::Exchange,
         Scenario::Throughput,
         Scenario::Interop,
+        Scenario::Cache,
         Scenario::Stress,
         Scenario::Scale,
         Scenario::Chaos,
@@ -63,6 +68,7 @@ impl Scenario {
             Scenario::Exchange => "exchange",
             Scenario::Throughput => "throughput",
             Scenario::Interop => "interop",
+            Scenario::Cache => "cache",
             Scenario::Stress => "stress",
             Scenario::Scale => "scale",
             Scenario::Chaos => "chaos",
@@ -75,6 +81,7 @@ impl Scenario {
         match self {
             Scenario::Chaos => Some("it kills (kill -9), restarts and partitions nodes, which takes their processes and network namespaces on this machine"),
             Scenario::Scale => Some("it starts clusters of its own on this machine, whose figures would say nothing about the deployed cluster"),
+            Scenario::Cache => Some("it starts nodes of its own on this machine, whose figures would say nothing about the deployed cluster"),
             _ => None,
         }
     }
@@ -90,7 +97,7 @@ impl Scenario {
                 .into_iter()
                 .find(|x| x.name() == part.trim())
                 .ok_or_else(|| {
-                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, interop, stress, scale or chaos")
+                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, interop, cache, stress, scale or chaos")
                 })?;
             out.push(found);
         }
@@ -122,6 +129,11 @@ pub struct Profile {
     /// Dataset sizes of `interop`, and how many files of each size go each way.
     pub interop_sizes: Vec<u64>,
     pub interop_rounds: usize,
+    /// `cache`: one-block files, reads of them on each node, and reads per round (the two
+    /// nodes take turns, a round each).
+    pub cache_files: usize,
+    pub cache_reads: usize,
+    pub cache_round: usize,
     /// How long idle CPU and RSS are sampled. An idle node's work comes in bursts, one every
     /// 15 s when libp2p pings its peers (about 4 s of work, then 10 s of none, read each
     /// second on 50 nodes), so a shorter window often sees none of it and reports 0 %.
@@ -154,6 +166,9 @@ impl Profile {
                 split_seconds: 3.0,
                 interop_sizes: vec![64 * KIB, MIB],
                 interop_rounds: 1,
+                cache_files: 64,
+                cache_reads: 640,
+                cache_round: 80,
                 idle_window: Duration::from_secs(3),
             }),
             "quick" => Ok(Profile {
@@ -176,6 +191,9 @@ impl Profile {
                 split_seconds: 5.0,
                 interop_sizes: vec![64 * KIB, MIB, 16 * MIB, 100 * MIB],
                 interop_rounds: 2,
+                cache_files: 1000,
+                cache_reads: 12_000,
+                cache_round: 600,
                 idle_window: Duration::from_secs(15),
             }),
             "full" => Ok(Profile {
@@ -198,6 +216,9 @@ impl Profile {
                 split_seconds: 10.0,
                 interop_sizes: vec![64 * KIB, MIB, 16 * MIB, 100 * MIB],
                 interop_rounds: 5,
+                cache_files: 4000,
+                cache_reads: 48_000,
+                cache_round: 1600,
                 idle_window: Duration::from_secs(30),
             }),
             other => Err(format!(
@@ -236,6 +257,8 @@ pub struct BenchOptions {
     pub report_dir: PathBuf,
     /// Overrides the profile's list of cluster sizes for `scale`.
     pub scale_nodes: Option<Vec<usize>>,
+    /// Zipf exponent of `cache`'s reads.
+    pub cache_skew: f64,
 }
 
 /// A cluster counts as settled below this CPU use per node (percent of a core).
@@ -251,7 +274,7 @@ pub struct Ctx {
     pub baseline: Baseline,
     pub sampler: Sampler,
     pub checks: Checks,
-    /// Where `scale` and `chaos` put the extra clusters they start.
+    /// Where `scale`, `chaos` and `cache` put the extra nodes they start.
     pub work_dir: PathBuf,
     /// The spec the main cluster was launched with, when it was.
     pub spec: Option<ClusterSpec>,
@@ -493,6 +516,9 @@ async fn run_scenarios(
                 .await
                 .map(|r| results.throughput = Some(r)),
             Scenario::Interop => interop::run(ctx).await.map(|r| results.interop = Some(r)),
+            Scenario::Cache => cache::run(ctx, opts.cache_skew)
+                .await
+                .map(|r| results.cache = Some(r)),
             Scenario::Stress => stress::run(ctx).await.map(|r| results.stress = Some(r)),
             Scenario::Scale => scale::run(ctx, opts.scale_nodes.clone())
                 .await

@@ -12,6 +12,7 @@ pub mod file;
 pub mod ports;
 pub mod prometheus;
 pub mod remote;
+pub mod solo;
 pub mod supervise;
 
 use std::net::IpAddr;

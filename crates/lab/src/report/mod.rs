@@ -5,6 +5,7 @@
 //! truthful report rather than empty charts.
 
 mod axis;
+mod cache;
 mod faults;
 mod html;
 mod interop;
@@ -32,6 +33,7 @@ pub fn render_html(results: &Results) -> String {
         scenarios::exchange(results.exchange.as_ref()),
         scenarios::throughput(results.throughput.as_ref()),
         interop::interop(results.interop.as_ref()),
+        cache::cache(results.cache.as_ref()),
         scenarios::stress(results.stress.as_ref()),
         scale::scale(results.scale.as_ref()),
         faults::chaos(results.chaos.as_ref()),
