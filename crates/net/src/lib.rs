@@ -260,7 +260,7 @@ impl Network {
     /// found in the second.
     pub async fn find_providers(&self, cid: &Cid) -> Result<Vec<PeerId>, NetError> {
         let key = dht_key(cid);
-        let mut providers = self
+        let providers = self
             .ask(|reply| Command::FindProviders { key, reply })
             .await?;
         let Some(dht) = self
@@ -271,24 +271,22 @@ impl Network {
         else {
             return Ok(providers);
         };
-        let found = dht.find(cid).await;
+        let mut found = dht.find(cid).await;
+        let mut seen = HashSet::new();
+        found.retain(|(p, _)| *p != self.inner.peer_id && seen.insert(*p));
         // Providers from Archivist's DHT are dialled now: blocks are asked over a connection.
-        let dials = found
+        let dials = found.into_iter().map(|(p, addrs)| async move {
+            let dial = self.dial(Some(p), addrs);
+            tokio::time::timeout(PROVIDER_DIAL_LIMIT, dial)
+                .await
+                .ok()?
+                .ok()
+        });
+        Ok(futures::future::join_all(dials)
+            .await
             .into_iter()
-            .filter(|(p, _)| *p != self.inner.peer_id && !providers.contains(p))
-            .map(|(p, addrs)| async move {
-                let dial = self.dial(Some(p), addrs);
-                tokio::time::timeout(PROVIDER_DIAL_LIMIT, dial)
-                    .await
-                    .ok()?
-                    .ok()
-            });
-        for p in futures::future::join_all(dials).await.into_iter().flatten() {
-            if !providers.contains(&p) {
-                providers.push(p);
-            }
-        }
-        Ok(providers)
+            .flatten()
+            .collect())
     }
 
     /// Peers with a live connection, at most [`MAX_ASKED_DIRECTLY`].
