@@ -105,8 +105,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     // Tiered nodes, so the tier panels have data: a memory tier of four blocks, an SSD tier
     // of sixteen that the upload overflows (the rest lands on the HDD tier), and an HDD
     // tier emulated at 1 ms a read. Reading the dataset twice on the downloading node then
-    // misses the small memory tier and reads the HDD blocks twice: they are promoted, the
-XX
+    // misses the small memory tier and reads the HDD blocks twice, which promotes them.
     let tiers = tmp.path().join("tiers");
     let tier_flags = [
         "memory:256KiB".to_string(),
