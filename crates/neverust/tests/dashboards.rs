@@ -228,9 +228,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
                     "count_over_time(neverust_api_requests_total{node=\"2\",status=\"400\"}[1m])",
                 )
                 .await;
-            let hits = p
-                .values("sum(neverust_tier_hits_total{node=\"2\"})")
-                .await;
+            let hits = p.values("sum(neverust_tier_hits_total{node=\"2\"})").await;
             received.iter().any(|v| *v > 0.0)
                 && errors.iter().any(|v| *v >= 2.0)
                 && hits.iter().any(|v| *v >= tier_hits)
