@@ -7,8 +7,8 @@ role's colour; as many lines as the snapshot has connections; the stats panel sh
 snapshot's numbers, and they change after an upload; a transfer highlights an edge; a node
 that joins the list appears without a reload; hover shows a tooltip (with the tiered
 nodes' tiers); a killed node turns grey and then disappears; the page shows
-"disconnected" when the server goes away and recovers by itself when it returns. Saves a screenshot in $NEVERUST_ARTIFACTS
-(/tmp/neverust-artifacts by default) and prints its path.
+"disconnected" when the server goes away and recovers by itself when it returns. Saves a
+screenshot in $NEVERUST_ARTIFACTS (/tmp/neverust-artifacts by default) and prints its path.
 
     NEVERUST_BIN=target/debug/neverust python3 scripts/viz-browser-test.py
 """
