@@ -24,10 +24,12 @@ RUN cargo build --release --locked -p neverust \
 
 FROM debian:bookworm-slim
 # A fixed uid/gid: Kubernetes pods run as 10001 and give their volumes to group 10001.
+# /tiers/{nvme,ssd,hdd}: where `--node-tier` puts tiers in Compose. A new named volume takes
+# the owner of the image's directory it is mounted on, so these belong to the node's user.
 RUN groupadd --system --gid 10001 neverust \
  && useradd --system --uid 10001 --gid neverust --home-dir /data --no-create-home neverust \
- && mkdir -p /data \
- && chown neverust:neverust /data
+ && mkdir -p /data /tiers/nvme /tiers/ssd /tiers/hdd \
+ && chown -R neverust:neverust /data /tiers
 COPY --from=builder /usr/local/bin/neverust /usr/local/bin/neverust
 USER 10001:10001
 WORKDIR /data

@@ -6,7 +6,8 @@ prometheus.yml it mounts (the seed's entry point, kept).
 
 N counts every node, the bootstrap included, as `neverust cluster --nodes` does (the seed's
 script added the bootstrap on top). Arguments after N go to `neverust compose`, e.g.
-`python3 generate-compose.py 120 --marketplace-every 2 --cpus 0.5 --memory 256MiB`.
+`python3 generate-compose.py 120 --marketplace-every 2 --cpus 0.5 --memory 256MiB`, or
+`python3 generate-compose.py 10 --node-tier memory:64MiB --node-tier ssd:/tiers/ssd:1GiB`.
 
 A thin wrapper over `neverust compose --nodes N --out <this folder>`: the layout is defined
 once, in Rust (crates/lab/src/deploy). The binary is $NEVERUST_BIN if set, else a release

@@ -5,10 +5,10 @@ Playwright) against a real 4-node cluster on 127.0.0.1.
 Asserts what a person would check: the page says "Connected"; one circle per node in its
 role's colour; as many lines as the snapshot has connections; the stats panel shows the
 snapshot's numbers, and they change after an upload; a transfer highlights an edge; a node
-that joins the list appears without a reload; hover shows a tooltip; a killed node turns
-grey and then disappears; the page shows "disconnected" when the server goes away and
-recovers by itself when it returns. Saves a screenshot in $NEVERUST_ARTIFACTS
-(/tmp/neverust-artifacts by default) and prints its path.
+that joins the list appears without a reload; hover shows a tooltip (with the tiered
+nodes' tiers); a killed node turns grey and then disappears; the page shows
+"disconnected" when the server goes away and recovers by itself when it returns. Saves a
+screenshot in $NEVERUST_ARTIFACTS (/tmp/neverust-artifacts by default) and prints its path.
 
     NEVERUST_BIN=target/debug/neverust python3 scripts/viz-browser-test.py
 """
@@ -121,7 +121,11 @@ def main():
         launcher = subprocess.Popen(
             [BIN, "cluster", "--nodes", "4", "--no-viz", "--node-log-level", "warn",
              "--base-port", str(BASE_PORT), "--bootstrap-api-port", str(BOOTSTRAP_API),
-             "--dir", os.path.join(tmp, "c")],
+             "--dir", os.path.join(tmp, "c"),
+             # Tiered nodes, for the tiers on the hover.
+             "--node-tier", "memory:16MiB",
+             "--node-tier", f"ssd:{os.path.join(tmp, 'tiers', 'ssd')}:64MiB",
+             "--node-tier", f"hdd:{os.path.join(tmp, 'tiers', 'hdd')}:1GiB:latency=1ms"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         real_file = os.path.join(tmp, "c", "cluster.json")
@@ -223,6 +227,12 @@ def main():
             tip = page.wait_for_selector("#tooltip:not([hidden])", timeout=5_000)
             text = tip.text_content()
             assert target["peer_id"] in text and "marketplace" in text and "RSS" in text, text
+            # Its tiers, as the node reports them, the emulated one said so.
+            assert [t["tier"] for t in target["tiers"]] == ["memory0", "ssd1", "hdd2"], target
+            assert [t["emulated"] for t in target["tiers"]] == [False, False, True], target
+            for t in target["tiers"]:
+                assert f"tier {t['tier']}" in text, text
+            assert "emulated" in text and "blocks" in text, text
 
             shot = os.path.join(ARTIFACTS, "visualizer-browser-test.png")
             os.makedirs(ARTIFACTS, exist_ok=True)

@@ -80,6 +80,49 @@ def quantiles(metric, by="", selector=""):
     ]
 
 
+# Tier series carry `tier` (kind and position: memory0, ssd1, hdd2) and `emulated`; every
+# legend shows both, so a lab tier slowed down on purpose is never read as a real device.
+TIER = "tier, emulated"
+TIER_LEGEND = "{{tier}} emulated={{emulated}}"
+
+
+def tier_panels(selector=""):
+    """Hit ratio, fill, moves and read latency per tier. Summed by tier (over nodes on the
+    overview), so a tier that moved nothing in the window shows 0 rather than no series."""
+
+    def rate(metric):
+        return f"sum by ({TIER}) (rate({metric}{selector}{RATE}))"
+
+    hits, misses = rate("neverust_tier_hits_total"), rate("neverust_tier_misses_total")
+    latency = [
+        (f"histogram_quantile({q}, sum by (le, {TIER}) "
+         f"(rate(neverust_tier_read_latency_seconds_bucket{selector}{RATE})))",
+         f"{TIER_LEGEND} p{int(q * 100)}")
+        for q in (0.5, 0.99)
+    ]
+    return [
+        row("Tiers"),
+        series("Tier hit ratio", [(f"{hits} / ({hits} + {misses})", TIER_LEGEND)],
+               "percentunit",
+               "Reads a tier served over reads that looked in it (a miss goes on to a slower "
+               "tier); no value while a tier is not read", w=8),
+        series("Tier bytes vs capacity", [
+            (f"sum by ({TIER}) (neverust_tier_bytes{selector})", f"{TIER_LEGEND} stored"),
+            (f"sum by ({TIER}) (neverust_tier_capacity_bytes{selector})",
+             f"{TIER_LEGEND} capacity"),
+        ], "bytes", "Block data each tier holds, and the size --tier gave it", w=8),
+        series("Tier blocks", [(f"sum by ({TIER}) (neverust_tier_blocks{selector})", TIER_LEGEND)],
+               w=8),
+        series("Tier promotions and demotions", [
+            (rate("neverust_tier_promotions_total"), f"{TIER_LEGEND} promoted"),
+            (rate("neverust_tier_demotions_total"), f"{TIER_LEGEND} demoted"),
+        ], description="Blocks moved into a tier from a slower one, and out of it to a slower "
+                       "one, per second (memory: copies admitted and evicted)"),
+        series("Tier read latency p50 and p99", latency, "s",
+               "Block reads each tier served, emulated delays included"),
+    ]
+
+
 def overview():
     return "Neverust cluster", "neverust-overview", [], [
         row("Cluster"),
@@ -116,6 +159,7 @@ def overview():
             ("sum(neverust_dht_announcements_waiting)", "announcements waiting"),
         ]),
         series("Wantlists", [("sum(neverust_wantlist_blocks)", "blocks wanted, not yet received")]),
+        *tier_panels(),
         row("REST API"),
         series("Requests by route",
                [(f"sum by (route) (rate(neverust_api_requests_total{RATE}))", "{{route}}")],
@@ -197,6 +241,7 @@ def node_detail():
             (f"sum by (reason) (rate({on('neverust_misbehaviour_total')}{RATE}))", "{{reason}}")],
                description="Offences by peers: malformed or oversize messages, bad hashes or proofs"),
         series("Stored", [(on("neverust_block_bytes"), "bytes")], "bytes"),
+        *tier_panels(n),
         row("REST API and store"),
         series("Requests by route and status", [
             (f"sum by (route, status) (rate({on('neverust_api_requests_total')}{RATE}))",

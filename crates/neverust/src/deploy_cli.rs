@@ -32,12 +32,20 @@ pub struct TopologyArgs {
     /// name; Kubernetes pulls it, so push it where the cluster can).
     #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
+    /// A storage tier for every node (repeatable, fastest first), as `neverust cluster
+    /// --node-tier`; DIR is a path inside the node's container, backed by a volume of its
+    /// own per node (Compose: a named volume; Kubernetes: a claim of the tier's size and a
+    /// quarter). E.g. --node-tier memory:64MiB --node-tier ssd:/tiers/ssd:1GiB.
+    #[arg(long = "node-tier", value_name = "SPEC")]
+    pub node_tiers: Vec<String>,
 }
 
 impl TopologyArgs {
     fn topology(&self) -> Result<Topology, String> {
         let resources = Resources::new(self.cpus, self.memory).map_err(|e| e.to_string())?;
-        Topology::new(self.nodes, self.marketplace_every, resources).map_err(|e| e.to_string())
+        Topology::new(self.nodes, self.marketplace_every, resources)
+            .and_then(|t| t.with_tiers(&self.node_tiers))
+            .map_err(|e| e.to_string())
     }
 }
 

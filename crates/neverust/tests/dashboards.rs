@@ -1,6 +1,7 @@
 //! `neverust cluster --prometheus` with the real Debian Prometheus, and every PromQL
 //! expression of the Grafana dashboards evaluated through that Prometheus's HTTP API after
-//! real traffic: an expression that errors, or finds no series, or only NaN, fails.
+//! real traffic: an expression that errors, or finds no series, or only NaN, fails. The
+//! nodes are tiered (memory, SSD, emulated HDD), so the tier panels are evaluated too.
 
 mod common;
 
@@ -101,6 +102,16 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let prom_port = common::free_port().to_string();
+    // Tiered nodes, so the tier panels have data: a memory tier of four blocks, an SSD tier
+    // of sixteen that the upload overflows (the rest lands on the HDD tier), and an HDD
+    // tier emulated at 1 ms a read. Reading the dataset twice on the downloading node then
+    // misses the small memory tier and reads the HDD blocks twice, which promotes them.
+    let tiers = tmp.path().join("tiers");
+    let tier_flags = [
+        "memory:256KiB".to_string(),
+        format!("ssd:{}:1MiB", tiers.join("ssd").display()),
+        format!("hdd:{}:64MiB:latency=1ms", tiers.join("hdd").display()),
+    ];
     let launcher = Terminated(
         Command::new(common::binary())
             .args(["cluster", "--nodes", "3", "--marketplace-every", "2"])
@@ -112,6 +123,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
             ])
             .args(["--node-log-level", "warn", "--no-viz", "--prometheus"])
             .args(["--prometheus-port", &prom_port])
+            .args(tier_flags.iter().flat_map(|t| ["--node-tier", t.as_str()]))
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -191,6 +203,21 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
             .unwrap();
         assert!(r.status().is_client_error(), "{path}: {}", r.status());
     }
+    // Node 2's own copy, read twice from its tiers.
+    for _ in 0..2 {
+        let r = http
+            .get(format!("{}/api/archivist/v1/data/{cid}", api[2]))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "local read: {}", r.status());
+        assert_eq!(r.bytes().await.unwrap().len(), payload.len());
+    }
+    let tier_hits = common::metric_sum(
+        &common::metrics_of(&http, &api[2]).await,
+        "neverust_tier_hits_total",
+    );
+    assert!(tier_hits > 0.0, "node 2's tiers served no read");
     // The error counters are born with the errors, so their rate needs two scrapes of them.
     wait_for("the traffic in Prometheus", Duration::from_secs(30), || {
         let p = &prom;
@@ -201,7 +228,10 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
                     "count_over_time(neverust_api_requests_total{node=\"2\",status=\"400\"}[1m])",
                 )
                 .await;
-            received.iter().any(|v| *v > 0.0) && errors.iter().any(|v| *v >= 2.0)
+            let hits = p.values("sum(neverust_tier_hits_total{node=\"2\"})").await;
+            received.iter().any(|v| *v > 0.0)
+                && errors.iter().any(|v| *v >= 2.0)
+                && hits.iter().any(|v| *v >= tier_hits)
         }
     })
     .await;

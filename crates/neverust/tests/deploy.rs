@@ -49,19 +49,23 @@ fn str_of(v: &Value) -> String {
 /// Generates the files for `nodes` into a fresh folder and checks them with
 /// `docker-compose config` and `promtool`; the compose file as docker-compose read it, and
 /// the Prometheus config.
-fn generate(nodes: usize) -> (tempfile::TempDir, Value, Value) {
+fn generate(nodes: usize, extra: &[&str]) -> (tempfile::TempDir, Value, Value) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("benchmarks");
     let repo = repo();
-    run_ok(Command::new(common::binary()).args([
-        "compose",
-        "--nodes",
-        &nodes.to_string(),
-        "--out",
-        out.to_str().unwrap(),
-        "--repo",
-        repo.to_str().unwrap(),
-    ]));
+    run_ok(
+        Command::new(common::binary())
+            .args([
+                "compose",
+                "--nodes",
+                &nodes.to_string(),
+                "--out",
+                out.to_str().unwrap(),
+                "--repo",
+                repo.to_str().unwrap(),
+            ])
+            .args(extra),
+    );
     let config = run_ok(
         common::tool("docker-compose")
             .arg("--file")
@@ -81,7 +85,7 @@ fn generate(nodes: usize) -> (tempfile::TempDir, Value, Value) {
 #[test]
 fn compose_for_3_50_and_120_nodes_is_valid_and_complete() {
     for nodes in [3usize, 50, 120] {
-        let (_dir, compose, prometheus) = generate(nodes);
+        let (_dir, compose, prometheus) = generate(nodes, &[]);
         let services = compose["services"].as_mapping().unwrap();
         let names: BTreeSet<String> = services.keys().map(str_of).collect();
         let mut want: BTreeSet<String> = (1..nodes).map(|i| format!("node{i}")).collect();
@@ -228,7 +232,7 @@ fn compose_for_3_50_and_120_nodes_is_valid_and_complete() {
 
 #[test]
 fn compose_prints_what_it_writes() {
-    let (dir, _, _) = generate(4);
+    let (dir, _, _) = generate(4, &[]);
     let out = dir.path().join("benchmarks");
     let repo = repo();
     let args = |print: &str| {
@@ -404,6 +408,137 @@ fn kubernetes_manifests_pass_the_schema_validator() {
     );
 }
 
+/// The tiers of the tiered cases: a memory cache, an SSD, an emulated HDD.
+const TIERS: [&str; 3] = [
+    "memory:64MiB",
+    "ssd:/tiers/ssd:1GiB",
+    "hdd:/tiers/hdd:10GiB:latency=8ms,bw=150MB/s",
+];
+const TIERS_ENV: &str =
+    "memory:64MiB;ssd:/tiers/ssd:1GiB;hdd:/tiers/hdd:10GiB:latency=8ms,bw=150MB/s";
+
+fn tier_flags() -> Vec<&'static str> {
+    TIERS.iter().flat_map(|t| ["--node-tier", t]).collect()
+}
+
+#[test]
+fn compose_with_tiers_gives_every_node_its_tiers_on_volumes_of_its_own() {
+    let (_dir, compose, _) = generate(4, &tier_flags());
+    let volumes = compose["volumes"].as_mapping().unwrap();
+    for name in ["bootstrap", "node1", "node2", "node3"] {
+        let s = &compose["services"][name];
+        assert_eq!(
+            str_of(&s["environment"]["NEVERUST_TIERS"]),
+            TIERS_ENV,
+            "{name}"
+        );
+        // As docker-compose config prints them: `volume:path:rw`.
+        let mounts: Vec<(String, String)> = s["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let v = str_of(v);
+                let parts: Vec<&str> = v.split(':').collect();
+                (parts[0].to_string(), parts[1].to_string())
+            })
+            .collect();
+        for (volume, dir) in [
+            (format!("{name}-data"), "/data"),
+            (format!("{name}-tier-ssd1"), "/tiers/ssd"),
+            (format!("{name}-tier-hdd2"), "/tiers/hdd"),
+        ] {
+            assert!(
+                mounts.contains(&(volume.clone(), dir.to_string())),
+                "{name}: {volume} at {dir} not in {mounts:?}"
+            );
+            assert!(
+                volumes.contains_key(Value::from(volume.as_str())),
+                "{volume} is not declared"
+            );
+        }
+        assert_eq!(mounts.len(), 3, "{name}: the memory tier has no volume");
+    }
+    // Without tiers, no tier variable and no tier volumes.
+    let (_dir, plain, _) = generate(3, &[]);
+    assert!(plain["services"]["node1"]["environment"]["NEVERUST_TIERS"].is_null());
+    assert_eq!(
+        plain["services"]["node1"]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn kubernetes_with_tiers_claims_a_volume_per_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("neverust.yaml");
+    run_ok(
+        Command::new(common::binary())
+            .args(["k8s", "--nodes", "5", "--storage-class", "fast", "--out"])
+            .arg(&file)
+            .args(tier_flags()),
+    );
+    run_ok(
+        common::tool("kubernetes-validate")
+            .arg("--strict")
+            .arg(&file),
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let sts: Value = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .find(|d: &Value| d["kind"] == "StatefulSet")
+        .unwrap();
+    let claims: Vec<(String, String, String)> = sts["spec"]["volumeClaimTemplates"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                str_of(&c["metadata"]["name"]),
+                str_of(&c["spec"]["resources"]["requests"]["storage"]),
+                str_of(&c["spec"]["storageClassName"]),
+            )
+        })
+        .collect();
+    let own = |a: &str, b: &str| (a.to_string(), b.to_string(), "fast".to_string());
+    // A tier's claim is its capacity and a quarter (dead bytes before compaction, the index).
+    assert_eq!(
+        claims,
+        vec![
+            own("data", "1Gi"),
+            own("tier-ssd1", "1280Mi"),
+            own("tier-hdd2", "12800Mi")
+        ]
+    );
+    let container = &sts["spec"]["template"]["spec"]["containers"][0];
+    let env: BTreeMap<String, String> = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|e| e["value"].is_string())
+        .map(|e| (str_of(&e["name"]), str_of(&e["value"])))
+        .collect();
+    assert_eq!(env["NEVERUST_TIERS"], TIERS_ENV);
+    let mounts: Vec<(String, String)> = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| (str_of(&m["name"]), str_of(&m["mountPath"])))
+        .collect();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        mounts,
+        vec![
+            pair("data", "/data"),
+            pair("tier-ssd1", "/tiers/ssd"),
+            pair("tier-hdd2", "/tiers/hdd")
+        ]
+    );
+}
+
 #[test]
 fn bad_deploy_flags_name_the_flag() {
     for (args, flag) in [
@@ -417,6 +552,23 @@ fn bad_deploy_flags_name_the_flag() {
         ),
         (&["k8s", "--nodes", "1"], "--nodes"),
         (&["k8s", "--namespace", "Not_A_Label"], "--namespace"),
+        (&["compose", "--node-tier", "tape:/t:1GiB"], "--node-tier"),
+        (
+            &["compose", "--node-tier", "ssd:relative:1GiB"],
+            "--node-tier",
+        ),
+        (&["compose", "--node-tier", "memory:1GiB"], "--node-tier"),
+        (&["k8s", "--node-tier", "ssd:/t/{node}:1GiB"], "--node-tier"),
+        (
+            &[
+                "k8s",
+                "--node-tier",
+                "memory:1GiB",
+                "--node-tier",
+                "ssd:/t:1GiB",
+            ],
+            "--node-tier",
+        ),
     ] {
         let out = neverust(args);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -196,6 +196,11 @@ fn volume_name(index: usize) -> String {
     format!("{}-data", service_name(index))
 }
 
+/// The named volume behind node `index`'s persistent tier `label` (e.g. `node3-tier-ssd1`).
+pub fn tier_volume_name(index: usize, label: &str) -> String {
+    format!("{}-tier-{label}", service_name(index))
+}
+
 fn on_network(address: Option<Ipv4Addr>) -> IndexMap<&'static str, Attachment> {
     IndexMap::from([(
         NETWORK,
@@ -219,6 +224,15 @@ fn node_service(opts: &ComposeOptions, m: Member) -> Service {
     if !m.is_bootstrap() {
         environment.insert("BOOTSTRAP_NODE", format!("{}:{API_PORT}", service_name(0)));
     }
+    let t = &opts.topology;
+    if !t.tiers.is_empty() {
+        environment.insert("NEVERUST_TIERS", super::tiers::env_value(&t.tiers));
+    }
+    let mut volumes = vec![format!("{}:{DATA_DIR}", volume_name(m.index))];
+    volumes.extend(t.persistent_tiers().map(|tier| {
+        let dir = tier.dir.as_deref().expect("persistent");
+        format!("{}:{dir}", tier_volume_name(m.index, &tier.label))
+    }));
     let resources = opts.topology.resources;
     Service {
         build: m.is_bootstrap().then(|| Build {
@@ -253,7 +267,7 @@ fn node_service(opts: &ComposeOptions, m: Member) -> Service {
             .map(|p| format!("{p}:{API_PORT}"))
             .into_iter()
             .collect(),
-        volumes: vec![format!("{}:{DATA_DIR}", volume_name(m.index))],
+        volumes,
         depends_on: if m.is_bootstrap() {
             IndexMap::new()
         } else {
@@ -292,6 +306,9 @@ pub fn compose_file(opts: &ComposeOptions) -> Result<ComposeFile, DeployError> {
     for m in opts.topology.members() {
         services.insert(service_name(m.index), node_service(opts, m));
         volumes.insert(volume_name(m.index), Volume {});
+        for tier in opts.topology.persistent_tiers() {
+            volumes.insert(tier_volume_name(m.index, &tier.label), Volume {});
+        }
     }
     let repo = opts.repo.trim_end_matches('/');
     services.insert(

@@ -126,6 +126,20 @@ fn node_script(topology: &Topology) -> String {
     )
 }
 
+/// The claim template of persistent tier `label` (e.g. `tier-ssd1`): each pod gets its
+/// own volume per tier, as it does for its data, so a tier can sit on its own storage.
+pub fn tier_claim_name(label: &str) -> String {
+    format!("tier-{label}")
+}
+
+/// A tier's volume request: its capacity and a quarter more, in MiB. The tier keeps its
+/// block data at or under its capacity, but its segment files also hold dead bytes until
+/// compaction, and the first persistent tier holds the index.
+pub fn tier_volume_size(capacity: u64) -> String {
+    let bytes = capacity.saturating_add(capacity / 4);
+    format!("{}Mi", bytes.div_ceil(1 << 20).max(1))
+}
+
 fn nodes(opts: &K8sOptions) -> Vec<Value> {
     let ns = opts.namespace.as_str();
     let app = STATEFULSET;
@@ -146,6 +160,25 @@ fn nodes(opts: &K8sOptions) -> Vec<Value> {
     });
     if let Some(class) = &opts.storage_class {
         claim["spec"]["storageClassName"] = json!(class);
+    }
+    let mut claims = vec![claim.clone()];
+    let mut mounts = vec![json!({ "name": "data", "mountPath": DATA_DIR })];
+    for tier in opts.topology.persistent_tiers() {
+        let name = tier_claim_name(&tier.label);
+        let mut c = claim.clone();
+        c["metadata"]["name"] = json!(name);
+        c["spec"]["resources"]["requests"]["storage"] = json!(tier_volume_size(tier.capacity));
+        claims.push(c);
+        mounts.push(json!({ "name": name, "mountPath": tier.dir }));
+    }
+    let mut env = vec![
+        json!({ "name": "POD_IP", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } }),
+        // Peers get the pod's address, never a loopback one.
+        json!({ "name": "NEVERUST_LISTEN_IP", "value": "$(POD_IP)" }),
+        json!({ "name": "NEVERUST_API_BINDADDR", "value": "0.0.0.0" }),
+    ];
+    if !opts.topology.tiers.is_empty() {
+        env.push(json!({ "name": "NEVERUST_TIERS", "value": super::tiers::env_value(&opts.topology.tiers) }));
     }
     let statefulset = json!({
         "apiVersion": "apps/v1",
@@ -172,12 +205,7 @@ fn nodes(opts: &K8sOptions) -> Vec<Value> {
                         "image": opts.image,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["/bin/sh", "-c", node_script(&opts.topology)],
-                        "env": [
-                            { "name": "POD_IP", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } },
-                            // Peers get the pod's address, never a loopback one.
-                            { "name": "NEVERUST_LISTEN_IP", "value": "$(POD_IP)" },
-                            { "name": "NEVERUST_API_BINDADDR", "value": "0.0.0.0" },
-                        ],
+                        "env": env,
                         "ports": [
                             { "name": "api", "containerPort": API_PORT },
                             { "name": "p2p", "containerPort": LISTEN_PORT },
@@ -186,11 +214,11 @@ fn nodes(opts: &K8sOptions) -> Vec<Value> {
                         "readinessProbe": probe(5, 3),
                         "livenessProbe": probe(10, 6),
                         "resources": resources(opts.topology.resources),
-                        "volumeMounts": [{ "name": "data", "mountPath": DATA_DIR }],
+                        "volumeMounts": mounts,
                     }],
                 },
             },
-            "volumeClaimTemplates": [claim],
+            "volumeClaimTemplates": claims,
         },
     });
     let node_ports = [("api", API_PORT), ("p2p", LISTEN_PORT)];

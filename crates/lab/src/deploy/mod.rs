@@ -11,6 +11,7 @@ pub mod compose;
 pub mod grafana;
 pub mod k8s;
 pub mod prometheus;
+pub mod tiers;
 pub mod topology;
 
 use serde::Serialize;
@@ -47,6 +48,8 @@ pub enum DeployError {
         "--namespace {name:?}: must be a DNS label (lowercase letters, digits and '-', at most 63)"
     )]
     Namespace { name: String },
+    #[error("--node-tier: {why}")]
+    Tier { why: String },
     #[error("writing YAML: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),
 }

@@ -3,6 +3,7 @@
 //! same resources. Compose, Kubernetes and their Prometheus configs all read this, so they
 //! agree on every node; addresses and names are each target's own business.
 
+use super::tiers::DeployTier;
 use super::DeployError;
 use crate::cluster::mode_of;
 
@@ -13,6 +14,8 @@ pub struct Topology {
     /// Node i ≥ 1 is a marketplace node when `i % marketplace_every == 0`; 0: none.
     pub marketplace_every: usize,
     pub resources: Resources,
+    /// Every node's tiers (`--node-tier`); empty: the plain store under the data directory.
+    pub tiers: Vec<DeployTier>,
 }
 
 /// One node of the topology.
@@ -51,7 +54,33 @@ impl Topology {
             nodes,
             marketplace_every,
             resources,
+            tiers: Vec::new(),
         })
+    }
+
+    /// Every node on these tiers (`--node-tier`, see [`super::tiers::parse`]). A memory
+    /// tier must leave the node room within its `--memory` limit.
+    pub fn with_tiers(mut self, specs: &[String]) -> Result<Topology, DeployError> {
+        let tiers = super::tiers::parse(specs)?;
+        let limit = self.resources.memory_mib << 20;
+        if let Some(m) = tiers
+            .iter()
+            .find(|t| t.dir.is_none() && t.capacity >= limit)
+        {
+            return Err(DeployError::Tier {
+                why: format!(
+                    "{}: the memory tier would fill the node's whole --memory limit ({} MiB)",
+                    m.spec, self.resources.memory_mib
+                ),
+            });
+        }
+        self.tiers = tiers;
+        Ok(self)
+    }
+
+    /// The persistent tiers, each on a volume of its own.
+    pub fn persistent_tiers(&self) -> impl Iterator<Item = &DeployTier> + '_ {
+        self.tiers.iter().filter(|t| t.dir.is_some())
     }
 
     pub fn member(&self, index: usize) -> Member {

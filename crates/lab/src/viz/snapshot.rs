@@ -47,6 +47,45 @@ pub struct DebugInfo {
     /// Peers with a live connection right now (`table.nodes[].seen`).
     pub connected: Vec<String>,
     pub ledgers: Vec<Ledger>,
+    /// The node's tiers, fastest first (`tiers`), when it runs on a tiered store.
+    pub tiers: Vec<VizTier>,
+}
+
+/// One tier of a node as its `/debug/info` reports it; `hit_ratio` is its own counters'
+/// (reads since the node started), absent while nothing has looked in the tier.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct VizTier {
+    /// Kind and position, as the tier's metrics label it (`memory0`, `ssd1`).
+    pub tier: String,
+    /// memory, nvme, ssd or hdd.
+    pub kind: String,
+    /// Its reads are slowed down to a device's speed (`--tier ...:latency=...`).
+    pub emulated: bool,
+    pub blocks: u64,
+    pub bytes: u64,
+    pub capacity_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub hit_ratio: Option<f64>,
+}
+
+impl VizTier {
+    fn from_json(position: usize, t: &serde_json::Value) -> Option<VizTier> {
+        let kind = t["tier"].as_str()?.to_string();
+        let n = |k: &str| t[k].as_u64().unwrap_or(0);
+        let (hits, misses) = (n("hits"), n("misses"));
+        Some(VizTier {
+            tier: format!("{kind}{position}"),
+            kind,
+            emulated: t["emulated"].as_bool().unwrap_or(false),
+            blocks: n("blocks"),
+            bytes: n("bytes"),
+            capacity_bytes: n("capacityBytes"),
+            hits,
+            misses,
+            hit_ratio: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
+        })
+    }
 }
 
 /// Cumulative bytes exchanged with one peer, as this node counts them.
@@ -82,11 +121,23 @@ impl DebugInfo {
                 })
             })
             .collect();
+        // Positions count every entry, as the node numbers its tiers' metric labels.
+        let tiers = v["tiers"]
+            .as_array()
+            .map(|tiers| {
+                tiers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| VizTier::from_json(i, t))
+                    .collect()
+            })
+            .unwrap_or_default();
         DebugInfo {
             peer_id: v["id"].as_str().unwrap_or_default().to_string(),
             mode: v["mode"].as_str().map(str::to_string),
             connected,
             ledgers,
+            tiers,
         }
     }
 }
@@ -172,6 +223,8 @@ pub struct VizNode {
     pub cpu_percent: Option<f64>,
     pub sent_bytes_per_s: Option<f64>,
     pub received_bytes_per_s: Option<f64>,
+    /// The node's tiers (empty on a single store), as of its last answer.
+    pub tiers: Vec<VizTier>,
     pub error: Option<String>,
 }
 
@@ -270,6 +323,7 @@ impl Builder {
             node.bytes = m.bytes;
             node.peers = m.peers;
             node.rss_bytes = m.rss_bytes;
+            node.tiers = info.tiers.clone();
             let ledgers: HashMap<String, u64> = info
                 .ledgers
                 .iter()
@@ -429,6 +483,7 @@ mod tests {
                         bytes: *b,
                     })
                     .collect(),
+                tiers: Vec::new(),
             }),
             metrics: Some(NodeMetrics {
                 blocks: 10.0 * i as f64,
@@ -585,6 +640,52 @@ mod tests {
                 bytes: 12
             }]
         );
+        assert!(info.tiers.is_empty(), "a single store reports no tiers");
+    }
+
+    #[test]
+    fn tiers_are_shown_as_the_node_reports_them() {
+        // As a tiered node's /debug/info has them.
+        let v = serde_json::json!({"id": "P0", "store": "tiered", "tiers": [
+            {"tier": "memory", "dir": null, "emulated": false, "blocks": 4, "bytes": 262144,
+             "capacityBytes": 1048576, "hits": 30, "misses": 10, "promotions": 4, "demotions": 0},
+            {"tier": "ssd", "dir": "/t/ssd", "emulated": false, "blocks": 16, "bytes": 1048576,
+             "capacityBytes": 1048576, "hits": 0, "misses": 0, "promotions": 0, "demotions": 2},
+            {"tier": "hdd", "dir": "/t/hdd", "emulated": true, "blocks": 30, "bytes": 1966080,
+             "capacityBytes": 67108864, "hits": 10, "misses": 0, "promotions": 0, "demotions": 0}
+        ]});
+        let info = DebugInfo::from_json(&v);
+        let labels: Vec<(&str, bool)> = info
+            .tiers
+            .iter()
+            .map(|t| (t.tier.as_str(), t.emulated))
+            .collect();
+        assert_eq!(
+            labels,
+            vec![("memory0", false), ("ssd1", false), ("hdd2", true)]
+        );
+        assert_eq!(info.tiers[0].hit_ratio, Some(0.75));
+        assert_eq!(info.tiers[1].hit_ratio, None, "never read: no ratio, not 0");
+        assert_eq!(info.tiers[2].hit_ratio, Some(1.0));
+        assert_eq!(
+            (info.tiers[2].bytes, info.tiers[2].capacity_bytes),
+            (1966080, 67108864)
+        );
+
+        // Into the snapshot, and kept (with the node's other figures) while it is grey.
+        let mut b = Builder::new();
+        let mut report = up(1, &[], &[], 0.0);
+        report.info.as_mut().unwrap().tiers = info.tiers.clone();
+        let s = build(&mut b, vec![report], 0.0);
+        assert_eq!(s.nodes[0].tiers, info.tiers);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["nodes"][0]["tiers"][2]["tier"], "hdd2");
+        assert_eq!(json["nodes"][0]["tiers"][2]["emulated"], true);
+        let s = build(&mut b, vec![down(1)], 2.0);
+        assert_eq!(s.nodes[0].tiers.len(), 3);
+        // A node on a single store has none.
+        let s = build(&mut b, vec![up(2, &[], &[], 0.0)], 4.0);
+        assert!(s.nodes[1].tiers.is_empty());
     }
 
     #[test]

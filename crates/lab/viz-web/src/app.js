@@ -244,6 +244,20 @@ function stats(s) {
   document.getElementById("source").textContent = "Nodes from " + s.source + ".";
 }
 
+// A tier as the node reports it: blocks, bytes of its capacity, the share of the reads that
+// looked in it which it served (since the node started), and whether its speed is emulated.
+function tierRow(t) {
+  const ratio = t.hit_ratio === null || t.hit_ratio === undefined
+    ? "no reads yet" : `hit ${(t.hit_ratio * 100).toFixed(1)} %`;
+  const parts = [
+    `${d3.format(",")(t.blocks)} blocks`,
+    `${bytes(t.bytes)} of ${bytes(t.capacity_bytes)}`,
+    ratio,
+  ];
+  if (t.emulated) parts.push("emulated");
+  return [`tier ${t.tier}`, parts.join(" · ")];
+}
+
 function showTooltip(d, event) {
   const n = d.data;
   const rows = [
@@ -259,6 +273,8 @@ function showTooltip(d, event) {
     ["sending", rate(n.sent_bytes_per_s)],
     ["receiving", rate(n.received_bytes_per_s)],
     ["API", n.api_url],
+    // One row per tier, fastest first, labelled as its metrics are (memory0, ssd1, ...).
+    ...(n.tiers || []).map(tierRow),
   ];
   const table = document.createElement("table");
   for (const [k, v] of rows) {
@@ -273,7 +289,7 @@ function showTooltip(d, event) {
   tooltip.hidden = false;
   if (event) {
     tooltip.style.left = Math.min(event.clientX + 14, window.innerWidth - 430) + "px";
-    tooltip.style.top = Math.min(event.clientY + 14, window.innerHeight - 300) + "px";
+    tooltip.style.top = Math.min(event.clientY + 14, window.innerHeight - 380) + "px";
   }
 }
 
