@@ -223,15 +223,10 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// The sum of every series of metric `name` in a Prometheus text page (0 when absent).
+/// The sum of every series of metric `name` in a Prometheus text page (0 when absent),
+/// read by the lab's parser (the one the bench and the cluster use).
 pub fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    neverust_lab::metrics::sum(&neverust_lab::metrics::parse(text), name)
 }
 
 /// A loopback port nobody listens on right now.
