@@ -394,7 +394,13 @@ impl Cluster {
             .context("the bootstrap node did not become healthy")?;
         let archivists = self.indices_of(Implementation::Archivist);
         if !archivists.is_empty() {
-            self.archivist_spr = Some(self.clients[0].spr().await?);
+            let spr = self.clients[0].spr().await?;
+            if !archivist::names_udp(&spr) {
+                bail!(
+                    "the bootstrap node does not take part in Archivist's DHT (its record names no UDP port: was NEVERUST_ARCHIVIST_DHT=false set?), so the Archivist nodes could not join the network"
+                );
+            }
+            self.archivist_spr = Some(spr);
         }
         for i in 1..self.nodes.len() {
             self.spawn(i)?;
