@@ -62,6 +62,14 @@ impl NodeClient {
         }
     }
 
+    /// The same node, its metrics read from `url`.
+    pub fn metrics_at(self, url: String) -> NodeClient {
+        NodeClient {
+            metrics_url: url,
+            ..self
+        }
+    }
+
     /// The node of a cluster entry, whichever software it runs.
     pub fn of(entry: &NodeEntry) -> NodeClient {
         NodeClient {
@@ -145,10 +153,7 @@ impl NodeClient {
         let text = self
             .get_text(self.url("/spr"), Duration::from_secs(5))
             .await?;
-        Ok(serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["spr"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().to_string()))
+        Ok(neverust_node::identity::spr_from_body(&text))
     }
 
     /// Uploads `data`; the manifest CID once the node acknowledged it (stored durably).

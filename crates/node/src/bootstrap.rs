@@ -12,7 +12,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use neverust_net::Network;
 
-use crate::identity::decode_spr;
+use crate::identity::{decode_spr, names_udp, spr_from_body};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootstrapTarget {
@@ -108,14 +108,6 @@ async fn try_join(net: &Network, target: &BootstrapTarget) -> Result<PeerId, Str
     }
 }
 
-fn names_udp(spr: &str) -> bool {
-    decode_spr(spr).is_ok_and(|(_, addrs)| {
-        addrs
-            .iter()
-            .any(|a| a.iter().any(|p| matches!(p, Protocol::Udp(_))))
-    })
-}
-
 /// The bootstrap's peer id, the TCP addresses to dial it at, and its record as text.
 async fn fetch_spr(host: &str, port: u16) -> Result<(PeerId, Vec<Multiaddr>, String), String> {
     let base = format!("http://{host}:{port}/api/archivist/v1");
@@ -164,14 +156,6 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
         .text()
         .await
         .map_err(|e| format!("GET {url}: {e}"))
-}
-
-/// `/spr` answers text when asked for it, and `{"spr": "spr:..."}` otherwise: both are read.
-fn spr_from_body(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["spr"].as_str().map(String::from))
-        .unwrap_or_else(|| body.trim().to_string())
 }
 
 /// The TCP multiaddrs in a `/debug/info` answer's `addrs` (Archivist's and ours alike).

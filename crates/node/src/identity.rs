@@ -83,6 +83,25 @@ impl Identity {
     }
 }
 
+/// Whether a record names a UDP address: a DHT node's record (Archivist's `/spr`, and ours
+/// when the node takes part in Archivist's DHT), which a DHT can be joined through.
+pub fn names_udp(spr: &str) -> bool {
+    decode_spr(spr).is_ok_and(|(_, addrs)| {
+        addrs.iter().any(|a| {
+            a.iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Udp(_)))
+        })
+    })
+}
+
+/// The record in a `/spr` answer: text when asked for it, `{"spr": "spr:..."}` otherwise.
+pub fn spr_from_body(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["spr"].as_str().map(String::from))
+        .unwrap_or_else(|| body.trim().to_string())
+}
+
 /// Reads a signed peer record in Archivist's text form, checking its signature.
 pub fn decode_spr(spr: &str) -> Result<(PeerId, Vec<Multiaddr>), String> {
     let b64 = spr
@@ -124,6 +143,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_record_naming_a_udp_port_is_a_dht_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::load_or_create(dir.path()).unwrap();
+        let record = |addr: &str| id.spr(vec![addr.parse().unwrap()]).unwrap();
+        assert!(names_udp(&record("/ip4/127.0.0.1/udp/8090")));
+        assert!(!names_udp(&record("/ip4/127.0.0.1/tcp/8070")));
+        assert!(!names_udp("spr:garbage"));
+    }
 
     #[test]
     fn key_survives_reload_and_spr_verifies() {

@@ -151,11 +151,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<InteropResult> {
                 ));
                 fig.transfers.push(t);
             }
-            let latency = quantiles(&upload_ms);
             fig.uploads.push(crate::results::InteropUpload {
                 implementation: from.as_str().into(),
-                throughput_mib_s: mib_s(uploaded, latency.mean * latency.count as f64 / 1000.0),
-                latency,
+                throughput_mib_s: mib_s(uploaded, upload_ms.iter().sum::<f64>() / 1000.0),
+                latency: quantiles(&upload_ms),
             });
         }
         out.sizes.push(fig);

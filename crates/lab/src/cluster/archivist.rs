@@ -57,13 +57,6 @@ pub fn args(
     args
 }
 
-/// Whether a record (`spr:…`) names a UDP address: a DHT node's record, which an Archivist
-/// node can bootstrap from (a libp2p record of TCP listeners is not).
-pub fn names_udp(spr: &str) -> bool {
-    neverust_node::identity::decode_spr(spr)
-        .is_ok_and(|(_, addrs)| addrs.iter().any(|a| a.to_string().contains("/udp/")))
-}
-
 /// Archivist refuses a data directory others can read (it holds the node's key).
 pub fn prepare_data_dir(entry: &NodeEntry) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -74,16 +67,6 @@ pub fn prepare_data_dir(entry: &NodeEntry) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_record_naming_a_udp_port_is_a_dht_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = neverust_node::identity::Identity::load_or_create(dir.path()).unwrap();
-        let record = |addr: &str| id.spr(vec![addr.parse().unwrap()]).unwrap();
-        assert!(names_udp(&record("/ip4/127.0.0.1/udp/8090")));
-        assert!(!names_udp(&record("/ip4/127.0.0.1/tcp/8070")));
-        assert!(!names_udp("spr:garbage"));
-    }
 
     #[test]
     fn every_kth_node_but_the_bootstrap_runs_archivist() {

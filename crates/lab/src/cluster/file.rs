@@ -81,6 +81,17 @@ pub enum Implementation {
 }
 
 impl Implementation {
+    /// The gauges of the blocks a node stores and their bytes, as this software names them.
+    pub fn store_metrics(self) -> (&'static str, &'static str) {
+        match self {
+            Implementation::Neverust => ("neverust_block_count", "neverust_block_bytes"),
+            Implementation::Archivist => (
+                "archivist_repostore_blocks",
+                "archivist_repostore_bytes_used",
+            ),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Implementation::Neverust => "neverust",

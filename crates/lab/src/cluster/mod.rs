@@ -182,7 +182,7 @@ pub struct Cluster {
     pub ready_seconds: f64,
     prometheus: Option<String>,
     /// The bootstrap's DHT record, which Archivist nodes bootstrap from.
-    archivist_spr: Option<String>,
+    bootstrap_dht_record: Option<String>,
 }
 
 /// What a node says about itself while the cluster comes up.
@@ -266,7 +266,7 @@ impl Cluster {
             attached: false,
             ready_seconds: 0.0,
             prometheus: None,
-            archivist_spr: None,
+            bootstrap_dht_record: None,
         };
         let start = Instant::now();
         let bar = ui.bar(cluster.nodes.len() as u64, "starting");
@@ -317,7 +317,7 @@ impl Cluster {
             attached: true,
             ready_seconds: file.ready_seconds,
             prometheus: file.prometheus,
-            archivist_spr: None,
+            bootstrap_dht_record: None,
         })
     }
 
@@ -395,12 +395,12 @@ impl Cluster {
         let archivists = self.indices_of(Implementation::Archivist);
         if !archivists.is_empty() {
             let spr = self.clients[0].spr().await?;
-            if !archivist::names_udp(&spr) {
+            if !neverust_node::identity::names_udp(&spr) {
                 bail!(
                     "the bootstrap node does not take part in Archivist's DHT (its record names no UDP port: was NEVERUST_ARCHIVIST_DHT=false set?), so the Archivist nodes could not join the network"
                 );
             }
-            self.archivist_spr = Some(spr);
+            self.bootstrap_dht_record = Some(spr);
         }
         for i in 1..self.nodes.len() {
             self.spawn(i)?;
@@ -460,7 +460,7 @@ impl Cluster {
                     e,
                     node.placement.bind,
                     &spec.log_level,
-                    self.archivist_spr.as_deref(),
+                    self.bootstrap_dht_record.as_deref(),
                 ));
             }
         }
@@ -585,13 +585,7 @@ impl Cluster {
         }
         if let Ok(text) = client.metrics().await {
             let m = crate::metrics::parse(&text);
-            let (blocks, bytes) = match self.nodes[index].entry.implementation {
-                Implementation::Neverust => ("neverust_block_count", "neverust_block_bytes"),
-                Implementation::Archivist => (
-                    "archivist_repostore_blocks",
-                    "archivist_repostore_bytes_used",
-                ),
-            };
+            let (blocks, bytes) = self.nodes[index].entry.implementation.store_metrics();
             s.blocks = crate::metrics::sum(&m, blocks);
             s.bytes = crate::metrics::sum(&m, bytes);
         }

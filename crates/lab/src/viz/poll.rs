@@ -119,7 +119,10 @@ impl Poller {
         for t in &targets {
             self.clients
                 .entry(t.api_url.clone())
-                .or_insert_with(|| NodeClient::new(t.api_url.clone()));
+                .or_insert_with(|| match &t.metrics_url {
+                    Some(m) => NodeClient::new(t.api_url.clone()).metrics_at(m.clone()),
+                    None => NodeClient::new(t.api_url.clone()),
+                });
         }
         self.clients
             .retain(|url, _| targets.iter().any(|t| &t.api_url == url));
@@ -153,7 +156,10 @@ async fn poll_node(client: &NodeClient, target: Target) -> NodeReport {
     let (info, metrics, error) = match tokio::time::timeout(NODE_LIMIT, ask).await {
         Ok((Ok(info), Ok(text))) => (
             Some(DebugInfo::from_json(&info)),
-            Some(NodeMetrics::from_samples(&crate::metrics::parse(&text))),
+            Some(NodeMetrics::from_samples(
+                &crate::metrics::parse(&text),
+                target.implementation,
+            )),
             None,
         ),
         Ok((Err(e), _)) | Ok((_, Err(e))) => (None, None, Some(e.to_string())),
@@ -176,6 +182,8 @@ pub fn targets_from_cluster_file(file: &ClusterFile) -> Vec<Target> {
             index: Some(n.index),
             role: Some(n.role.clone()),
             mode: Some(n.mode.clone()),
+            metrics_url: Some(n.metrics_url()),
+            implementation: n.implementation,
         })
         .collect()
 }
@@ -210,6 +218,8 @@ pub fn targets_from_prometheus(v: &serde_json::Value) -> Result<Vec<Target>, Str
                 index: label(t, "node").and_then(|n| n.parse().ok()),
                 role: label(t, "role"),
                 mode: label(t, "mode"),
+                metrics_url: None,
+                implementation: Default::default(),
             })
         })
         .collect();

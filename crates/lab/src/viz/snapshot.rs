@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::file::Implementation;
 use crate::metrics::{self, Sample};
 
 /// How long a node that stopped answering stays on the page (grey) before it is removed.
@@ -28,6 +29,9 @@ pub struct Target {
     /// bootstrap, altruistic or marketplace, when the source says.
     pub role: Option<String>,
     pub mode: Option<String>,
+    /// Where its metrics are, when not beside its API (an Archivist node's metrics server).
+    pub metrics_url: Option<String>,
+    pub implementation: Implementation,
 }
 
 /// What one node said in one poll; `info` and `metrics` are None when it did not answer.
@@ -156,10 +160,12 @@ pub struct NodeMetrics {
 }
 
 impl NodeMetrics {
-    pub fn from_samples(s: &[Sample]) -> NodeMetrics {
+    /// The figures of a node's metrics page; an Archivist node names only its store's.
+    pub fn from_samples(s: &[Sample], implementation: Implementation) -> NodeMetrics {
+        let (blocks, bytes) = implementation.store_metrics();
         NodeMetrics {
-            blocks: metrics::sum(s, "neverust_block_count"),
-            bytes: metrics::sum(s, "neverust_block_bytes"),
+            blocks: metrics::sum(s, blocks),
+            bytes: metrics::sum(s, bytes),
             peers: metrics::sum(s, "neverust_peers_connected"),
             sent_bytes: metrics::sum(s, "neverust_bytes_sent_total"),
             received_bytes: metrics::sum(s, "neverust_bytes_received_total"),
@@ -466,6 +472,8 @@ mod tests {
             index: Some(i),
             role: Some(if i == 0 { "bootstrap" } else { "node" }.into()),
             mode: None,
+            metrics_url: None,
+            implementation: Implementation::Neverust,
         }
     }
 
@@ -693,7 +701,7 @@ mod tests {
         let text = "neverust_block_count 3\nneverust_block_bytes 196608\n\
             neverust_bytes_sent_total{mode=\"altruistic\"} 10\n\
             neverust_node_info{mode=\"altruistic\",peer_id=\"X\",version=\"0.1.0\"} 1\n";
-        let m = NodeMetrics::from_samples(&metrics::parse(text));
+        let m = NodeMetrics::from_samples(&metrics::parse(text), Implementation::Neverust);
         assert_eq!(m.blocks, 3.0);
         assert_eq!(m.bytes, 196608.0);
         assert_eq!(m.sent_bytes, 10.0);
