@@ -14,7 +14,7 @@ use libp2p::{noise, tcp, yamux, StreamProtocol, Swarm};
 use neverust_content::{block_cid, sha256, Chunker, Manifest, MerkleTree, BLOCK_SIZE};
 use neverust_net::blockexc::{BlockAddress, Message, WantEntry, Wantlist};
 use neverust_net::download::DownloadProgress;
-use neverust_net::{LedgerPolicy, NetConfig, NetMetrics, Network, SwarmConfig, WantEvent};
+use neverust_net::{NetConfig, NetMetrics, Network, WantEvent};
 use neverust_store::{BlockStore, LeafRef, MemoryStore, StoreConfig};
 
 const MIB: usize = 1 << 20;
@@ -94,19 +94,7 @@ async fn raw_baseline(mib: usize) -> f64 {
 }
 
 async fn node(store: Arc<MemoryStore>) -> Network {
-    let config = NetConfig {
-        swarm: SwarmConfig {
-            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            agent: "neverust-bench".into(),
-            idle_timeout: Duration::from_secs(600),
-            dht_replication: std::num::NonZeroUsize::new(4).unwrap(),
-            provider_ttl: Duration::from_secs(600),
-            reprovide_interval: Duration::from_secs(300),
-            random_walk_interval: Duration::from_secs(300),
-        },
-        policy: LedgerPolicy::altruistic(),
-        archivist_dht: None,
-    };
+    let config = NetConfig::loopback("neverust-bench");
     Network::start(
         libp2p::identity::Keypair::generate_secp256k1(),
         config,

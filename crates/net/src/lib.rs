@@ -12,6 +12,7 @@ pub mod blockexc;
 pub mod download;
 pub mod ledger;
 pub mod metrics;
+pub mod reconcile;
 pub mod swarm;
 
 use std::collections::HashSet;
@@ -50,6 +51,30 @@ pub struct NetConfig {
     pub policy: LedgerPolicy,
     /// Where Archivist's DHT listens (UDP), when the node takes part in it.
     pub archivist_dht: Option<std::net::SocketAddr>,
+    /// Downloads learn which peers hold which blocks by set reconciliation; without it, by
+    /// a want-have per missing block per peer, as blockexc alone does.
+    pub reconcile: bool,
+}
+
+impl NetConfig {
+    /// A node on a free loopback port with a node's usual timings, taking part in neither
+    /// DHT beyond Kademlia: how tests and benchmarks start nodes in-process.
+    pub fn loopback(agent: &str) -> NetConfig {
+        NetConfig {
+            swarm: SwarmConfig {
+                listen: "/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr"),
+                agent: agent.into(),
+                idle_timeout: Duration::from_secs(600),
+                dht_replication: std::num::NonZeroUsize::new(4).expect("non-zero"),
+                provider_ttl: Duration::from_secs(600),
+                reprovide_interval: Duration::from_secs(300),
+                random_walk_interval: Duration::from_secs(300),
+            },
+            policy: LedgerPolicy::altruistic(),
+            archivist_dht: None,
+            reconcile: true,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +118,9 @@ struct Inner {
     recent_providers:
         std::sync::Mutex<std::collections::HashMap<Cid, (std::time::Instant, Vec<PeerId>)>>,
     archivist_dht: Option<archivist_dht::ArchivistDht>,
+    reconcile: Arc<reconcile::Reconcile>,
+    reconcile_peers: bool,
+    partial: Arc<reconcile::PartialDatasets>,
 }
 
 /// A provider named by Archivist's DHT that does not answer a dial within this long is
@@ -112,6 +140,19 @@ impl Network {
         store: Arc<dyn BlockStore>,
         metrics: NetMetrics,
     ) -> Result<Network, StartError> {
+        Self::start_with_holdings(keypair, config, store, metrics, None).await
+    }
+
+    /// As [`Network::start`], with the sets reconciliation compares taken from `holdings`
+    /// instead of the store and the downloads (benchmarks of the protocol at set sizes
+    /// no store here could hold).
+    pub async fn start_with_holdings(
+        keypair: Keypair,
+        config: NetConfig,
+        store: Arc<dyn BlockStore>,
+        metrics: NetMetrics,
+        holdings: Option<Arc<dyn reconcile::Holdings>>,
+    ) -> Result<Network, StartError> {
         let peer_id = keypair.public().to_peer_id();
         let parts = swarm::spawn(keypair.clone(), config.swarm, metrics.clone()).await?;
         let archivist_dht = match config.archivist_dht {
@@ -125,14 +166,24 @@ impl Network {
             }
             None => None,
         };
+        let partial = Arc::new(reconcile::PartialDatasets::default());
         let engine = Engine::start(
             store.clone(),
-            parts.control,
+            partial.clone(),
+            parts.control.clone(),
             config.policy,
             metrics.clone(),
             parts.commands.clone(),
             parts.events.subscribe(),
         );
+        let holdings = holdings.unwrap_or_else(|| {
+            Arc::new(reconcile::NodeHoldings {
+                store: store.clone(),
+                partial: partial.clone(),
+            })
+        });
+        let reconcile =
+            reconcile::Reconcile::start(parts.control, holdings, engine.clone(), metrics.clone());
         Ok(Network {
             inner: Arc::new(Inner {
                 peer_id,
@@ -144,6 +195,9 @@ impl Network {
                 listen_addrs: parts.listen_addrs,
                 recent_providers: Default::default(),
                 archivist_dht,
+                reconcile,
+                reconcile_peers: config.reconcile,
+                partial,
             }),
         })
     }
@@ -234,6 +288,21 @@ impl Network {
         if let Some(dht) = &self.inner.archivist_dht {
             dht.announce(&[*manifest, *tree]);
         }
+    }
+
+    /// Learns which blocks of `tree` `peer` holds that this node lacks, and the reverse,
+    /// with `/neverust/reconcile/1.0.0`.
+    pub async fn reconcile(
+        &self,
+        peer: PeerId,
+        tree: Cid,
+    ) -> Result<reconcile::Reconciled, reconcile::ReconcileError> {
+        self.inner.reconcile.initiate(peer, tree).await
+    }
+
+    /// The downloads in progress, whose verified blocks this node already serves.
+    pub(crate) fn partial(&self) -> &Arc<reconcile::PartialDatasets> {
+        &self.inner.partial
     }
 
     /// Archivist's DHT, when the node takes part in it.

@@ -21,6 +21,12 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SessionLabels {
+    pub role: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LedgerLabels {
     pub peer: String,
     pub direction: &'static str,
@@ -46,6 +52,13 @@ pub struct NetMetrics {
     pub dht_announcements: Counter,
     pub dht_announcements_waiting: Gauge,
     pub unwanted_blocks: Counter,
+    pub reconcile_sessions: Family<SessionLabels, Counter>,
+    pub reconcile_bytes: Family<DirectionLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    pub direction: &'static str,
 }
 
 impl NetMetrics {
@@ -70,6 +83,8 @@ impl NetMetrics {
             dht_announcements: Counter::default(),
             dht_announcements_waiting: Gauge::default(),
             unwanted_blocks: Counter::default(),
+            reconcile_sessions: Family::default(),
+            reconcile_bytes: Family::default(),
         }
     }
 
@@ -88,7 +103,15 @@ impl NetMetrics {
         ] {
             let _ = f.get_or_create(&self.mode_labels());
         }
-        for reason in MISBEHAVIOUR_REASONS {
+        for direction in ["sent", "received"] {
+            let _ = self
+                .reconcile_bytes
+                .get_or_create(&DirectionLabels { direction });
+        }
+        for reason in MISBEHAVIOUR_REASONS
+            .into_iter()
+            .chain(crate::reconcile::MISBEHAVIOUR_REASONS)
+        {
             let _ = self.misbehaviour.get_or_create(&ReasonLabels { reason });
         }
         r.register(
@@ -170,6 +193,16 @@ impl NetMetrics {
             "dht_announcements_waiting",
             "Provider announcements queued behind the walks already running",
             self.dht_announcements_waiting.clone(),
+        );
+        r.register(
+            "reconcile_sessions",
+            "Set reconciliation sessions, by role and outcome (ok, unsupported, failed, misbehaviour)",
+            self.reconcile_sessions.clone(),
+        );
+        r.register(
+            "reconcile_bytes",
+            "Bytes of set reconciliation messages, by direction",
+            self.reconcile_bytes.clone(),
         );
         r.register(
             "unwanted_blocks",

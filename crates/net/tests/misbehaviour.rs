@@ -1,97 +1,19 @@
 //! A peer that lies: a real node (in-process `Network` on loopback) against a hand-driven
 //! libp2p peer that writes whatever bytes it likes on a blockexc stream.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{AsyncWriteExt, StreamExt};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use common::{honest_node, liar, offences};
+use futures::AsyncWriteExt;
 use neverust_content::{block_cid, MerkleTree};
 use neverust_net::blockexc::codec::frame;
 use neverust_net::blockexc::{BlockAddress, BlockDelivery, Message, PROTOCOL};
-use neverust_net::metrics::ReasonLabels;
-use neverust_net::{LedgerPolicy, NetConfig, NetMetrics, Network, SwarmConfig, WantEvent};
-use neverust_store::{BlockStore, MemoryStore, StoreConfig};
+use neverust_net::WantEvent;
+use neverust_store::BlockStore;
 use tokio::sync::mpsc;
-
-async fn honest_node() -> (Network, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::new(StoreConfig {
-        quota_max_bytes: 1 << 30,
-        block_ttl: Duration::from_secs(3600),
-    }));
-    let config = NetConfig {
-        swarm: SwarmConfig {
-            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            agent: "neverust-test".into(),
-            idle_timeout: Duration::from_secs(60),
-            dht_replication: std::num::NonZeroUsize::new(4).unwrap(),
-            provider_ttl: Duration::from_secs(60),
-            reprovide_interval: Duration::from_secs(30),
-            random_walk_interval: Duration::from_secs(300),
-        },
-        policy: LedgerPolicy::altruistic(),
-        archivist_dht: None,
-    };
-    let net = Network::start(
-        libp2p::identity::Keypair::generate_secp256k1(),
-        config,
-        store.clone(),
-        NetMetrics::new("altruistic"),
-    )
-    .await
-    .unwrap();
-    (net, store)
-}
-
-/// A bare peer: just the stream behaviour, so it can write raw frames. Reports when its
-/// connection to the node closes.
-struct Liar {
-    control: libp2p_stream::Control,
-    closed: mpsc::UnboundedReceiver<PeerId>,
-}
-
-async fn liar(target: Multiaddr) -> Liar {
-    let mut swarm: Swarm<libp2p_stream::Behaviour> = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    let control = swarm.behaviour().new_control();
-    swarm.dial(target).unwrap();
-    let (tx, closed) = mpsc::unbounded_channel();
-    let (up_tx, mut up) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                    let _ = up_tx.send(peer_id);
-                }
-                SwarmEvent::ConnectionClosed { peer_id, .. } => {
-                    let _ = tx.send(peer_id);
-                }
-                _ => {}
-            }
-        }
-    });
-    up.recv().await.unwrap();
-    Liar { control, closed }
-}
-
-fn offences(net: &Network, reason: &'static str) -> u64 {
-    net.metrics()
-        .misbehaviour
-        .get_or_create(&ReasonLabels { reason })
-        .get()
-}
 
 fn delivery_frame(d: BlockDelivery) -> Vec<u8> {
     frame(

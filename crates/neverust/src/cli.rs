@@ -102,6 +102,12 @@ pub struct StartArgs {
     /// node's content, and it finds theirs. `false` leaves content routing to Kademlia.
     #[arg(long, env = "NEVERUST_ARCHIVIST_DHT", default_value_t = true, action = clap::ArgAction::Set)]
     pub archivist_dht: bool,
+    /// Learn which peers hold which blocks of a dataset being downloaded by set
+    /// reconciliation (`/neverust/reconcile/1.0.0`). `false` sends a want-have per missing
+    /// block to each peer instead, as blockexc alone does (the baseline `bench reconcile`
+    /// measures against).
+    #[arg(long, env = "NEVERUST_RECONCILE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reconcile: bool,
     /// Storage quota, in bytes or with a unit (e.g. 20GiB, 512MB).
     #[arg(long, env = "NEVERUST_STORAGE_QUOTA", value_parser = parse_size, default_value_t = DEFAULT_STORAGE_QUOTA)]
     pub storage_quota: u64,
@@ -157,6 +163,7 @@ impl StartArgs {
             idle_timeout: self.idle_timeout,
             dht_replication: self.dht_replication,
             archivist_dht: self.archivist_dht,
+            reconcile: self.reconcile,
             storage_quota: self.storage_quota,
             block_ttl: self.block_ttl,
             maintenance_interval: self.block_maintenance_interval,

@@ -74,6 +74,9 @@ pub struct NodeConfig {
     /// Whether the node takes part in Archivist's DHT on `disc_port` (UDP), so Archivist
     /// nodes find its content and it finds theirs.
     pub archivist_dht: bool,
+    /// Whether downloads learn which peers hold which blocks by set reconciliation
+    /// (`/neverust/reconcile/1.0.0`) rather than a want-have per missing block per peer.
+    pub reconcile: bool,
 }
 
 /// Archivist's defaults: 20 GiB quota, 30 day block TTL, maintenance every 10 minutes.
@@ -124,6 +127,7 @@ impl NodeConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             dht_replication: DEFAULT_DHT_REPLICATION,
             archivist_dht: true,
+            reconcile: true,
         }
     }
 }

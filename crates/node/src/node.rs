@@ -136,6 +136,7 @@ impl Node {
             archivist_dht: config
                 .archivist_dht
                 .then(|| SocketAddr::new(config.listen_ip, config.disc_port)),
+            reconcile: config.reconcile,
         };
         let net = Network::start(
             identity.keypair().clone(),

@@ -26,6 +26,7 @@ use super::message::{
 };
 use crate::ledger::{Account, LedgerPolicy, Ledgers};
 use crate::metrics::{LedgerLabels, NetMetrics, ReasonLabels};
+use crate::reconcile::PartialDatasets;
 use crate::swarm::{Command, ConnectionEvent};
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/archivist/blockexc/1.0.0");
@@ -60,12 +61,16 @@ pub enum WantEvent {
     Invalid { peer: PeerId, address: BlockAddress },
     /// The peer disconnected or could not be reached: nothing more will come from it.
     PeerGone(PeerId),
+    /// A reconciliation session found that the peer holds these blocks of the tree, which
+    /// this node lacks (sorted indices). Only a hint: each block is still verified.
+    Holds { peer: PeerId, indices: Arc<[u64]> },
 }
 
 type Waiters = HashMap<Cid, Vec<(u64, mpsc::UnboundedSender<WantEvent>)>>;
 
 pub struct Engine {
     store: Arc<dyn BlockStore>,
+    partial: Arc<PartialDatasets>,
     control: Mutex<libp2p_stream::Control>,
     senders: Mutex<HashMap<PeerId, mpsc::Sender<Message>>>,
     waiters: Mutex<Waiters>,
@@ -98,6 +103,7 @@ impl Drop for WantGuard {
 impl Engine {
     pub(crate) fn start(
         store: Arc<dyn BlockStore>,
+        partial: Arc<PartialDatasets>,
         mut control: libp2p_stream::Control,
         policy: LedgerPolicy,
         metrics: NetMetrics,
@@ -109,6 +115,7 @@ impl Engine {
             .expect("blockexc is registered once per swarm");
         let engine = Arc::new(Engine {
             store,
+            partial,
             control: Mutex::new(control),
             senders: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
@@ -397,11 +404,13 @@ impl Engine {
         }
         self.metrics.peer_wants_served.inc_by(entries.len() as u64);
         let store = self.store.clone();
+        let partial = self.partial.clone();
         let found = tokio::task::spawn_blocking(move || {
             entries
                 .into_iter()
                 .map(|e| {
-                    let got = lookup(store.as_ref(), &e.address, e.want == WantType::Block);
+                    let with_data = e.want == WantType::Block;
+                    let got = lookup(store.as_ref(), &partial, &e.address, with_data);
                     (e, got)
                 })
                 .collect::<Vec<_>>()
@@ -520,7 +529,7 @@ impl Engine {
         }
     }
 
-    fn offence(&self, peer: PeerId, reason: &'static str) {
+    pub(crate) fn offence(&self, peer: PeerId, reason: &'static str) {
         self.metrics
             .misbehaviour
             .get_or_create(&ReasonLabels { reason })
@@ -547,7 +556,7 @@ impl Engine {
         self.waiters.lock().expect("waiters lock").contains_key(key)
     }
 
-    fn route(&self, key: Cid, event: WantEvent) {
+    pub(crate) fn route(&self, key: Cid, event: WantEvent) {
         let waiters = self.waiters.lock().expect("waiters lock");
         if let Some(list) = waiters.get(&key) {
             for (_, tx) in list {
@@ -578,11 +587,20 @@ struct Found {
     len: u64,
 }
 
-/// Looks a wanted address up in the store; a store error reads as "don't have".
-fn lookup(store: &dyn BlockStore, address: &BlockAddress, with_data: bool) -> Option<Found> {
+/// Looks a wanted address up in the store, then among the downloads in progress; a store
+/// error reads as "don't have".
+fn lookup(
+    store: &dyn BlockStore,
+    partial: &PartialDatasets,
+    address: &BlockAddress,
+    with_data: bool,
+) -> Option<Found> {
     let (cid, proof) = match address {
         BlockAddress::Leaf { tree, index } => {
-            let leaf = store.get_leaf(tree, *index).ok()??;
+            let leaf = match store.get_leaf(tree, *index).ok()? {
+                Some(leaf) => leaf,
+                None => partial.leaf(tree, *index)?,
+            };
             (leaf.cid, Some(leaf.proof))
         }
         BlockAddress::Cid(cid) => (*cid, None),

@@ -6,6 +6,7 @@
 //! This module is the I/O shell around the scheduler: it turns engine events into
 //! scheduler calls and scheduler decisions into wantlist messages.
 
+mod peer_sync;
 pub mod scheduler;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,7 +21,9 @@ use neverust_store::{LeafRef, StoreError};
 use tokio::sync::mpsc;
 
 use crate::blockexc::{BlockAddress, Message, Presence, WantEntry, WantEvent, Wantlist};
+use crate::swarm::ConnectionEvent;
 use crate::Network;
+use peer_sync::{Learned, PeerSync, MAX_SYNC_PEERS};
 use scheduler::{Outcome, Scheduler, SchedulerConfig};
 
 /// How long a download may go without a single new block before it gives up.
@@ -80,6 +83,9 @@ impl Network {
         progress.blocks_total.store(total, Ordering::Relaxed);
         let engine = self.engine().clone();
         let (_guard, mut events) = engine.want(tree);
+        // Subscribed before the first sync, so a peer that connects meanwhile is not missed.
+        let mut connections = self.subscribe();
+        let partial = self.partial().register(tree);
 
         let (writer, write_rx) = mpsc::channel::<WriteOp>(64);
         let store = self.store().clone();
@@ -115,6 +121,23 @@ impl Network {
             }
         }
         let mut last_lookup = Some(Instant::now());
+        // Peers that hold part of the dataset, besides the DHT's providers (which hold it
+        // all): asked again every so often, since they are downloading too.
+        let mut holders: HashSet<PeerId> = HashSet::new();
+        let mut sync = PeerSync::new(self.clone(), tree, self.inner.reconcile_peers);
+        {
+            let missing = sched.missing();
+            for p in self
+                .connected_peers()
+                .await
+                .into_iter()
+                .take(MAX_SYNC_PEERS)
+            {
+                if !providers.contains(&p) {
+                    sync.sync(p, &missing);
+                }
+            }
+        }
 
         let result = loop {
             let now = Instant::now();
@@ -140,7 +163,14 @@ impl Network {
                 });
             }
 
-            if providers.is_empty() && sched.done_count() == 0 {
+            if sync.due(now) && !holders.is_empty() {
+                let missing = sched.missing();
+                for p in &holders {
+                    sync.sync(*p, &missing);
+                }
+            }
+
+            if providers.is_empty() && sched.done_count() == 0 && !sync.busy(now) {
                 break Err(DownloadError::NoProviders {
                     cid: cid_text.clone(),
                 });
@@ -197,6 +227,23 @@ impl Network {
                     }
                     continue;
                 }
+                learned = sync.rx.recv() => {
+                    let Some(learned) = learned else { continue };
+                    sync.ended(&learned, &sched.missing());
+                    if let Learned::Holds(peer, has) = learned {
+                        add_holder(&mut sched, &mut providers, &mut holders, peer, &has);
+                    }
+                    continue;
+                }
+                conn = connections.recv() => {
+                    // A peer (re)connected, after a partition healed say: what does it hold?
+                    if let Ok(ConnectionEvent::Connected(peer)) = conn {
+                        if !providers.contains(&peer) {
+                            sync.sync(peer, &sched.missing());
+                        }
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep_until(wake.into()) => continue,
             };
             let Some(event) = event else { break Ok(()) };
@@ -233,6 +280,13 @@ impl Network {
                     if let Some(t) = asked_at.remove(&index) {
                         latency.observe(now.duration_since(t).as_secs_f64());
                     }
+                    partial.insert(
+                        index,
+                        LeafRef {
+                            cid,
+                            proof: proof.clone(),
+                        },
+                    );
                     leaves[index as usize] = Some(LeafRef { cid, proof });
                     last_progress = now;
                     progress
@@ -274,7 +328,16 @@ impl Network {
                     peer,
                     address: BlockAddress::Leaf { index, .. },
                 } => sched.on_invalid(&peer, index, now),
+                WantEvent::Presence {
+                    peer,
+                    address: BlockAddress::Leaf { index, .. },
+                    presence: Presence::Have,
+                } => add_holder(&mut sched, &mut providers, &mut holders, peer, &[index]),
+                WantEvent::Holds { peer, indices } => {
+                    add_holder(&mut sched, &mut providers, &mut holders, peer, &indices)
+                }
                 WantEvent::PeerGone(peer) if providers.remove(&peer) => {
+                    holders.remove(&peer);
                     sched.remove_provider(&peer);
                 }
                 _ => {}
@@ -315,6 +378,28 @@ impl Network {
             .await;
         Ok(())
     }
+}
+
+/// `peer` holds `has` (sorted) of the missing blocks: a provider of those from now on.
+fn add_holder(
+    sched: &mut Scheduler<PeerId>,
+    providers: &mut HashSet<PeerId>,
+    holders: &mut HashSet<PeerId>,
+    peer: PeerId,
+    has: &[u64],
+) {
+    if has.is_empty() {
+        return;
+    }
+    if sched.is_provider(&peer) {
+        for &index in has {
+            sched.on_have(&peer, index);
+        }
+    } else {
+        sched.add_partial_provider(peer, has, Instant::now());
+    }
+    providers.insert(peer);
+    holders.insert(peer);
 }
 
 impl Network {

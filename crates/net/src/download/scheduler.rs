@@ -138,6 +138,39 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Scheduler<P> {
         });
     }
 
+    /// A provider that holds only some of the dataset (another download in progress):
+    /// `has` (sorted) lists what it holds of the blocks still missing; it is not asked
+    /// for the others until [`Scheduler::on_have`] says it has them.
+    pub fn add_partial_provider(&mut self, peer: P, has: &[u64], now: Instant) {
+        for index in self.missing() {
+            if has.binary_search(&index).is_err() {
+                self.lacks.entry(index).or_default().insert(peer.clone());
+            }
+        }
+        self.add_provider(peer, now);
+    }
+
+    /// `peer` now holds `index` (it lacked it before).
+    pub fn on_have(&mut self, peer: &P, index: u64) {
+        if let Some(lacking) = self.lacks.get_mut(&index) {
+            lacking.remove(peer);
+            if lacking.is_empty() {
+                self.lacks.remove(&index);
+            }
+        }
+    }
+
+    /// The blocks not yet delivered, in order.
+    pub fn missing(&self) -> Vec<u64> {
+        (self.lowest_missing..self.total)
+            .filter(|i| self.state[*i as usize] != State::Done)
+            .collect()
+    }
+
+    pub fn is_provider(&self, peer: &P) -> bool {
+        self.providers.contains_key(peer)
+    }
+
     pub fn remove_provider(&mut self, peer: &P) {
         let Some(p) = self.providers.remove(peer) else {
             return;
@@ -434,6 +467,36 @@ mod tests {
             request_timeout: Duration::from_secs(1),
             max_strikes: 2,
         }
+    }
+
+    #[test]
+    fn a_partial_provider_is_asked_only_for_what_it_holds_until_it_has_more() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(6, cfg());
+        s.add_partial_provider("p", &[1, 3], t0);
+        let mut asked: Vec<u64> = s.poll(t0).iter().map(|r| r.index).collect();
+        asked.sort_unstable();
+        assert_eq!(asked, vec![1, 3]);
+        for i in [1, 3] {
+            s.on_block(&"p", i, t0);
+        }
+        assert!(s.poll(t0).is_empty());
+        assert!(matches!(s.outcome(), Outcome::Stalled { .. }));
+        assert_eq!(s.missing(), vec![0, 2, 4, 5]);
+        s.on_have(&"p", 4);
+        let asked: Vec<u64> = s.poll(t0).iter().map(|r| r.index).collect();
+        assert_eq!(asked, vec![4]);
+        s.add_provider("full", t0);
+        let mut rest: Vec<u64> = s.poll(t0).iter().map(|r| r.index).collect();
+        rest.sort_unstable();
+        // 4, still with the partial provider, may go out a second time (endgame).
+        rest.retain(|i| *i != 4);
+        assert_eq!(
+            rest,
+            vec![0, 2, 5],
+            "the whole provider takes what the partial one lacks"
+        );
+        assert!(s.is_provider(&"p") && !s.is_provider(&"q"));
     }
 
     #[test]
