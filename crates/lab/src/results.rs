@@ -32,6 +32,8 @@ pub struct Results {
     /// A tiered node beside a memory-store node under the same skewed reads.
     #[serde(default)]
     pub cache: Option<CacheResult>,
+    #[serde(default)]
+    pub reconcile: Option<ReconcileResult>,
     /// Per node CPU and RSS sampled from /proc during the whole run.
     pub resources: Vec<NodeResources>,
     /// Totals over every scenario, what a CI run asserts on.
@@ -153,6 +155,93 @@ pub struct InteropTransfer {
     pub latencies_ms: Vec<f64>,
     pub latency: Quantiles,
     pub throughput_mib_s: f64,
+}
+
+/// The `reconcile` scenario: set reconciliation against plain want-haves and presences.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ReconcileResult {
+    /// Each pair's figures are medians over this many repetitions.
+    pub repetitions: usize,
+    pub pairs: Vec<ReconcilePair>,
+    pub heal: Option<ReconcileHeal>,
+    pub swarm: Option<ReconcileSwarm>,
+    pub errors: Vec<String>,
+}
+
+/// What one method cost to learn a difference. Bytes are on the wire in both directions,
+/// length prefixes included; CPU is the benchmark process's, which runs both hosts.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
+pub struct MethodCost {
+    pub bytes: u64,
+    /// Request/answer exchanges one after the other (want-haves are pipelined: one).
+    pub round_trips: u32,
+    /// Messages sent (want-have method only).
+    pub messages: u64,
+    pub wall_ms: f64,
+    pub cpu_ms: f64,
+    /// A side sent its set as index runs, not coded symbols (reconciliation only).
+    pub by_runs: bool,
+}
+
+/// Two nodes each holding `set_size` blocks of a dataset of twice that, differing in
+/// `difference_share` of them.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ReconcilePair {
+    pub set_size: u64,
+    pub difference_share: f64,
+    /// The true symmetric difference, in blocks.
+    pub difference: u64,
+    /// Every repetition of both methods found exactly the true difference.
+    pub correct: bool,
+    pub reconcile: MethodCost,
+    pub plain: MethodCost,
+    /// Want-have / reconciliation: bytes, wall time to a known difference, CPU.
+    pub bytes_ratio: f64,
+    pub time_ratio: f64,
+    pub cpu_ratio: f64,
+}
+
+/// Two groups of nodes meeting after a partition: every node learns from every node of
+/// the other group what it lacks, all at once.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ReconcileHeal {
+    pub nodes: usize,
+    pub dataset_blocks: u64,
+    /// Reconciliation sessions (one per pair across the groups; each tells both sides).
+    pub sessions: usize,
+    pub correct: bool,
+    /// Totals over every exchange; wall time until the last node knows.
+    pub reconcile: MethodCost,
+    pub plain: MethodCost,
+    pub bytes_ratio: f64,
+    pub time_ratio: f64,
+}
+
+/// Real nodes: one holds a dataset, the others fetch it at once, by each method.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ReconcileSwarm {
+    pub downloaders: usize,
+    pub dataset_bytes: u64,
+    pub runs: Vec<SwarmRun>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct SwarmRun {
+    /// `reconciliation` or `want-have`.
+    pub method: String,
+    /// Until the last copy was in.
+    pub seconds: f64,
+    /// Copies read back identical (sha256 and length).
+    pub verified: usize,
+    /// Bytes every node wrote, summed: wantlist messages (block requests included),
+    /// presences, reconciliation sessions.
+    pub wantlist_bytes: u64,
+    pub presence_bytes: u64,
+    pub reconcile_bytes: u64,
+    /// Blocks served by the node that held the dataset, and by the other downloaders.
+    pub blocks_from_seed: u64,
+    pub blocks_from_peers: u64,
+    pub errors: Vec<String>,
 }
 
 /// The `cache` scenario: the same Zipf-skewed reads of one-block files on a tiered node

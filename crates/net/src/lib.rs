@@ -121,6 +121,7 @@ struct Inner {
     reconcile: Arc<reconcile::Reconcile>,
     reconcile_peers: bool,
     partial: Arc<reconcile::PartialDatasets>,
+    control: libp2p_stream::Control,
 }
 
 /// A provider named by Archivist's DHT that does not answer a dial within this long is
@@ -182,8 +183,12 @@ impl Network {
                 partial: partial.clone(),
             })
         });
-        let reconcile =
-            reconcile::Reconcile::start(parts.control, holdings, engine.clone(), metrics.clone());
+        let reconcile = reconcile::Reconcile::start(
+            parts.control.clone(),
+            holdings,
+            engine.clone(),
+            metrics.clone(),
+        );
         Ok(Network {
             inner: Arc::new(Inner {
                 peer_id,
@@ -198,6 +203,7 @@ impl Network {
                 reconcile,
                 reconcile_peers: config.reconcile,
                 partial,
+                control: parts.control,
             }),
         })
     }
@@ -213,6 +219,12 @@ impl Network {
             .read()
             .expect("listen addrs lock")
             .clone()
+    }
+
+    /// A handle for protocols of one's own beside blockexc and reconciliation, on the
+    /// same connections (benchmarks use it for their baselines).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.inner.control.clone()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

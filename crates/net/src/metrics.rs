@@ -54,6 +54,12 @@ pub struct NetMetrics {
     pub unwanted_blocks: Counter,
     pub reconcile_sessions: Family<SessionLabels, Counter>,
     pub reconcile_bytes: Family<DirectionLabels, Counter>,
+    pub blockexc_bytes_sent: Family<KindLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,6 +91,7 @@ impl NetMetrics {
             unwanted_blocks: Counter::default(),
             reconcile_sessions: Family::default(),
             reconcile_bytes: Family::default(),
+            blockexc_bytes_sent: Family::default(),
         }
     }
 
@@ -102,6 +109,9 @@ impl NetMetrics {
             &self.bytes_received,
         ] {
             let _ = f.get_or_create(&self.mode_labels());
+        }
+        for kind in BLOCKEXC_KINDS {
+            let _ = self.blockexc_bytes_sent.get_or_create(&KindLabels { kind });
         }
         for direction in ["sent", "received"] {
             let _ = self
@@ -195,6 +205,11 @@ impl NetMetrics {
             self.dht_announcements_waiting.clone(),
         );
         r.register(
+            "blockexc_message_bytes_sent",
+            "Bytes of blockexc messages written to peers (length prefix included), by what they carry: blocks, presences or a wantlist",
+            self.blockexc_bytes_sent.clone(),
+        );
+        r.register(
             "reconcile_sessions",
             "Set reconciliation sessions, by role and outcome (ok, unsupported, failed, misbehaviour)",
             self.reconcile_sessions.clone(),
@@ -211,5 +226,9 @@ impl NetMetrics {
         );
     }
 }
+
+/// What a blockexc message carries, for `blockexc_message_bytes_sent`: a message with
+/// blocks counts as blocks, else one with presences as presences.
+pub const BLOCKEXC_KINDS: [&str; 3] = ["blocks", "presences", "wantlist"];
 
 pub const MISBEHAVIOUR_REASONS: [&str; 4] = ["malformed", "oversize", "bad_hash", "bad_proof"];

@@ -640,7 +640,13 @@ async fn bench_finds_a_deployed_cluster_from_its_bootstrap() {
         cmd.output().unwrap()
     };
 
-    for refused in [&["chaos"][..], &["all"], &["upload", "scale"], &["cache"]] {
+    for refused in [
+        &["chaos"][..],
+        &["all"],
+        &["upload", "scale"],
+        &["cache"],
+        &["reconcile"],
+    ] {
         let out = bench(refused);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

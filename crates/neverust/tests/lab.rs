@@ -286,6 +286,31 @@ fn bench_all_on_five_nodes() {
     }
     assert!(cache["p50_ratio"].as_f64().unwrap() > 0.0, "{cache}");
 
+    let rec = &r["reconcile"];
+    assert_eq!(rec["errors"].as_array().unwrap().len(), 0, "{rec}");
+    let pairs = rec["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3, "one set size, three differences: {rec}");
+    for p in pairs {
+        assert_eq!(p["correct"], true, "{p}");
+        let (r_bytes, p_bytes) = (
+            p["reconcile"]["bytes"].as_u64().unwrap(),
+            p["plain"]["bytes"].as_u64().unwrap(),
+        );
+        assert!(r_bytes > 0 && p_bytes > 0, "{p}");
+        // A want-have and a presence per block lacked: tens of bytes per block.
+        assert!(p_bytes > 10 * p["set_size"].as_u64().unwrap(), "{p}");
+    }
+    assert_eq!(rec["heal"]["correct"], true, "{rec}");
+    let runs = rec["swarm"]["runs"].as_array().unwrap();
+    let methods: Vec<&str> = runs.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["reconciliation", "want-have"]);
+    for run in runs {
+        assert_eq!(run["verified"], rec["swarm"]["downloaders"], "{run}");
+    }
+    assert!(runs[0]["reconcile_bytes"].as_u64().unwrap() > 0, "{rec}");
+    assert_eq!(runs[1]["reconcile_bytes"], 0, "--reconcile false sends none: {rec}");
+    assert!(runs[1]["presence_bytes"].as_u64().unwrap() > 0, "{rec}");
+
     let samples = r["resources"].as_array().unwrap();
     assert_eq!(samples.len(), 5);
     assert!(samples
@@ -301,6 +326,7 @@ fn bench_all_on_five_nodes() {
         "plot-stress-histogram",
         "plot-cache-hit-ratio",
         "plot-cache-latency-cdf",
+        "plot-reconcile-ratios",
         "plot-scale-latency",
         "plot-chaos-timeline",
         "plot-resources-rss",

@@ -13,6 +13,7 @@ mod interop;
 pub mod netns;
 mod partition;
 pub mod payload;
+mod reconcile;
 mod scale;
 pub mod stats;
 mod stress;
@@ -45,18 +46,20 @@ pub enum Scenario {
     Throughput,
     Interop,
     Cache,
+    Reconcile,
     Stress,
     Scale,
     Chaos,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Upload,
         Scenario::Exchange,
         Scenario::Throughput,
         Scenario::Interop,
         Scenario::Cache,
+        Scenario::Reconcile,
         Scenario::Stress,
         Scenario::Scale,
         Scenario::Chaos,
@@ -69,6 +72,7 @@ impl Scenario {
             Scenario::Throughput => "throughput",
             Scenario::Interop => "interop",
             Scenario::Cache => "cache",
+            Scenario::Reconcile => "reconcile",
             Scenario::Stress => "stress",
             Scenario::Scale => "scale",
             Scenario::Chaos => "chaos",
@@ -81,7 +85,7 @@ impl Scenario {
         match self {
             Scenario::Chaos => Some("it kills (kill -9), restarts and partitions nodes, which takes their processes and network namespaces on this machine"),
             Scenario::Scale => Some("it starts clusters of its own on this machine, whose figures would say nothing about the deployed cluster"),
-            Scenario::Cache => Some("it starts nodes of its own on this machine, whose figures would say nothing about the deployed cluster"),
+            Scenario::Cache | Scenario::Reconcile => Some("it starts nodes of its own on this machine, whose figures would say nothing about the deployed cluster"),
             _ => None,
         }
     }
@@ -97,7 +101,7 @@ impl Scenario {
                 .into_iter()
                 .find(|x| x.name() == part.trim())
                 .ok_or_else(|| {
-                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, interop, cache, stress, scale or chaos")
+                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, interop, cache, reconcile, stress, scale or chaos")
                 })?;
             out.push(found);
         }
@@ -134,6 +138,14 @@ pub struct Profile {
     pub cache_files: usize,
     pub cache_reads: usize,
     pub cache_round: usize,
+    /// `reconcile`: set sizes of the two-node pairs, repetitions of each, the partition
+    /// heal's nodes and dataset, and the real-process swarm.
+    pub reconcile_sets: Vec<u64>,
+    pub reconcile_reps: usize,
+    pub reconcile_heal_nodes: usize,
+    pub reconcile_heal_blocks: u64,
+    pub reconcile_swarm_downloaders: usize,
+    pub reconcile_swarm_bytes: u64,
     /// How long idle CPU and RSS are sampled. An idle node's work comes in bursts, one every
     /// 15 s when libp2p pings its peers (about 4 s of work, then 10 s of none, read each
     /// second on 50 nodes), so a shorter window often sees none of it and reports 0 %.
@@ -169,6 +181,12 @@ impl Profile {
                 cache_files: 64,
                 cache_reads: 640,
                 cache_round: 80,
+                reconcile_sets: vec![10_000],
+                reconcile_reps: 1,
+                reconcile_heal_nodes: 4,
+                reconcile_heal_blocks: 10_000,
+                reconcile_swarm_downloaders: 2,
+                reconcile_swarm_bytes: 4 * MIB,
                 idle_window: Duration::from_secs(3),
             }),
             "quick" => Ok(Profile {
@@ -194,6 +212,12 @@ impl Profile {
                 cache_files: 1000,
                 cache_reads: 12_000,
                 cache_round: 600,
+                reconcile_sets: vec![10_000, 100_000, 1_000_000],
+                reconcile_reps: 3,
+                reconcile_heal_nodes: 8,
+                reconcile_heal_blocks: 100_000,
+                reconcile_swarm_downloaders: 6,
+                reconcile_swarm_bytes: 64 * MIB,
                 idle_window: Duration::from_secs(15),
             }),
             "full" => Ok(Profile {
@@ -219,6 +243,12 @@ impl Profile {
                 cache_files: 4000,
                 cache_reads: 48_000,
                 cache_round: 1600,
+                reconcile_sets: vec![10_000, 100_000, 1_000_000],
+                reconcile_reps: 5,
+                reconcile_heal_nodes: 16,
+                reconcile_heal_blocks: 1_000_000,
+                reconcile_swarm_downloaders: 10,
+                reconcile_swarm_bytes: 256 * MIB,
                 idle_window: Duration::from_secs(30),
             }),
             other => Err(format!(
@@ -519,6 +549,9 @@ async fn run_scenarios(
             Scenario::Cache => cache::run(ctx, opts.cache_skew)
                 .await
                 .map(|r| results.cache = Some(r)),
+            Scenario::Reconcile => reconcile::run(ctx)
+                .await
+                .map(|r| results.reconcile = Some(r)),
             Scenario::Stress => stress::run(ctx).await.map(|r| results.stress = Some(r)),
             Scenario::Scale => scale::run(ctx, opts.scale_nodes.clone())
                 .await

@@ -11,6 +11,7 @@ mod html;
 mod interop;
 mod overview;
 pub mod plots;
+mod reconcile;
 mod resources;
 mod scale;
 mod scenarios;
@@ -34,6 +35,7 @@ pub fn render_html(results: &Results) -> String {
         scenarios::throughput(results.throughput.as_ref()),
         interop::interop(results.interop.as_ref()),
         cache::cache(results.cache.as_ref()),
+        reconcile::reconcile(results.reconcile.as_ref()),
         scenarios::stress(results.stress.as_ref()),
         scale::scale(results.scale.as_ref()),
         faults::chaos(results.chaos.as_ref()),

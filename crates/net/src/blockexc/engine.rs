@@ -25,7 +25,7 @@ use super::message::{
     BlockAddress, BlockDelivery, BlockPresence, Message, Presence, WantEntry, WantType, WireError,
 };
 use crate::ledger::{Account, LedgerPolicy, Ledgers};
-use crate::metrics::{LedgerLabels, NetMetrics, ReasonLabels};
+use crate::metrics::{KindLabels, LedgerLabels, NetMetrics, ReasonLabels};
 use crate::reconcile::PartialDatasets;
 use crate::swarm::{Command, ConnectionEvent};
 
@@ -234,10 +234,25 @@ impl Engine {
                         }
                     },
                 };
-                if let Err(e) = write_message(&mut write, &msg).await {
-                    tracing::debug!(%peer, "blockexc write failed: {e}");
-                    unsent = Some(msg);
-                    break;
+                match write_message(&mut write, &msg).await {
+                    Ok(n) => {
+                        let kind = if !msg.payload.is_empty() {
+                            "blocks"
+                        } else if !msg.presences.is_empty() {
+                            "presences"
+                        } else {
+                            "wantlist"
+                        };
+                        self.metrics
+                            .blockexc_bytes_sent
+                            .get_or_create(&KindLabels { kind })
+                            .inc_by(n as u64);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, "blockexc write failed: {e}");
+                        unsent = Some(msg);
+                        break;
+                    }
                 }
             }
         }

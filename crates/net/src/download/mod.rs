@@ -122,8 +122,7 @@ impl Network {
         }
         let mut last_lookup = Some(Instant::now());
         // Peers that hold part of the dataset, besides the DHT's providers (which hold it
-        // all): asked again every so often, since they are downloading too.
-        let mut holders: HashSet<PeerId> = HashSet::new();
+        // all): `sync` asks them again every so often, since they are downloading too.
         let mut sync = PeerSync::new(self.clone(), tree, self.inner.reconcile_peers);
         {
             let missing = sched.missing();
@@ -163,12 +162,7 @@ impl Network {
                 });
             }
 
-            if sync.due(now) && !holders.is_empty() {
-                let missing = sched.missing();
-                for p in &holders {
-                    sync.sync(*p, &missing);
-                }
-            }
+            sync.round(now, || sched.missing());
 
             if providers.is_empty() && sched.done_count() == 0 && !sync.busy(now) {
                 break Err(DownloadError::NoProviders {
@@ -231,7 +225,7 @@ impl Network {
                     let Some(learned) = learned else { continue };
                     sync.ended(&learned, &sched.missing());
                     if let Learned::Holds(peer, has) = learned {
-                        add_holder(&mut sched, &mut providers, &mut holders, peer, &has);
+                        add_holder(&mut sched, &mut providers, &mut sync, peer, &has);
                     }
                     continue;
                 }
@@ -332,13 +326,15 @@ impl Network {
                     peer,
                     address: BlockAddress::Leaf { index, .. },
                     presence: Presence::Have,
-                } => add_holder(&mut sched, &mut providers, &mut holders, peer, &[index]),
+                } => add_holder(&mut sched, &mut providers, &mut sync, peer, &[index]),
                 WantEvent::Holds { peer, indices } => {
-                    add_holder(&mut sched, &mut providers, &mut holders, peer, &indices)
+                    add_holder(&mut sched, &mut providers, &mut sync, peer, &indices)
                 }
-                WantEvent::PeerGone(peer) if providers.remove(&peer) => {
-                    holders.remove(&peer);
-                    sched.remove_provider(&peer);
+                WantEvent::PeerGone(peer) => {
+                    sync.forget(&peer);
+                    if providers.remove(&peer) {
+                        sched.remove_provider(&peer);
+                    }
                 }
                 _ => {}
             }
@@ -384,7 +380,7 @@ impl Network {
 fn add_holder(
     sched: &mut Scheduler<PeerId>,
     providers: &mut HashSet<PeerId>,
-    holders: &mut HashSet<PeerId>,
+    sync: &mut PeerSync,
     peer: PeerId,
     has: &[u64],
 ) {
@@ -399,7 +395,7 @@ fn add_holder(
         sched.add_partial_provider(peer, has, Instant::now());
     }
     providers.insert(peer);
-    holders.insert(peer);
+    sync.watch(peer);
 }
 
 impl Network {

@@ -31,6 +31,8 @@ const WANTS_PER_MESSAGE: usize = 4096;
 pub(super) enum Learned {
     /// The peer holds these missing blocks (sorted).
     Holds(PeerId, Vec<u64>),
+    /// It holds none of them but is downloading the dataset too.
+    Downloading(PeerId),
     /// The peer does not speak reconciliation: it gets want-haves.
     Unsupported(PeerId),
     Failed(PeerId),
@@ -44,6 +46,10 @@ pub(super) struct PeerSync {
     pub rx: mpsc::UnboundedReceiver<Learned>,
     running: HashSet<PeerId>,
     plain: HashSet<PeerId>,
+    /// Asked again every [`SYNC_INTERVAL`]: peers that hold some of the dataset or are
+    /// fetching it (by reconciliation, which tells), every peer asked (by want-haves,
+    /// which cannot tell who is fetching).
+    watched: HashSet<PeerId>,
     last_round: Instant,
     /// When want-haves last went out: their presences are still to come until a while after.
     asked_plainly: Option<Instant>,
@@ -60,6 +66,7 @@ impl PeerSync {
             rx,
             running: HashSet::new(),
             plain: HashSet::new(),
+            watched: HashSet::new(),
             last_round: Instant::now(),
             asked_plainly: None,
         }
@@ -75,6 +82,7 @@ impl PeerSync {
             return;
         }
         if !self.reconcile || self.plain.contains(&peer) {
+            self.watched.insert(peer);
             self.want_have(peer, missing, now);
             return;
         }
@@ -84,6 +92,7 @@ impl PeerSync {
         let (net, tx, tree) = (self.net.clone(), self.tx.clone(), self.tree);
         tokio::spawn(async move {
             let learned = match net.reconcile(peer, tree).await {
+                Ok(r) if r.peer_has.is_empty() && r.peer_downloading => Learned::Downloading(peer),
                 Ok(r) => Learned::Holds(peer, r.peer_has),
                 Err(ReconcileError::Unsupported) => Learned::Unsupported(peer),
                 Err(_) => Learned::Failed(peer),
@@ -94,13 +103,31 @@ impl PeerSync {
 
     /// Records a session's end; a peer without the protocol gets want-haves from now on.
     pub fn ended(&mut self, learned: &Learned, missing: &[u64]) {
-        let (Learned::Holds(peer, _) | Learned::Unsupported(peer) | Learned::Failed(peer)) =
-            learned;
+        let (Learned::Holds(peer, _)
+        | Learned::Downloading(peer)
+        | Learned::Unsupported(peer)
+        | Learned::Failed(peer)) = learned;
         self.running.remove(peer);
-        if let Learned::Unsupported(peer) = learned {
-            self.plain.insert(*peer);
-            self.want_have(*peer, missing, Instant::now());
+        match learned {
+            Learned::Holds(peer, has) if !has.is_empty() => self.watch(*peer),
+            Learned::Downloading(peer) => self.watch(*peer),
+            Learned::Unsupported(peer) => {
+                self.plain.insert(*peer);
+                self.sync(*peer, missing);
+            }
+            _ => {}
         }
+    }
+
+    /// Asks `peer` again every round from now on.
+    pub fn watch(&mut self, peer: PeerId) {
+        self.watched.insert(peer);
+    }
+
+    /// Stops asking `peer` (it left).
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.watched.remove(peer);
+        self.plain.remove(peer);
     }
 
     /// Sessions still running, or presences still to come: they may yet name holders.
@@ -111,13 +138,17 @@ impl PeerSync {
                 .is_some_and(|t| now.duration_since(t) < PRESENCE_WAIT)
     }
 
-    /// True once per [`SYNC_INTERVAL`]: time to ask the known holders again.
-    pub fn due(&mut self, now: Instant) -> bool {
-        if now.duration_since(self.last_round) < SYNC_INTERVAL {
-            return false;
+    /// Once per [`SYNC_INTERVAL`], asks the watched peers again.
+    pub fn round(&mut self, now: Instant, missing: impl FnOnce() -> Vec<u64>) {
+        if self.watched.is_empty() || now.duration_since(self.last_round) < SYNC_INTERVAL {
+            return;
         }
         self.last_round = now;
-        true
+        let missing = missing();
+        let watched: Vec<PeerId> = self.watched.iter().copied().collect();
+        for peer in watched {
+            self.sync_at(peer, &missing, now);
+        }
     }
 
     fn want_have(&mut self, peer: PeerId, missing: &[u64], now: Instant) {

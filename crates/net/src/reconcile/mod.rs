@@ -64,6 +64,8 @@ pub struct Reconciled {
     pub peer_lacks: Vec<u64>,
     /// How many indices the peer holds.
     pub peer_len: u64,
+    /// The peer is downloading the tree too: it will hold more later.
+    pub peer_downloading: bool,
     pub stats: SessionStats,
 }
 
@@ -270,6 +272,7 @@ impl Reconcile {
             peer_has,
             peer_lacks,
             peer_len: accept.set_len,
+            peer_downloading: accept.wants,
             stats,
         })
     }
