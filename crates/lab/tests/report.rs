@@ -6,7 +6,7 @@ use neverust_lab::bench::stats::quantiles;
 use neverust_lab::report::{render_html, write_report};
 use neverust_lab::results::*;
 
-const PLOT_IDS: [&str; 19] = [
+const PLOT_IDS: [&str; 20] = [
     "plot-upload-cdf",
     "plot-upload-throughput",
     "plot-exchange-cdf",
@@ -16,6 +16,7 @@ const PLOT_IDS: [&str; 19] = [
     "plot-cache-hit-ratio",
     "plot-cache-latency-cdf",
     "plot-cache-moved",
+    "plot-reconcile-ratios",
     "plot-stress-histogram",
     "plot-scale-latency",
     "plot-scale-blocks",
@@ -394,6 +395,86 @@ fn cache(noise: &mut Noise) -> CacheResult {
     }
 }
 
+fn cost(bytes: u64, round_trips: u32, wall_ms: f64) -> MethodCost {
+    MethodCost {
+        bytes,
+        round_trips,
+        messages: 0,
+        wall_ms,
+        cpu_ms: wall_ms * 1.5,
+        by_runs: false,
+    }
+}
+
+fn reconcile() -> ReconcileResult {
+    let pairs = [10_000u64, 100_000]
+        .iter()
+        .flat_map(|&n| {
+            [0.001, 0.01, 0.1].into_iter().map(move |share| {
+                let d = (n as f64 * share) as u64;
+                let (r, p) = (
+                    cost(d * 36, 3, 1.0 + d as f64 / 100.0),
+                    cost(n * 224, 1, n as f64 / 600.0),
+                );
+                ReconcilePair {
+                    set_size: n,
+                    difference_share: share,
+                    difference: d,
+                    correct: true,
+                    bytes_ratio: p.bytes as f64 / r.bytes as f64,
+                    time_ratio: p.wall_ms / r.wall_ms,
+                    cpu_ratio: p.cpu_ms / r.cpu_ms,
+                    reconcile: r,
+                    plain: p,
+                }
+            })
+        })
+        .collect();
+    ReconcileResult {
+        repetitions: 3,
+        pairs,
+        heal: Some(ReconcileHeal {
+            nodes: 8,
+            dataset_blocks: 100_000,
+            sessions: 16,
+            correct: true,
+            reconcile: cost(1_800_000, 8, 330.0),
+            plain: cost(173_000_000, 1, 1_200.0),
+            bytes_ratio: 96.1,
+            time_ratio: 3.6,
+        }),
+        swarm: Some(ReconcileSwarm {
+            downloaders: 6,
+            dataset_bytes: 64 * MIB,
+            runs: vec![
+                SwarmRun {
+                    method: "reconciliation".into(),
+                    seconds: 2.5,
+                    verified: 6,
+                    wantlist_bytes: 667_044,
+                    presence_bytes: 0,
+                    reconcile_bytes: 5_731,
+                    blocks_from_seed: 4_440,
+                    blocks_from_peers: 3_491,
+                    errors: vec![],
+                },
+                SwarmRun {
+                    method: "want-have".into(),
+                    seconds: 11.4,
+                    verified: 5,
+                    wantlist_bytes: 11_420_093,
+                    presence_bytes: 10_014_510,
+                    reconcile_bytes: 0,
+                    blocks_from_seed: 5_056,
+                    blocks_from_peers: 2_683,
+                    errors: vec!["a copy <differs>".into()],
+                },
+            ],
+        }),
+        errors: vec![],
+    }
+}
+
 /// A run with every section filled.
 fn full() -> Results {
     let mut noise = Noise(42);
@@ -447,6 +528,7 @@ fn full() -> Results {
         chaos: Some(chaos(&mut noise)),
         interop: Some(interop(&mut noise)),
         cache: Some(cache(&mut noise)),
+        reconcile: Some(reconcile()),
         resources,
         checks: Checks {
             uploads_acknowledged: 160,
@@ -501,6 +583,14 @@ fn full_run_has_every_plot() {
     assert!(
         html.contains("<td>emulated: latency=8ms,bw=150MB/s</td>"),
         "an emulated tier says so"
+    );
+    assert!(
+        html.contains("622.222× (target ≥ 10.000×)"),
+        "the reconcile section sets the bytes ratio at 1 % of 10^5 beside its target"
+    );
+    assert!(
+        html.contains("a copy &lt;differs&gt;"),
+        "a swarm run's errors are shown, escaped"
     );
 }
 
@@ -608,6 +698,11 @@ fn empty_vectors_in_present_sections_render_without_charts() {
         }),
         interop: Some(InteropResult::default()),
         cache: Some(CacheResult::default()),
+        reconcile: Some(ReconcileResult {
+            heal: Some(ReconcileHeal::default()),
+            swarm: Some(ReconcileSwarm::default()),
+            ..ReconcileResult::default()
+        }),
         resources: vec![NodeResources::default()],
         ..Results::default()
     };
@@ -655,6 +750,11 @@ fn degenerate() -> Results {
     k.memory_hit_ratio_steady = f64::INFINITY;
     k.tiers[0].hit_ratio_over_time = vec![f64::NAN; 10];
     k.tiers.truncate(1);
+    let rc = r.reconcile.as_mut().unwrap();
+    rc.pairs.truncate(1);
+    rc.pairs[0].bytes_ratio = f64::INFINITY;
+    rc.pairs[0].time_ratio = f64::NAN;
+    rc.heal.as_mut().unwrap().time_ratio = f64::NAN;
     for n in &mut r.resources {
         n.t_s.truncate(1);
         n.rss_bytes = vec![0];

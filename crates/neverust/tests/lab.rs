@@ -308,7 +308,10 @@ fn bench_all_on_five_nodes() {
         assert_eq!(run["verified"], rec["swarm"]["downloaders"], "{run}");
     }
     assert!(runs[0]["reconcile_bytes"].as_u64().unwrap() > 0, "{rec}");
-    assert_eq!(runs[1]["reconcile_bytes"], 0, "--reconcile false sends none: {rec}");
+    assert_eq!(
+        runs[1]["reconcile_bytes"], 0,
+        "--reconcile false sends none: {rec}"
+    );
     assert!(runs[1]["presence_bytes"].as_u64().unwrap() > 0, "{rec}");
 
     let samples = r["resources"].as_array().unwrap();

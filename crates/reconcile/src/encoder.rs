@@ -48,11 +48,20 @@ impl<S: Symbol> Window<S> {
     /// call ended.
     pub(crate) fn apply(&mut self, base: u64, cells: &mut [CodedSymbol<S>], sign: i64) {
         let end = base + cells.len() as u64;
-        for e in &mut self.entries {
-            while e.map.index() < end {
+        // One step per item per round: consecutive steps belong to different items, so
+        // their floating-point chains (a square root and a division each) overlap in the
+        // CPU instead of each waiting for the one before, as an item's own steps would.
+        let mut due: Vec<u32> = (0..self.entries.len() as u32).collect();
+        while !due.is_empty() {
+            due.retain(|&i| {
+                let e = &mut self.entries[i as usize];
+                if e.map.index() >= end {
+                    return false;
+                }
                 cells[(e.map.index() - base) as usize].add(&e.item, e.checksum, sign);
                 e.map.advance();
-            }
+                true
+            });
         }
     }
 }
@@ -157,8 +166,13 @@ impl<S: Symbol> Encoder<S> {
         self.next_batch(n).encode(set_len, out);
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Vec<CodedSymbol<S>> {
-        let n_u64 = n as u64;
+    /// Computes the next `n` coded symbols ahead of being asked for them, so that the work
+    /// can overlap a wait (for the peer's first batch, say).
+    pub fn prepare(&mut self, n: usize) {
+        self.compute(n as u64);
+    }
+
+    fn compute(&mut self, n_u64: u64) {
         if (self.ready.len() as u64) < n_u64 {
             let computed = self.next + self.ready.len() as u64;
             let chunk = computed.clamp(MIN_CHUNK, MAX_CHUNK).max(n_u64);
@@ -166,6 +180,11 @@ impl<S: Symbol> Encoder<S> {
             self.window.apply(computed, &mut cells, 1);
             self.ready.extend(cells);
         }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Vec<CodedSymbol<S>> {
+        let n_u64 = n as u64;
+        self.compute(n_u64);
         self.next += n_u64;
         self.ready.drain(..n).collect()
     }

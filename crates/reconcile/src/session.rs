@@ -133,7 +133,13 @@ impl<S: Symbol> Reconciler<S> {
         ours: impl IntoIterator<Item = S>,
         their_len: u64,
     ) -> Self {
-        let ours = Encoder::new(key, ours);
+        Self::with_encoder(key, limits, Encoder::new(key, ours), their_len)
+    }
+
+    /// As [`Reconciler::new`], from an encoder of our set made with the same key, which may
+    /// have symbols prepared ahead ([`Encoder::prepare`]) but none handed out.
+    pub fn with_encoder(key: HashKey, limits: &Limits, ours: Encoder<S>, their_len: u64) -> Self {
+        assert_eq!(ours.next_index(), 0, "the encoder has handed out symbols");
         let symbol_limit = limits.symbol_limit(ours.set_len(), their_len);
         Reconciler {
             key,
@@ -150,6 +156,12 @@ impl<S: Symbol> Reconciler<S> {
             max_batch: limits.max_batch,
             over: false,
         }
+    }
+
+    /// Computes our own coded symbols for the peer's next `n` ahead of their arrival, so
+    /// that the work can overlap the wait for them.
+    pub fn prepare(&mut self, n: usize) {
+        self.ours.prepare(n);
     }
 
     pub fn symbols_received(&self) -> u64 {

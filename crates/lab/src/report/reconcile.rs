@@ -55,17 +55,23 @@ pub fn reconcile(r: Option<&ReconcileResult>) -> Option<Section> {
     let summary = kv_table(vec![
         (
             "bytes, want-have / reconciliation, 1 % of 10^5 blocks",
-            target.map_or(html::MISSING.into(), |p| {
-                format!("{} (target ≥ {})", ratio(p.bytes_ratio), ratio(TARGET_BYTES))
-            })
-            .into(),
+            target
+                .map_or(html::MISSING.into(), |p| {
+                    format!(
+                        "{} (target ≥ {})",
+                        ratio(p.bytes_ratio),
+                        ratio(TARGET_BYTES)
+                    )
+                })
+                .into(),
         ),
         (
             "time to a known difference, want-have / reconciliation, 1 % of 10^5",
-            target.map_or(html::MISSING.into(), |p| {
-                format!("{} (target ≥ {})", ratio(p.time_ratio), ratio(TARGET_TIME))
-            })
-            .into(),
+            target
+                .map_or(html::MISSING.into(), |p| {
+                    format!("{} (target ≥ {})", ratio(p.time_ratio), ratio(TARGET_TIME))
+                })
+                .into(),
         ),
         (
             "pairs whose difference was wrong",
@@ -178,8 +184,14 @@ pub fn reconcile(r: Option<&ReconcileResult>) -> Option<Section> {
             ],
         );
         body += &kv_table(vec![
-            ("bytes, want-have / reconciliation", ratio(h.bytes_ratio).into()),
-            ("time, want-have / reconciliation", ratio(h.time_ratio).into()),
+            (
+                "bytes, want-have / reconciliation",
+                ratio(h.bytes_ratio).into(),
+            ),
+            (
+                "time, want-have / reconciliation",
+                ratio(h.time_ratio).into(),
+            ),
         ]);
     }
     if let Some(s) = &r.swarm {

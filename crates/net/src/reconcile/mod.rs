@@ -54,6 +54,9 @@ const MAX_RESPONDING: usize = 32;
 /// bytes): what runs are weighed against.
 const SYMBOL_BYTES_PER_ITEM: u64 = 32;
 const MIN_BATCH: u64 = 64;
+/// Tries at opening a session whose stream the peer dropped, and the pause before the next.
+const OPEN_ATTEMPTS: u32 = 4;
+const RETRY_DELAY: Duration = Duration::from_millis(20);
 
 /// What a session found, from the initiator's side.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -175,6 +178,25 @@ impl Reconcile {
 
     /// Reconciles our holdings of `tree` with `peer`'s.
     pub async fn initiate(&self, peer: PeerId, tree: Cid) -> Result<Reconciled, ReconcileError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.initiate_once(peer, tree).await {
+                // libp2p-stream drops an inbound stream when the peer's acceptor is not
+                // ready for it that instant (a burst of sessions): it reads as a stream
+                // closed under us. A session has no effect until it ends, so it is safe
+                // to open again.
+                Err(ReconcileError::Frame(FrameError::Io(_)) | ReconcileError::Ended)
+                    if attempt < OPEN_ATTEMPTS =>
+                {
+                    tokio::time::sleep(RETRY_DELAY * attempt).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn initiate_once(&self, peer: PeerId, tree: Cid) -> Result<Reconciled, ReconcileError> {
         let mut control = self.control.lock().expect("control lock").clone();
         let stream =
             match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, PROTOCOL)).await {
@@ -215,6 +237,20 @@ impl Reconcile {
             Body::Accept(a) => a,
             other => return Err(unexpected(other, "an accept")),
         };
+        // Our own coded symbols for the batch the peer is computing now, computed at the
+        // same time: the two encodings overlap instead of following each other.
+        let first = first_batch(
+            (ours.len() as u64).abs_diff(accept.set_len),
+            self.limits.max_batch,
+        );
+        let preparing = (!ours.is_empty() && accept.set_len > 0).then(|| {
+            let ours = ours.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut encoder = Encoder::new(HashKey(key), ours);
+                encoder.prepare(first as usize);
+                encoder
+            })
+        });
         let (peer_has, peer_lacks) = match receive(&mut read, &mut stats).await? {
             Body::Set(runs) => {
                 stats.by_runs = true;
@@ -227,15 +263,25 @@ impl Reconcile {
                 split(&ours, &theirs)
             }
             Body::Symbols(first) => {
-                let mut session = Reconciler::new(
-                    HashKey(key),
-                    &self.limits,
-                    ours.iter().copied(),
-                    accept.set_len,
-                );
+                let encoder = match preparing {
+                    Some(p) => p.await.expect("encoding does not panic"),
+                    None => Encoder::new(HashKey(key), ours.iter().copied()),
+                };
+                let mut session =
+                    Reconciler::with_encoder(HashKey(key), &self.limits, encoder, accept.set_len);
                 let mut batch = first;
                 loop {
-                    match session.receive(&batch)? {
+                    // Decoding subtracts our own symbols and peels: CPU work, kept off the
+                    // async workers (a busy worker delays accepting streams, and libp2p
+                    // drops inbound streams nobody takes at once).
+                    let (s, progress) = tokio::task::spawn_blocking(move || {
+                        let progress = session.receive(&batch);
+                        (session, progress)
+                    })
+                    .await
+                    .expect("decoding does not panic");
+                    session = s;
+                    match progress? {
                         Progress::Done(d) => {
                             stats.symbols = session.symbols_received();
                             break (d.theirs_only, d.ours_only);
@@ -253,7 +299,14 @@ impl Reconcile {
                                 .min(session.symbol_limit() - received);
                             stats.bytes_sent += send(&mut write, Body::More(more)).await?;
                             stats.round_trips += 1;
-                            batch = match receive(&mut read, &mut stats).await? {
+                            // Our symbols for that batch while the peer computes its own.
+                            let preparing = tokio::task::spawn_blocking(move || {
+                                session.prepare(more as usize);
+                                session
+                            });
+                            let next = receive(&mut read, &mut stats).await;
+                            session = preparing.await.expect("encoding does not panic");
+                            batch = match next? {
                                 Body::Symbols(b) => b,
                                 other => return Err(unexpected(other, "symbols")),
                             };
@@ -347,11 +400,21 @@ impl Reconcile {
             }
         } else {
             let budget = self.limits.symbol_limit(ours, open.set_len);
-            let mut encoder = Encoder::new(HashKey(key), held);
-            let mut n = (floor + floor / 2 + MIN_BATCH).min(self.limits.max_batch as u64);
+            // The set until the first batch, then its encoder.
+            let mut encoder: Result<Encoder<u64>, Vec<u64>> = Err(held);
+            let mut n = first_batch(floor, self.limits.max_batch);
             loop {
-                let mut batch = Vec::new();
-                encoder.encode_next(n as usize, &mut batch);
+                // Off the async workers: a batch of a large set takes milliseconds.
+                let e = std::mem::replace(&mut encoder, Err(Vec::new()));
+                let (e, batch) = tokio::task::spawn_blocking(move || {
+                    let mut e = e.unwrap_or_else(|held| Encoder::new(HashKey(key), held));
+                    let mut batch = Vec::new();
+                    e.encode_next(n as usize, &mut batch);
+                    (e, batch)
+                })
+                .await
+                .expect("encoding does not panic");
+                encoder = Ok(e);
                 stats.symbols += n;
                 stats.bytes_sent += send(write, Body::Symbols(batch)).await?;
                 match receive(read, &mut stats).await? {
@@ -425,6 +488,12 @@ impl Reconcile {
             .get_or_create(&crate::metrics::SessionLabels { role, outcome })
             .inc();
     }
+}
+
+/// The responder's first batch: the difference is at least `floor`, and 1.35 symbols an
+/// item decode it; a margin spares a round trip for small differences.
+fn first_batch(floor: u64, max_batch: usize) -> u64 {
+    (floor + floor / 2 + MIN_BATCH).min(max_batch as u64)
 }
 
 async fn send<W: AsyncWrite + Unpin>(write: &mut W, body: Body) -> Result<u64, ReconcileError> {

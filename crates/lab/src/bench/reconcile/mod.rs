@@ -47,7 +47,10 @@ pub(crate) struct Sets(HashMap<Cid, Arc<Vec<u64>>>);
 
 impl Holdings for Sets {
     fn held(&self, tree: &Cid) -> Vec<u64> {
-        self.0.get(tree).map(|s| s.as_ref().clone()).unwrap_or_default()
+        self.0
+            .get(tree)
+            .map(|s| s.as_ref().clone())
+            .unwrap_or_default()
     }
     fn downloading(&self, _tree: &Cid) -> bool {
         true
@@ -137,7 +140,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ReconcileResult> {
                 }
                 Err(e) => {
                     ctx.checks.errors += 1;
-                    out.errors.push(format!("pair of {n} blocks at {share}: {e:#}"));
+                    out.errors
+                        .push(format!("pair of {n} blocks at {share}: {e:#}"));
                 }
             }
             bar.inc(1);
@@ -158,7 +162,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ReconcileResult> {
                 h.time_ratio,
                 h.reconcile.bytes,
                 h.plain.bytes,
-                if h.correct { "" } else { " — WRONG DIFFERENCE" }
+                if h.correct {
+                    ""
+                } else {
+                    " — WRONG DIFFERENCE"
+                }
             ));
             if !h.correct {
                 ctx.checks.errors += 1;
@@ -319,4 +327,20 @@ async fn heal(seed: u64, k: usize, blocks: u64) -> anyhow::Result<ReconcileHeal>
         reconcile,
         plain,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Both methods find the true difference, between two hosts and across a healing
+    /// partition, and the reconciliation's bytes stay a small share of the want-haves'.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_methods_find_the_true_difference() {
+        let p = super::pair(11, 5_000, 0.01, 1).await.unwrap();
+        assert!(p.correct, "{p:?}");
+        assert_eq!(p.difference, 50);
+        assert!(p.bytes_ratio > 10.0, "{p:?}");
+        let h = super::heal(12, 4, 5_000).await.unwrap();
+        assert!(h.correct, "{h:?}");
+        assert_eq!(h.sessions, 4);
+    }
 }

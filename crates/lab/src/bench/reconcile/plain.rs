@@ -11,8 +11,7 @@ use libp2p::{PeerId, StreamProtocol};
 use neverust_content::Cid;
 use neverust_net::blockexc::codec::{read_frame, write_message};
 use neverust_net::blockexc::{
-    BlockAddress, BlockPresence, Message, Presence, WantEntry, WantType, Wantlist,
-    MAX_MESSAGE_SIZE,
+    BlockAddress, BlockPresence, Message, Presence, WantEntry, WantType, Wantlist, MAX_MESSAGE_SIZE,
 };
 use neverust_net::Network;
 
@@ -80,6 +79,26 @@ async fn answer(stream: libp2p::Stream, set: &[u64]) -> anyhow::Result<()> {
 
 /// Asks `peer` about every block of `missing` (sorted); returns those it holds.
 pub async fn ask(net: &Network, peer: PeerId, tree: Cid, missing: &[u64]) -> anyhow::Result<Asked> {
+    // libp2p-stream drops an inbound stream its acceptor is not ready for that instant;
+    // the asker sees the stream close and asks again, as the node's sessions do.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match ask_once(net, peer, tree, missing).await {
+            Err(_) if attempt < 4 => {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn ask_once(
+    net: &Network,
+    peer: PeerId,
+    tree: Cid,
+    missing: &[u64],
+) -> anyhow::Result<Asked> {
     let stream = net.stream_control().open_stream(peer, PROTOCOL).await?;
     let (read, mut write) = stream.split();
     let writing = async {
@@ -110,16 +129,23 @@ pub async fn ask(net: &Network, peer: PeerId, tree: Cid, missing: &[u64]) -> any
         let mut has = Vec::new();
         while answered < missing.len() {
             let Some(body) = read_frame(&mut read, MAX_MESSAGE_SIZE).await? else {
-                anyhow::bail!("the peer closed after {answered} of {} presences", missing.len());
+                anyhow::bail!(
+                    "the peer closed after {answered} of {} presences",
+                    missing.len()
+                );
             };
             bytes += body.len() as u64 + varint_len(body.len());
             messages += 1;
             let msg = Message::decode(body)?;
             answered += msg.presences.len();
-            has.extend(msg.presences.iter().filter_map(|p| match (&p.address, p.presence) {
-                (BlockAddress::Leaf { index, .. }, Presence::Have) => Some(*index),
-                _ => None,
-            }));
+            has.extend(
+                msg.presences
+                    .iter()
+                    .filter_map(|p| match (&p.address, p.presence) {
+                        (BlockAddress::Leaf { index, .. }, Presence::Have) => Some(*index),
+                        _ => None,
+                    }),
+            );
         }
         has.sort_unstable();
         anyhow::Ok((has, bytes, messages))

@@ -28,7 +28,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ReconcileSwarm> {
             "reconcile: swarm of {downloaders} fetching {} MiB at once, by {method}",
             bytes >> 20
         ));
-        out.runs.push(one(ctx, method, flag, downloaders, bytes).await?);
+        out.runs
+            .push(one(ctx, method, flag, downloaders, bytes).await?);
     }
     Ok(out)
 }
@@ -97,7 +98,9 @@ async fn measure(
     }
     let (stored, _) = upload_new(clients[0], 0, ctx.seed(), bytes, DOWNLOAD_LIMIT).await?;
     let before = scrape(&clients).await?;
-    let bar = ctx.ui.bar((clients.len() - 1) as u64, format!("swarm ({method})"));
+    let bar = ctx
+        .ui
+        .bar((clients.len() - 1) as u64, format!("swarm ({method})"));
     let started = Instant::now();
     let fetches = clients[1..].iter().map(|c| {
         let (cid, bar) = (stored.cid.clone(), bar.clone());
@@ -133,9 +136,7 @@ async fn measure(
     let all = 0..clients.len();
     let blocks = |range: std::ops::Range<usize>| -> f64 {
         range
-            .map(|i| {
-                metrics::sum(&after[i], BLOCKS_SENT) - metrics::sum(&before[i], BLOCKS_SENT)
-            })
+            .map(|i| metrics::sum(&after[i], BLOCKS_SENT) - metrics::sum(&before[i], BLOCKS_SENT))
             .sum()
     };
     let run = SwarmRun {
