@@ -47,8 +47,7 @@ pub(super) struct PeerSync {
     running: HashSet<PeerId>,
     plain: HashSet<PeerId>,
     /// Asked again every [`SYNC_INTERVAL`]: peers that hold some of the dataset or are
-    /// fetching it (by reconciliation, which tells), every peer asked (by want-haves,
-    /// which cannot tell who is fetching).
+    /// fetching it (reconciliation tells), and without reconciliation every peer asked.
     watched: HashSet<PeerId>,
     last_round: Instant,
     /// When want-haves last went out: their presences are still to come until a while after.
@@ -82,7 +81,13 @@ impl PeerSync {
             return;
         }
         if !self.reconcile || self.plain.contains(&peer) {
-            self.watched.insert(peer);
+            // Without reconciliation nothing tells who is fetching the dataset too, so
+            // every peer asked is asked again. A peer that does not speak it (an Archivist
+            // node) is asked again only once it holds something: a want-have per missing
+            // block every second would be a heavy price for a peer that never will.
+            if !self.reconcile {
+                self.watched.insert(peer);
+            }
             self.want_have(peer, missing, now);
             return;
         }
