@@ -8,31 +8,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{bare_swarm, memory_store, Dataset};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, StreamProtocol, Swarm};
-use neverust_content::{block_cid, sha256, Chunker, Manifest, MerkleTree, BLOCK_SIZE};
+use libp2p::StreamProtocol;
+use neverust_content::{block_cid, BLOCK_SIZE};
 use neverust_net::blockexc::{BlockAddress, Message, WantEntry, Wantlist};
 use neverust_net::download::DownloadProgress;
-use neverust_net::{NetConfig, NetMetrics, Network, WantEvent};
-use neverust_store::{BlockStore, LeafRef, MemoryStore, StoreConfig};
+use neverust_net::{NetConfig, Network, WantEvent};
+use neverust_store::MemoryStore;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const MIB: usize = 1 << 20;
-
-fn bare_swarm() -> Swarm<libp2p_stream::Behaviour> {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
-}
 
 /// MiB/s of one stream pushing `mib` MiB from one swarm to another.
 async fn raw_baseline(mib: usize) -> f64 {
@@ -94,81 +83,12 @@ async fn raw_baseline(mib: usize) -> f64 {
 }
 
 async fn node(store: Arc<MemoryStore>) -> Network {
-    let config = NetConfig::loopback("neverust-bench");
-    Network::start(
-        libp2p::identity::Keypair::generate_secp256k1(),
-        config,
-        store,
-        NetMetrics::new("altruistic"),
-    )
-    .await
-    .unwrap()
-}
-
-fn memory_store() -> Arc<MemoryStore> {
-    Arc::new(MemoryStore::new(StoreConfig {
-        quota_max_bytes: 1 << 40,
-        block_ttl: Duration::from_secs(3600),
-    }))
-}
-
-struct Dataset {
-    blocks: Vec<Bytes>,
-    leaves: Vec<LeafRef>,
-    manifest: Manifest,
-    manifest_bytes: Bytes,
-}
-
-fn dataset(mib: usize) -> Dataset {
-    let mut x = 0x2545f4914f6cdd1du64;
-    let data: Vec<u8> = (0..mib * MIB)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    let mut chunker = Chunker::new(BLOCK_SIZE);
-    let mut blocks = Vec::new();
-    chunker.push(&data, |b| blocks.push(b));
-    chunker.finish(|b| blocks.push(b));
-    let tree = MerkleTree::new(blocks.iter().map(|b| sha256(b)).collect()).unwrap();
-    let leaves = blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| LeafRef {
-            cid: block_cid(b),
-            proof: tree.proof(i).unwrap().encode().into(),
-        })
-        .collect();
-    let manifest = Manifest::new_dataset(tree.root_cid(), data.len() as u64, None, None);
-    let manifest_bytes = Bytes::from(manifest.encode());
-    Dataset {
-        blocks,
-        leaves,
-        manifest,
-        manifest_bytes,
-    }
-}
-
-fn store_dataset(store: &MemoryStore, d: &Dataset) {
-    let mut up = store.begin_upload().unwrap();
-    for (b, l) in d.blocks.iter().zip(&d.leaves) {
-        up.put_block(&l.cid, b.clone()).unwrap();
-    }
-    up.commit(
-        &d.manifest.tree_cid,
-        d.leaves.clone(),
-        &d.manifest.cid(),
-        d.manifest_bytes.clone(),
-    )
-    .unwrap();
+    common::node_with(NetConfig::loopback("neverust-bench"), store).await
 }
 
 async fn provider(d: &Dataset) -> Network {
     let store = memory_store();
-    store_dataset(&store, d);
+    d.store_in(store.as_ref());
     let net = node(store).await;
     net.provide(&d.manifest.cid()).await;
     net
@@ -207,7 +127,7 @@ async fn main() {
     let baseline = raw_baseline(mib).await;
     println!("  {baseline:.0} MiB/s");
 
-    let d = dataset(mib);
+    let d = Dataset::new(mib * MIB / BLOCK_SIZE, 7);
     let p = provider(&d).await;
     let dl = node(memory_store()).await;
     dl.dial(Some(p.local_peer_id()), p.listen_addrs())

@@ -126,6 +126,25 @@ pub enum WireError {
 }
 
 impl Message {
+    /// Want-have entries, dont-have asked for, for blocks `indices` of `tree`: how a peer
+    /// learns which of them another holds without reconciliation.
+    pub fn want_haves(tree: Cid, indices: &[u64]) -> Message {
+        let entries = indices
+            .iter()
+            .map(|&index| WantEntry {
+                want: WantType::Have,
+                ..WantEntry::block(BlockAddress::Leaf { tree, index })
+            })
+            .collect();
+        Message {
+            wantlist: Wantlist {
+                entries,
+                full: false,
+            },
+            ..Message::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.wantlist.entries.is_empty() && self.payload.is_empty() && self.presences.is_empty()
     }

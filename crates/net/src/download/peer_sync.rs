@@ -14,7 +14,7 @@ use libp2p::PeerId;
 use neverust_content::Cid;
 use tokio::sync::mpsc;
 
-use crate::blockexc::{BlockAddress, Message, WantEntry, WantType, Wantlist};
+use crate::blockexc::Message;
 use crate::reconcile::ReconcileError;
 use crate::Network;
 
@@ -159,24 +159,7 @@ impl PeerSync {
     fn want_have(&mut self, peer: PeerId, missing: &[u64], now: Instant) {
         self.asked_plainly = Some(now);
         for chunk in missing.chunks(WANTS_PER_MESSAGE) {
-            let entries = chunk
-                .iter()
-                .map(|&index| WantEntry {
-                    want: WantType::Have,
-                    send_dont_have: true,
-                    ..WantEntry::block(BlockAddress::Leaf {
-                        tree: self.tree,
-                        index,
-                    })
-                })
-                .collect();
-            let msg = Message {
-                wantlist: Wantlist {
-                    entries,
-                    full: false,
-                },
-                ..Message::default()
-            };
+            let msg = Message::want_haves(self.tree, chunk);
             let engine = self.net.engine().clone();
             tokio::spawn(async move { engine.send(peer, msg).await });
         }

@@ -45,11 +45,12 @@ pub struct Liar {
     pub closed: mpsc::UnboundedReceiver<PeerId>,
 }
 
-pub async fn liar(target: Multiaddr) -> Liar {
-    let mut swarm: Swarm<libp2p_stream::Behaviour> = libp2p::SwarmBuilder::with_new_identity()
+/// A libp2p host with only the stream behaviour: whatever protocol a test speaks on it.
+pub fn bare_swarm() -> Swarm<libp2p_stream::Behaviour> {
+    libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
-            tcp::Config::default(),
+            tcp::Config::default().nodelay(true),
             noise::Config::new,
             yamux::Config::default,
         )
@@ -57,7 +58,11 @@ pub async fn liar(target: Multiaddr) -> Liar {
         .with_behaviour(|_| libp2p_stream::Behaviour::new())
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+        .build()
+}
+
+pub async fn liar(target: Multiaddr) -> Liar {
+    let mut swarm = bare_swarm();
     let control = swarm.behaviour().new_control();
     let peer_id = *swarm.local_peer_id();
     swarm.dial(target).unwrap();

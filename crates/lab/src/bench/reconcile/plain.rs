@@ -10,9 +10,7 @@ use futures::{AsyncReadExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
 use neverust_content::Cid;
 use neverust_net::blockexc::codec::{read_frame, write_message};
-use neverust_net::blockexc::{
-    BlockAddress, BlockPresence, Message, Presence, WantEntry, WantType, Wantlist, MAX_MESSAGE_SIZE,
-};
+use neverust_net::blockexc::{BlockAddress, BlockPresence, Message, Presence, MAX_MESSAGE_SIZE};
 use neverust_net::Network;
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new("/neverust-bench/want-have/1.0.0");
@@ -104,20 +102,7 @@ async fn ask_once(
     let writing = async {
         let (mut bytes, mut messages) = (0u64, 0u64);
         for chunk in missing.chunks(WANTS_PER_MESSAGE) {
-            let entries = chunk
-                .iter()
-                .map(|&index| WantEntry {
-                    want: WantType::Have,
-                    ..WantEntry::block(BlockAddress::Leaf { tree, index })
-                })
-                .collect();
-            let msg = Message {
-                wantlist: Wantlist {
-                    entries,
-                    full: false,
-                },
-                ..Message::default()
-            };
+            let msg = Message::want_haves(tree, chunk);
             bytes += write_message(&mut write, &msg).await? as u64;
             messages += 1;
         }
