@@ -10,7 +10,7 @@ use crate::results::{NodeResources, ResourceSummary};
 
 /// CPU seconds and resident bytes of one process.
 pub fn usage(pid: u32) -> Option<(f64, u64)> {
-    neverust_node::procfs::usage(&pid.to_string()).map(|u| (u.cpu_seconds, u.rss_bytes))
+    neverust_node::procfs::usage(pid).map(|u| (u.cpu_seconds, u.rss_bytes))
 }
 
 /// CPU seconds the processes have used together; None unless every one is a readable

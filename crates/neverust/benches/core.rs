@@ -309,16 +309,13 @@ fn idle_rss_kib() -> Option<u64> {
         .map_while(Result::ok)
         .any(|l| l.starts_with("READY "));
     std::thread::sleep(Duration::from_secs(2));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok();
+    let usage = neverust_node::procfs::usage(child.id());
     let _ = child.kill();
     let _ = child.wait();
     if !ready {
         return None;
     }
-    status?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    usage.map(|u| u.rss_bytes / 1024)
 }
 
 fn summary() {

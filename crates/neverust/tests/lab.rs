@@ -69,12 +69,12 @@ fn cluster_lifecycle_status_stale_refusal_and_keep_data() {
     assert!(status.status.success(), "{text}");
     assert!(text.contains("3/3 nodes up"), "{text}");
 
-    // A second launcher on the same directory is refused while these nodes run.
+    // A second launcher on the same directory is refused while the first holds it.
     let second = args(false).stderr(Stdio::piped()).output().unwrap();
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
-        err.contains("still running") && err.contains(&pids[1].to_string()),
+        err.contains("already runs a cluster") && err.contains(&launcher.id().to_string()),
         "{err}"
     );
 
@@ -83,6 +83,11 @@ fn cluster_lifecycle_status_stale_refusal_and_keep_data() {
     launcher.wait().unwrap();
     let refused = args(false).stderr(Stdio::piped()).output().unwrap();
     assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("still running") && err.contains(&pids[1].to_string()),
+        "{err}"
+    );
     let stop = neverust()
         .args(["cluster", "stop", "--dir"])
         .arg(&dir)

@@ -569,15 +569,8 @@ async fn run_scenarios(
 }
 
 fn machine() -> crate::results::Machine {
-    let memory_bytes = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024);
+    use procfs::Current;
+    let memory_bytes = procfs::Meminfo::current().map_or(0, |m| m.mem_total);
     crate::results::Machine {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_bytes,

@@ -146,71 +146,106 @@ pub fn find_stale(dir: &Path) -> Vec<Stale> {
         .collect()
 }
 
-/// `neverust cluster` launchers serving `dir`, found in /proc by their `--dir` (resolved
-/// against each one's working directory): `cluster stop` reaches a launcher even when its
-/// `cluster.json` is gone, so one with `--restart` cannot bring its nodes back behind it.
-pub fn find_launchers(dir: &Path) -> Vec<u32> {
-    let Ok(dir) = std::fs::canonicalize(dir) else {
-        return Vec::new();
+/// The file a launcher holds locked for as long as it runs, with its pid inside. The
+/// kernel drops the lock when the launcher exits, however it exits (kill -9 included), so a
+/// held lock is a launcher alive, where a pid in `cluster.json` may by now be anyone's.
+pub const LOCK_FILE: &str = "launcher.lock";
+
+/// This process's hold on a cluster directory, released when dropped.
+#[derive(Debug)]
+pub struct LauncherLock {
+    _file: std::fs::File,
+}
+
+/// Why a directory's launcher lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("a launcher (pid {pid}) already runs a cluster in {dir}")]
+    Held { pid: u32, dir: PathBuf },
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Takes `dir`'s launcher lock for this process and writes its pid into it.
+pub fn lock_launcher(dir: &Path) -> Result<LauncherLock, LockError> {
+    use std::io::Write;
+    let path = dir.join(LOCK_FILE);
+    let io = |source| LockError::Io {
+        path: path.clone(),
+        source,
     };
-    processes()
-        .filter(|(pid, args)| {
-            let Some(at) = args.iter().position(|a| a == "cluster") else {
-                return false;
-            };
-            let is_ours = at > 0 && args[at - 1].rsplit('/').next() == Some("neverust");
-            let rest = &args[at + 1..];
-            // `cluster status` and `cluster stop` are not launchers.
-            if !is_ours || rest.first().is_some_and(|a| a == "status" || a == "stop") {
-                return false;
-            }
-            let given = rest
-                .iter()
-                .position(|a| a == "--dir")
-                .and_then(|i| rest.get(i + 1).cloned())
-                .or_else(|| {
-                    rest.iter()
-                        .find_map(|a| a.strip_prefix("--dir=").map(String::from))
-                })
-                .unwrap_or_else(|| "neverust-cluster".into());
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
-            std::fs::canonicalize(cwd.join(given)).is_ok_and(|d| d == dir)
-        })
-        .map(|(pid, _)| pid)
-        .collect()
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    if try_lock(&file).map_err(io)? {
+        file.set_len(0).map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        return Ok(LauncherLock { _file: file });
+    }
+    Err(LockError::Held {
+        pid: holder(&path).unwrap_or(0),
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// The launcher running a cluster in `dir`, if one does: whoever holds its lock.
+pub fn find_launcher(dir: &Path) -> Option<u32> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::File::open(&path).ok()?;
+    // Taking the lock means nobody held it; it is let go again at once with the file.
+    if try_lock(&file).ok()? {
+        return None;
+    }
+    holder(&path)
+}
+
+/// Takes an exclusive lock without waiting: `false` when another process holds it.
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn holder(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Every other running process with its command line.
 fn processes() -> impl Iterator<Item = (u32, Vec<String>)> {
     let me = std::process::id();
-    std::fs::read_dir("/proc")
+    procfs::process::all_processes()
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(move |entry| {
-            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        .filter_map(move |p| {
+            let pid = u32::try_from(p.pid()).ok()?;
             if pid == me {
                 return None;
             }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
+            let args = p.cmdline().ok()?;
             is_running(pid).then_some((pid, args))
         })
 }
 
 /// Alive and not a zombie.
 pub fn is_running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|stat| stat.state != 'Z' && stat.state != 'X')
 }
 
 pub fn default_path(dir: &Path) -> PathBuf {
@@ -295,40 +330,25 @@ mod tests {
     }
 
     #[test]
-    fn a_launcher_is_found_by_its_dir_even_relative() {
+    fn a_launcher_holds_its_dir_until_it_lets_go() {
         let dir = tempfile::tempdir().unwrap();
         let other = tempfile::tempdir().unwrap();
-        // As `sh -c CMD neverust cluster --dir c` shows in /proc: `neverust cluster --dir c`
-        // run from `dir`.
-        std::fs::create_dir_all(dir.path().join("c")).unwrap();
-        let mut child = std::process::Command::new("sh")
-            .current_dir(dir.path())
-            .args([
-                "-c",
-                "sleep 30; true",
-                "/x/neverust",
-                "cluster",
-                "--dir",
-                "c",
-            ])
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let mut found = find_launchers(&dir.path().join("c"));
-        while found.is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            found = find_launchers(&dir.path().join("c"));
+        assert_eq!(find_launcher(dir.path()), None);
+        let lock = lock_launcher(dir.path()).unwrap();
+        let me = std::process::id();
+        assert_eq!(find_launcher(dir.path()), Some(me));
+        assert_eq!(find_launcher(other.path()), None);
+        match lock_launcher(dir.path()) {
+            Err(LockError::Held { pid, .. }) => assert_eq!(pid, me),
+            other => panic!("a second launcher took a held directory: {other:?}"),
         }
-        // Between its fork and its exec, the shell's `sleep` child still shows the shell's
-        // command line and directory: look again once it has become `sleep`.
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        if !found.is_empty() {
-            found = find_launchers(&dir.path().join("c"));
-        }
-        let elsewhere = find_launchers(other.path());
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_eq!(found, vec![child.id()]);
-        assert!(elsewhere.is_empty());
+        drop(lock);
+        assert_eq!(
+            find_launcher(dir.path()),
+            None,
+            "the lock went with its holder"
+        );
+        let again = lock_launcher(dir.path());
+        assert!(again.is_ok(), "{again:?}");
     }
 }

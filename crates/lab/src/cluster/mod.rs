@@ -183,6 +183,8 @@ pub struct Cluster {
     prometheus: Option<String>,
     /// The bootstrap's DHT record, which Archivist nodes bootstrap from.
     bootstrap_dht_record: Option<String>,
+    /// Held while this process runs the cluster (none when attached).
+    _lock: Option<file::LauncherLock>,
 }
 
 /// What a node says about itself while the cluster comes up.
@@ -209,6 +211,7 @@ impl Cluster {
         std::fs::create_dir_all(&spec.dir)
             .with_context(|| format!("creating {}", spec.dir.display()))?;
         let dir = std::fs::canonicalize(&spec.dir)?;
+        let lock = file::lock_launcher(&dir)?;
         let stale = file::find_stale(&dir);
         if !stale.is_empty() {
             let list: Vec<String> = stale
@@ -264,6 +267,7 @@ impl Cluster {
             clients,
             started_at: crate::now_rfc3339(),
             attached: false,
+            _lock: Some(lock),
             ready_seconds: 0.0,
             prometheus: None,
             bootstrap_dht_record: None,
@@ -315,6 +319,7 @@ impl Cluster {
             started_at: file.started_at,
             spec,
             attached: true,
+            _lock: None,
             ready_seconds: file.ready_seconds,
             prometheus: file.prometheus,
             bootstrap_dht_record: None,

@@ -209,10 +209,10 @@ pub async fn status(path: &Path) -> anyhow::Result<bool> {
 /// `neverust cluster stop`: stops the launcher of `dir` if it runs (it stops its nodes),
 /// then any node process left in `dir`.
 pub async fn stop(dir: &Path) -> anyhow::Result<usize> {
-    // Launchers are found in /proc by their --dir, not by the pid in cluster.json: that
-    // pid may belong to another program by now, and the file may be gone while its
-    // launcher runs on (with --restart it would bring back the nodes stopped below).
-    let launchers = file::find_launchers(dir);
+    // The launcher is found by its lock, not by the pid in cluster.json: that pid may
+    // belong to another program by now, and the file may be gone while its launcher runs
+    // on (with --restart it would bring back the nodes stopped below).
+    let launchers: Vec<u32> = file::find_launcher(dir).into_iter().collect();
     for &pid in &launchers {
         let _ = super::signal(pid, nix::sys::signal::Signal::SIGTERM);
     }

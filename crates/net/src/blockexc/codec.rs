@@ -7,21 +7,24 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::message::{Message, WireError, MAX_MESSAGE_SIZE};
 
-/// Reads one framed body; `Ok(None)` on a clean end of stream between messages.
+/// Reads one framed body; `Ok(None)` on a clean end of stream between messages. The
+/// prefix is read a byte at a time (nothing past it may be taken from the stream) and
+/// decoded by `unsigned-varint`, which also refuses overlong and non-minimal prefixes.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Option<Bytes>, WireError> {
-    let mut len: u64 = 0;
-    for i in 0..10 {
-        let mut b = [0u8; 1];
-        match r.read(&mut b).await? {
-            0 if i == 0 => return Ok(None),
-            0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()),
-            _ => {}
+    let mut prefix = [0u8; 10];
+    for i in 0..prefix.len() {
+        if r.read(&mut prefix[i..=i]).await? == 0 {
+            if i == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
         }
-        len |= u64::from(b[0] & 0x7f) << (7 * i);
-        if b[0] & 0x80 == 0 {
+        if prefix[i] & 0x80 == 0 {
+            let (len, _) = unsigned_varint::decode::u64(&prefix[..=i])
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             if len > max as u64 {
                 return Err(WireError::TooLarge { len, max });
             }

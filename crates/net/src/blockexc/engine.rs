@@ -397,9 +397,9 @@ impl Engine {
                 );
                 len
             }
-            Err(reason) => {
-                tracing::debug!(%peer, address = %d.address, "refused a delivery: {reason}");
-                self.offence(peer, reason);
+            Err(e) => {
+                tracing::debug!(%peer, address = %d.address, "refused a delivery: {e}");
+                self.offence(peer, e.reason());
                 self.route(
                     key,
                     WantEvent::Invalid {
@@ -629,22 +629,42 @@ fn lookup(
     })
 }
 
+/// Why a delivered block was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the bytes do not hash to the block's CID")]
+    BadHash,
+    #[error("the Merkle proof does not lead to the tree root at the index asked for")]
+    BadProof,
+}
+
+impl DeliveryError {
+    /// Its `reason` label in `neverust_misbehaviour_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            DeliveryError::BadHash => "bad_hash",
+            DeliveryError::BadProof => "bad_proof",
+        }
+    }
+}
+
 /// The receiver's checks: the bytes hash to the CID, and a dataset block's proof leads from
 /// that CID to the tree root at the index asked for. Returns the proof's leaf count.
-pub fn check_delivery(d: &BlockDelivery) -> Result<Option<u64>, &'static str> {
-    verify_block(&d.cid, &d.data).map_err(|_| "bad_hash")?;
+pub fn check_delivery(d: &BlockDelivery) -> Result<Option<u64>, DeliveryError> {
+    use DeliveryError::{BadHash, BadProof};
+    verify_block(&d.cid, &d.data).map_err(|_| BadHash)?;
     match &d.address {
         BlockAddress::Cid(cid) if *cid == d.cid => Ok(None),
-        BlockAddress::Cid(_) => Err("bad_hash"),
+        BlockAddress::Cid(_) => Err(BadHash),
         BlockAddress::Leaf { tree, index } => {
-            let proof = d.proof.as_ref().ok_or("bad_proof")?;
-            let proof = MerkleProof::decode(proof).map_err(|_| "bad_proof")?;
-            let leaf = digest_of(&d.cid).map_err(|_| "bad_hash")?;
-            let root = digest_of(tree).map_err(|_| "bad_proof")?;
+            let proof = d.proof.as_ref().ok_or(BadProof)?;
+            let proof = MerkleProof::decode(proof).map_err(|_| BadProof)?;
+            let leaf = digest_of(&d.cid).map_err(|_| BadHash)?;
+            let root = digest_of(tree).map_err(|_| BadProof)?;
             if proof.index == *index && proof.verify(&leaf, &root) {
                 Ok(Some(proof.nleaves))
             } else {
-                Err("bad_proof")
+                Err(BadProof)
             }
         }
     }

@@ -5,7 +5,7 @@ pub mod codec;
 pub mod engine;
 pub mod message;
 
-pub use engine::{check_delivery, Engine, WantEvent, WantGuard, PROTOCOL};
+pub use engine::{check_delivery, DeliveryError, Engine, WantEvent, WantGuard, PROTOCOL};
 pub use message::{
     BlockAddress, BlockDelivery, BlockPresence, Message, Presence, WantEntry, WantType, Wantlist,
     WireError, MAX_MESSAGE_SIZE,
