@@ -167,6 +167,13 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Scheduler<P> {
             .collect()
     }
 
+    /// Block `index` has been delivered (or was present).
+    pub fn is_done(&self, index: u64) -> bool {
+        self.state
+            .get(index as usize)
+            .is_some_and(|s| *s == State::Done)
+    }
+
     pub fn is_provider(&self, peer: &P) -> bool {
         self.providers.contains_key(peer)
     }
