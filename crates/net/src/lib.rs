@@ -8,6 +8,7 @@
 
 mod announce;
 pub mod archivist_dht;
+pub mod block_fetch;
 pub mod blockexc;
 pub mod download;
 pub mod ledger;
@@ -32,18 +33,11 @@ pub use ledger::{Account, LedgerPolicy};
 pub use metrics::NetMetrics;
 pub use swarm::{ConnectionEvent, PeerInfo, SwarmConfig, SwarmError};
 
+use block_fetch::{BlockFetch, Next};
 use blockexc::Presence;
 use swarm::Command;
 
-/// How long a lookup that finds no provider is repeated before the answer is "nobody".
-pub const NO_PROVIDER_GRACE: Duration = Duration::from_secs(5);
-
-/// How long the providers asked for a single block (a manifest) may stay silent before
-/// they are asked again. A manifest is small, so a duplicate answer costs little.
-const ASK_AGAIN: Duration = Duration::from_secs(3);
-
-/// How long a fetch's first provider lookup may take before the connected peers are asked.
-const LOOKUP_PATIENCE: Duration = Duration::from_secs(1);
+pub use block_fetch::NO_PROVIDER_GRACE;
 
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -398,131 +392,81 @@ impl Network {
     }
 
     /// Fetches one block by its own CID (a manifest) from the DHT's providers, checked
-    /// against the CID. Not stored: the caller decides.
+    /// against the CID. Not stored: the caller decides. The decisions are
+    /// [`block_fetch::BlockFetch`]'s; this moves the messages.
     pub async fn fetch_block(&self, cid: &Cid, timeout: Duration) -> Result<Bytes, NetError> {
-        let started = tokio::time::Instant::now();
-        let deadline = started + timeout;
+        let now = || tokio::time::Instant::now().into_std();
         let (_guard, mut events) = self.inner.engine.want(*cid);
-        let address = BlockAddress::Cid(*cid);
-        let mut asked: HashSet<PeerId> = HashSet::new();
-        let mut ever_found = false;
-        let mut retry_delay = Duration::from_millis(25);
-        let mut asked_connected = false;
+        let mut fetch = BlockFetch::new(now(), timeout);
+        let mut next = fetch.start(now());
         loop {
-            // The first walk gets a short patience: one stuck on unreachable peers (a
-            // partition, dead nodes) would hold the fetch to the query timeout, while a
-            // connected peer may have the block. Past it, the connected peers are asked.
-            let patience = if asked_connected || ever_found {
-                deadline
-            } else {
-                (tokio::time::Instant::now() + LOOKUP_PATIENCE).min(deadline)
-            };
-            let lookup = tokio::time::timeout_at(patience, self.find_providers(cid)).await;
-            let providers = match lookup {
-                Ok(p) => p?,
-                Err(_) if tokio::time::Instant::now() >= deadline => break,
-                Err(_) => Vec::new(),
-            };
-            let direct = providers.is_empty() && !ever_found && !asked_connected;
-            let providers = if direct {
-                // An upload is acknowledged before its announcement lands, and under load the
-                // announcement takes seconds: the connected peers are asked directly, once
-                // (a small message each, cheaper than another DHT walk).
-                asked_connected = true;
-                self.connected_peers().await
-            } else {
-                ever_found |= !providers.is_empty();
-                providers
-            };
-            if providers.is_empty() && !ever_found {
-                // Nobody, again: a clear answer once an announcement has had time to land.
-                // Polling until the deadline would only delay the 404.
-                if started.elapsed() < NO_PROVIDER_GRACE {
-                    // Short at first: the announcement is usually milliseconds away.
-                    tokio::time::sleep(retry_delay).await;
-                    retry_delay = (retry_delay * 2).min(Duration::from_millis(500));
-                    continue;
-                }
-                return Err(NetError::NoProviders {
-                    cid: cid_string(cid),
-                });
-            }
-            for p in providers {
-                // Peers asked directly are not providers: a silent one must not count as a
-                // provider still to answer (that would hold off the next lookup).
-                if direct || asked.insert(p) {
-                    let msg = Message {
-                        wantlist: blockexc::Wantlist {
-                            entries: vec![WantEntry::block(address.clone())],
-                            full: false,
-                        },
-                        ..Message::default()
-                    };
-                    let engine = self.inner.engine.clone();
-                    tokio::spawn(async move { engine.send(p, msg).await });
-                }
-            }
-            // Wait for an answer; look again once every provider asked has said no (after a
-            // second, when the connected peers were asked instead), or when the providers
-            // stay silent: an answer can be lost with a connection that closed under it.
-            let now = tokio::time::Instant::now();
-            let retry = now + Duration::from_secs(1);
-            let ask_again = now + ASK_AGAIN;
-            loop {
-                let wake = if asked.is_empty() || direct {
-                    retry.min(deadline)
-                } else {
-                    ask_again.min(deadline)
-                };
-                let event = match tokio::time::timeout_at(wake, events.recv()).await {
-                    Ok(Some(ev)) => ev,
-                    Ok(None) => return Err(NetError::Stopped),
-                    Err(_) => {
-                        asked.clear();
-                        break;
+            next = match next {
+                Next::LookUp { until } => {
+                    let lookup = tokio::time::timeout_at(until.into(), self.find_providers(cid));
+                    match lookup.await {
+                        Ok(found) => fetch.looked_up(Some(found?), now()),
+                        Err(_) => fetch.looked_up(None, now()),
                     }
-                };
-                match event {
-                    WantEvent::Block {
-                        cid: got,
-                        data,
-                        peer,
-                        ..
-                    } if got == *cid => {
-                        // The DHT's providers, or, when asked directly, the one that had it.
-                        let providers = if !ever_found {
-                            vec![peer]
-                        } else {
-                            asked.iter().copied().collect()
+                }
+                Next::ListConnected => fetch.connected(self.connected_peers().await, now()),
+                Next::Ask(peers) => {
+                    for p in peers {
+                        let msg = Message {
+                            wantlist: blockexc::Wantlist {
+                                entries: vec![WantEntry::block(BlockAddress::Cid(*cid))],
+                                full: false,
+                            },
+                            ..Message::default()
                         };
-                        self.remember_providers(cid, providers);
-                        return Ok(data);
+                        let engine = self.inner.engine.clone();
+                        tokio::spawn(async move { engine.send(p, msg).await });
                     }
-                    WantEvent::Presence {
-                        peer,
-                        presence: Presence::DontHave,
-                        ..
-                    }
-                    | WantEvent::Invalid { peer, .. }
-                    | WantEvent::PeerGone(peer) => {
-                        // A provider that said no may be asked again after the next lookup.
-                        asked.remove(&peer);
-                    }
-                    _ => {}
+                    fetch.wait()
                 }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break;
-            }
-        }
-        let cid = cid_string(cid);
-        if ever_found {
-            Err(NetError::Timeout {
-                cid,
-                waited: started.elapsed(),
-            })
-        } else {
-            Err(NetError::NoProviders { cid })
+                Next::Pause { until } => {
+                    tokio::time::sleep_until(until.into()).await;
+                    fetch.start(now())
+                }
+                Next::Wait { until } => {
+                    match tokio::time::timeout_at(until.into(), events.recv()).await {
+                        Err(_) => fetch.waited_out(now()),
+                        Ok(None) => return Err(NetError::Stopped),
+                        Ok(Some(WantEvent::Block {
+                            cid: got,
+                            data,
+                            peer,
+                            ..
+                        })) if got == *cid => {
+                            self.remember_providers(cid, fetch.providers_after(peer));
+                            return Ok(data);
+                        }
+                        Ok(Some(
+                            WantEvent::Presence {
+                                peer,
+                                presence: Presence::DontHave,
+                                ..
+                            }
+                            | WantEvent::Invalid { peer, .. }
+                            | WantEvent::PeerGone(peer),
+                        )) => {
+                            fetch.answered_no(&peer);
+                            fetch.wait()
+                        }
+                        Ok(Some(_)) => fetch.wait(),
+                    }
+                }
+                Next::Fail(block_fetch::Failure::NoProviders) => {
+                    return Err(NetError::NoProviders {
+                        cid: cid_string(cid),
+                    })
+                }
+                Next::Fail(block_fetch::Failure::Timeout { waited }) => {
+                    return Err(NetError::Timeout {
+                        cid: cid_string(cid),
+                        waited,
+                    })
+                }
+            };
         }
     }
 }

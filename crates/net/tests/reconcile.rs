@@ -277,3 +277,27 @@ async fn without_reconciliation_the_same_download_works_by_want_haves() {
     let fetcher = download_from_an_unannounced_holder(false).await;
     assert_eq!(sessions(&fetcher, "ok"), 0);
 }
+
+/// The fetch of a block nobody has, on tokio's paused clock: the answer is "nobody" once
+/// the grace has passed on the clock the fetch keeps, without waiting for it in real time.
+#[tokio::test(start_paused = true)]
+async fn a_block_nobody_has_is_refused_after_the_grace_on_a_paused_clock() {
+    let (node, _) = common::honest_node().await;
+    let cid = neverust_content::block_cid(b"nobody holds this");
+    let (started, real) = (tokio::time::Instant::now(), std::time::Instant::now());
+    let got = node.fetch_block(&cid, Duration::from_secs(60)).await;
+    assert!(
+        matches!(got, Err(neverust_net::NetError::NoProviders { .. })),
+        "{got:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= neverust_net::NO_PROVIDER_GRACE && waited < Duration::from_secs(60),
+        "{waited:?}"
+    );
+    assert!(
+        real.elapsed() < neverust_net::NO_PROVIDER_GRACE,
+        "{:?}",
+        real.elapsed()
+    );
+}
