@@ -22,7 +22,9 @@ use redb::{Durability, ReadableDatabase, ReadableTable};
 
 use std::collections::HashSet;
 
-use super::{db, global_segment, split_segment, DiskStore, Loc, LOCS, SEG_DEAD, SEG_LIVE};
+use super::tables::{db, Loc, LOCS, SEG_DEAD, SEG_LIVE};
+use super::tier_dirs::{global_segment, split_segment};
+use super::DiskStore;
 use crate::{Cid, StoreError};
 
 /// A block read back with the tier it came from.
