@@ -89,25 +89,21 @@ impl DiskStore {
     ) -> Result<Self, StoreError> {
         let dir = &tier_dirs
             .first()
-            .ok_or_else(|| StoreError::Open {
+            .ok_or_else(|| StoreError::Layout {
                 path: Default::default(),
                 reason: "no directory given".into(),
             })?
             .dir;
         let mut tiers = Vec::with_capacity(tier_dirs.len());
         for (i, t) in tier_dirs.iter().enumerate() {
-            std::fs::create_dir_all(&t.dir).map_err(|e| StoreError::Open {
-                path: t.dir.clone(),
-                reason: e.to_string(),
-            })?;
+            std::fs::create_dir_all(&t.dir)
+                .map_err(StoreError::io("creating the store directory", &t.dir))?;
             if tier_dirs.len() > 1 {
                 check_tier_marker(&t.dir, i)?;
             }
             let seg_dir = t.dir.join("segments");
-            let segments = Segments::open(&seg_dir).map_err(|e| StoreError::Open {
-                path: seg_dir.clone(),
-                reason: e.to_string(),
-            })?;
+            let segments = Segments::open(&seg_dir)
+                .map_err(StoreError::io("opening the segment files", &seg_dir))?;
             tiers.push(DiskTier {
                 dir: t.dir.clone(),
                 segments,
@@ -120,9 +116,9 @@ impl DiskStore {
         let database = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)
-            .map_err(|e| StoreError::Open {
+            .map_err(|source| StoreError::Open {
                 path: path.clone(),
-                reason: e.to_string(),
+                source,
             })?;
         let store = DiskStore {
             shared: Arc::new(Shared {
@@ -171,7 +167,7 @@ impl DiskStore {
             if let Some((id, _)) = last {
                 let (t, _) = split_segment(id.value());
                 if t >= tx.tiers.len() {
-                    return Err(StoreError::Open {
+                    return Err(StoreError::Layout {
                         path: path.clone(),
                         reason: format!(
                             "the index holds blocks on tier {t} but only {} tiers are given",

@@ -34,15 +34,15 @@ impl DiskStore {
         e: std::io::Error,
     ) -> StoreError {
         let (tier, local) = split_segment(segment);
-        let dir = self
-            .shared
-            .tiers
-            .get(tier)
-            .map(|t| t.dir.display().to_string())
-            .unwrap_or_default();
-        StoreError::Db {
+        // A location on no known tier has no file to name: its tier and segment number do.
+        let path = match self.shared.tiers.get(tier) {
+            Some(t) => t.segments.path(local),
+            None => format!("tier {tier}, segment {local}").into(),
+        };
+        StoreError::Io {
             doing,
-            reason: format!("tier {tier} ({dir}), segment {local}: {e}"),
+            path,
+            source: e,
         }
     }
 
@@ -90,13 +90,11 @@ impl DiskStore {
         }
         let payloads: Vec<&[u8]> = fresh.iter().map(|&i| &blocks[i].1[..]).collect();
         let tier = self.write_tier(bytes);
-        let (locs, held) = self.shared.tiers[tier]
-            .segments
-            .append(&payloads)
-            .map_err(|e| StoreError::Db {
-                doing: "appending blocks to their segment",
-                reason: format!("tier {tier}: {e}"),
-            })?;
+        let segments = &self.shared.tiers[tier].segments;
+        let (locs, held) = segments.append(&payloads).map_err(StoreError::io(
+            "appending blocks to their segment",
+            segments.dir(),
+        ))?;
         for (&i, (segment, offset)) in fresh.iter().zip(locs) {
             staged[i] = Some((
                 global_segment(tier, segment),

@@ -41,19 +41,18 @@ pub(super) fn split_segment(id: u64) -> (usize, u64) {
 pub(super) fn check_tier_marker(dir: &Path, tier: usize) -> Result<(), StoreError> {
     let path = dir.join("TIER");
     let expected = format!("neverust tier {tier}\n");
-    let open_err = |reason: String| StoreError::Open {
-        path: path.clone(),
-        reason,
-    };
     match std::fs::read_to_string(&path) {
         Ok(found) if found == expected => Ok(()),
-        Ok(found) => Err(open_err(format!(
-            "this directory was tier {} and is now given as tier {tier}: tiers must keep their order",
-            found.trim().trim_start_matches("neverust tier ")
-        ))),
+        Ok(found) => Err(StoreError::Layout {
+            reason: format!(
+                "this directory was tier {} and is now given as tier {tier}: tiers must keep their order",
+                found.trim().trim_start_matches("neverust tier ")
+            ),
+            path,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(&path, expected).map_err(|e| open_err(e.to_string()))
+            std::fs::write(&path, expected).map_err(StoreError::io("writing the tier marker", &path))
         }
-        Err(e) => Err(open_err(e.to_string())),
+        Err(e) => Err(StoreError::io("reading the tier marker", path)(e)),
     }
 }

@@ -26,10 +26,7 @@ impl DiskStore {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut txn = self.shared.db.begin_write().map_err(db(doing))?;
-        txn.set_durability(durability).map_err(|e| StoreError::Db {
-            doing,
-            reason: e.to_string(),
-        })?;
+        txn.set_durability(durability).map_err(db(doing))?;
         let write_tier = self.write_tier(0);
         let (out, used, blocks, dead, per_tier, removed, unindexed) = {
             let mut tx = Tx::new(&txn, &self.shared.cfg, &self.shared.tiers, write_tier)?;
@@ -49,14 +46,10 @@ impl DiskStore {
         if matches!(durability, Durability::Immediate) {
             // Every tier: an earlier non-durable commit (an upload's batch) may point into
             // any of them, and this commit makes it durable too.
-            for (t, tier) in self.shared.tiers.iter().enumerate() {
-                tier.segments.sync().map_err(|e| StoreError::Db {
-                    doing,
-                    reason: format!(
-                        "syncing segment files of tier {t} ({}): {e}",
-                        tier.dir.display()
-                    ),
-                })?;
+            for tier in &self.shared.tiers {
+                tier.segments
+                    .sync()
+                    .map_err(StoreError::io("syncing segment files", tier.segments.dir()))?;
             }
         }
         txn.commit().map_err(db(doing))?;
@@ -241,14 +234,11 @@ impl<'a> Tx<'a> {
                 Some(loc) => loc,
                 None => {
                     let t = self.write_tier;
-                    let (at, held) =
-                        self.tiers[t]
-                            .segments
-                            .append(&[data])
-                            .map_err(|e| StoreError::Db {
-                                doing: "appending a block to its segment",
-                                reason: format!("tier {t}: {e}"),
-                            })?;
+                    let segments = &self.tiers[t].segments;
+                    let (at, held) = segments.append(&[data]).map_err(StoreError::io(
+                        "appending a block to its segment",
+                        segments.dir(),
+                    ))?;
                     self.unindexed.merge(held);
                     (global_segment(t, at[0].0), at[0].1, len)
                 }

@@ -62,10 +62,7 @@ impl DiskUpload {
                     .stage(&batch)
                     .map(|(staged, held)| (batch, staged, held))
             })
-            .map_err(|e| StoreError::Db {
-                doing: "starting a block writer",
-                reason: e.to_string(),
-            })?;
+            .map_err(|source| StoreError::WriterThread { source })?;
         self.writing.push_back(started);
         while self.writing.len() > WRITES_IN_FLIGHT {
             let previous = self.writing.pop_front().unwrap();
@@ -83,10 +80,8 @@ impl DiskUpload {
     }
 
     fn index(&mut self, writing: Writing) -> Result<(), StoreError> {
-        let (batch, staged, _unindexed) = writing.join().map_err(|_| StoreError::Db {
-            doing: "writing upload blocks",
-            reason: "the block writer panicked".into(),
-        })??;
+        let (batch, staged, _unindexed) =
+            writing.join().map_err(|_| StoreError::WriterPanicked)??;
         let (id, seq) = (self.id, self.seq);
         self.store
             .write("writing upload blocks", Durability::None, |tx| {
