@@ -7,11 +7,12 @@
 pub mod api;
 pub mod bootstrap;
 pub mod config;
-pub mod download;
-pub mod fetch;
 pub mod identity;
+pub mod local_read;
 pub mod logging;
+pub mod manifest;
 pub mod metrics;
+pub mod network_fetch;
 pub mod node;
 pub mod procfs;
 pub mod state;

@@ -21,7 +21,7 @@ pub struct NodeState {
     pub store_kind: &'static str,
     pub metrics: Metrics,
     pub net: Network,
-    pub downloads: crate::fetch::ActiveDownloads,
+    pub downloads: crate::network_fetch::ActiveDownloads,
     /// The tiers, when the store is tiered (`--tier`).
     pub tiers: Option<crate::tiers::Tiers>,
 }

@@ -186,6 +186,16 @@ impl Segments {
         })
     }
 
+    /// The directory of the segment files, for errors to name.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of segment `id`, for errors to name.
+    pub fn path(&self, id: u64) -> PathBuf {
+        path_of(&self.dir, id)
+    }
+
     pub fn active_id(&self) -> u64 {
         self.lock().active_id
     }

@@ -408,3 +408,22 @@ fn disk_deletes_segment_files_that_hold_nothing_live() {
         "the emptied segment is gone, the active one stays"
     );
 }
+
+#[test]
+fn disk_reports_a_lost_segment_file_as_io_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cid, data) = block(950, 1000);
+    let s = DiskStore::open(dir.path(), cfg(1 << 30)).unwrap();
+    s.put_block(&cid, data).unwrap();
+    let seg_dir = dir.path().join("segments");
+    for entry in std::fs::read_dir(&seg_dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    match s.get_block(&cid).unwrap_err() {
+        StoreError::Io { path, source, .. } => {
+            assert!(path.starts_with(&seg_dir), "{}", path.display());
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}

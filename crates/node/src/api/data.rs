@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::upload_meta::upload_meta;
 use super::{parse_cid, ApiError};
-use crate::download;
+use crate::local_read;
 use crate::state::NodeState;
 use crate::upload;
 
@@ -110,11 +110,11 @@ pub async fn download(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let cid = parse_cid(&raw)?;
-    let content = download::open(&state, cid).await?;
+    let content = local_read::open(&state, cid).await?;
     Ok(content_response(content))
 }
 
-pub(super) fn content_response(content: download::Content) -> Response {
+pub(super) fn content_response(content: local_read::Content) -> Response {
     let mut headers = HeaderMap::new();
     describe(&mut headers, content.manifest.as_ref(), content.len);
     // A missing block mid-stream cuts the connection: the client sees a short body against
@@ -159,7 +159,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let cid = parse_cid(&raw)?;
     if cid.codec() == codec::MANIFEST {
-        match download::local_manifest(&state, cid).await {
+        match local_read::local_manifest(&state, cid).await {
             Ok(m) => {
                 let (tree, blocks) = (m.tree_cid, m.blocks_count());
                 state.net.unprovide(&cid).await;
@@ -168,8 +168,8 @@ pub async fn delete(
                     .await?;
             }
             // Deleting what is not here leaves the node as asked: nothing to do.
-            Err(download::DownloadError::NotFound { .. }) => {}
-            Err(download::DownloadError::BadManifest { .. }) => {
+            Err(local_read::LocalReadError::NotFound { .. }) => {}
+            Err(local_read::LocalReadError::BadManifest { .. }) => {
                 state
                     .with_store("delete", move |s| s.delete_block(&cid))
                     .await?;

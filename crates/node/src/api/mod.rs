@@ -135,9 +135,9 @@ impl From<crate::upload::UploadError> for ApiError {
     }
 }
 
-impl From<crate::download::DownloadError> for ApiError {
-    fn from(e: crate::download::DownloadError) -> Self {
-        use crate::download::DownloadError as E;
+impl From<crate::local_read::LocalReadError> for ApiError {
+    fn from(e: crate::local_read::LocalReadError) -> Self {
+        use crate::local_read::LocalReadError as E;
         let status = match &e {
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::BadManifest { .. } => StatusCode::UNPROCESSABLE_ENTITY,

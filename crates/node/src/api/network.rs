@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use super::data::{content_response, data_item, tokio_stream_from};
 use super::{parse_cid, ApiError};
-use crate::download;
-use crate::fetch::{self, FetchError};
+use crate::local_read;
+use crate::network_fetch::{self, FetchError};
 use crate::state::NodeState;
 
 impl From<FetchError> for ApiError {
@@ -40,9 +40,9 @@ pub async fn fetch(
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cid = parse_cid(&raw)?;
-    let (manifest, bytes) = fetch::manifest(&state, cid).await?;
-    if !fetch::is_complete(&state, cid, &manifest).await {
-        fetch::start_background(&state, cid, manifest.clone(), bytes);
+    let (manifest, bytes) = network_fetch::manifest(&state, cid).await?;
+    if !network_fetch::is_complete(&state, cid, &manifest).await {
+        network_fetch::start_background(&state, cid, manifest.clone(), bytes);
     }
     Ok(Json(data_item(&cid, &manifest)))
 }
@@ -54,14 +54,14 @@ pub async fn stream(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let cid = parse_cid(&raw)?;
-    let (manifest, bytes) = fetch::manifest(&state, cid).await?;
-    if fetch::is_complete(&state, cid, &manifest).await {
-        let content = download::open(&state, cid).await?;
+    let (manifest, bytes) = network_fetch::manifest(&state, cid).await?;
+    if network_fetch::is_complete(&state, cid, &manifest).await {
+        let content = local_read::open(&state, cid).await?;
         return Ok(content_response(content));
     }
     state.metrics.downloads.inc();
     state.metrics.download_bytes.inc_by(manifest.dataset_size);
-    let (rx, download) = fetch::start_streaming(&state, cid, manifest.clone(), bytes);
+    let (rx, download) = network_fetch::start_streaming(&state, cid, manifest.clone(), bytes);
     // The bytes as they come, then the download's verdict: a failure ends the body with an
     // error, which cuts the response short of its Content-Length.
     let verdict = futures::stream::once(download).filter_map(|joined| async move {
@@ -83,7 +83,7 @@ pub async fn manifest(
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cid = parse_cid(&raw)?;
-    let (manifest, _) = fetch::manifest(&state, cid).await?;
+    let (manifest, _) = network_fetch::manifest(&state, cid).await?;
     Ok(Json(data_item(&cid, &manifest)))
 }
 

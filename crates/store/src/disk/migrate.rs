@@ -22,7 +22,9 @@ use redb::{Durability, ReadableDatabase, ReadableTable};
 
 use std::collections::HashSet;
 
-use super::{db, global_segment, split_segment, DiskStore, Loc, LOCS, SEG_DEAD, SEG_LIVE};
+use super::tables::{db, Loc, LOCS, SEG_DEAD, SEG_LIVE};
+use super::tier_dirs::{global_segment, split_segment};
+use super::DiskStore;
 use crate::{Cid, StoreError};
 
 /// A block read back with the tier it came from.
@@ -190,16 +192,17 @@ impl DiskStore {
         targets.sort_unstable();
         targets.dedup();
         for to in targets {
-            let target = self.shared.tiers.get(to).ok_or_else(|| StoreError::Db {
-                doing: "moving blocks between tiers",
-                reason: format!("no tier {to}"),
-            })?;
+            let target = self
+                .shared
+                .tiers
+                .get(to)
+                .ok_or(StoreError::NoTier { tier: to })?;
             let picked: Vec<usize> = (0..moves.len()).filter(|&i| moves[i].2 == to).collect();
             let data: Vec<&[u8]> = picked.iter().map(|&i| &payloads[i][..]).collect();
-            let (at, hold) = target.segments.append(&data).map_err(|e| StoreError::Db {
-                doing: "copying blocks to another tier",
-                reason: format!("tier {to} ({}): {e}", target.dir.display()),
-            })?;
+            let (at, hold) = target.segments.append(&data).map_err(StoreError::io(
+                "copying blocks to another tier",
+                target.segments.dir(),
+            ))?;
             held.push(hold);
             for (&i, (segment, offset)) in picked.iter().zip(at) {
                 new[i] = (global_segment(to, segment), offset, moves[i].1 .2);

@@ -1,4 +1,5 @@
-//! Serving stored content: a dataset streamed in order from its blocks, or a single block.
+//! Reading content from the local store to serve it: a dataset streamed in order from its
+//! blocks, or a single block. Nothing here reaches the network (see `network_fetch`).
 //!
 //! A blocking reader walks the dataset's leaf references ahead of the client through a
 //! bounded channel, so a slow client holds at most a few blocks in memory and a fast one is
@@ -11,56 +12,54 @@ use neverust_content::{cid_string, codec, Cid, Manifest};
 use neverust_store::{BlockStore, StoreError};
 use tokio::sync::mpsc;
 
+use crate::manifest::{self, BadManifest};
 use crate::state::{BlockingError, NodeState};
 
 const READ_AHEAD: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DownloadError {
+pub enum LocalReadError {
     #[error("the requested CID could not be retrieved ({cid} is not stored on this node)")]
     NotFound { cid: String },
-    #[error("the manifest block {cid} does not decode: {reason}")]
-    BadManifest { cid: String, reason: String },
+    #[error(transparent)]
+    BadManifest(#[from] BadManifest),
     #[error("block {index} of dataset {tree} is missing")]
     MissingBlock { tree: String, index: u64 },
     #[error(transparent)]
     Store(#[from] BlockingError),
 }
 
-impl From<StoreError> for DownloadError {
+impl From<StoreError> for LocalReadError {
     fn from(e: StoreError) -> Self {
-        DownloadError::Store(BlockingError::Store(e))
+        LocalReadError::Store(BlockingError::Store(e))
     }
 }
 
-/// What a download serves: the manifest (when the CID names a dataset), the exact byte
+/// What a local read serves: the manifest (when the CID names a dataset), the exact byte
 /// count, and the bytes in order.
 pub struct Content {
     pub manifest: Option<Manifest>,
     pub len: u64,
-    pub body: mpsc::Receiver<Result<Bytes, DownloadError>>,
+    pub body: mpsc::Receiver<Result<Bytes, LocalReadError>>,
 }
 
-async fn local_block(state: &NodeState, cid: Cid) -> Result<Bytes, DownloadError> {
+async fn local_block(state: &NodeState, cid: Cid) -> Result<Bytes, LocalReadError> {
     state
         .with_store("get", move |s| s.get_block(&cid))
         .await?
-        .ok_or_else(|| DownloadError::NotFound {
+        .ok_or_else(|| LocalReadError::NotFound {
             cid: cid_string(&cid),
         })
 }
 
 /// Loads and decodes a manifest held locally.
-pub async fn local_manifest(state: &NodeState, cid: Cid) -> Result<Manifest, DownloadError> {
+pub async fn local_manifest(state: &NodeState, cid: Cid) -> Result<Manifest, LocalReadError> {
     let block = local_block(state, cid).await?;
-    Manifest::decode(&block).map_err(|e| DownloadError::BadManifest {
-        cid: cid_string(&cid),
-        reason: e.to_string(),
-    })
+    Ok(manifest::decode(&cid, &block)?)
 }
 
-pub async fn open(state: &Arc<NodeState>, cid: Cid) -> Result<Content, DownloadError> {
+pub async fn open(state: &Arc<NodeState>, cid: Cid) -> Result<Content, LocalReadError> {
     if cid.codec() != codec::MANIFEST {
         let block = local_block(state, cid).await?;
         let (tx, rx) = mpsc::channel(1);
@@ -89,7 +88,7 @@ pub async fn open(state: &Arc<NodeState>, cid: Cid) -> Result<Content, DownloadE
 fn stream_dataset(
     store: &dyn BlockStore,
     manifest: &Manifest,
-    tx: mpsc::Sender<Result<Bytes, DownloadError>>,
+    tx: mpsc::Sender<Result<Bytes, LocalReadError>>,
 ) {
     let tree = manifest.tree_cid;
     let block_size = manifest.block_size as u64;
@@ -107,7 +106,7 @@ fn stream_dataset(
                 remaining -= keep;
                 Ok(data)
             }
-            Ok(None) => Err(DownloadError::MissingBlock {
+            Ok(None) => Err(LocalReadError::MissingBlock {
                 tree: cid_string(&tree),
                 index,
             }),

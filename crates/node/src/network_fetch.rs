@@ -13,6 +13,8 @@ use neverust_net::{DownloadError, DownloadProgress, NetError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::local_read::LocalReadError;
+use crate::manifest::{self, BadManifest};
 use crate::state::NodeState;
 
 /// How long a manifest fetch may wait for a provider to deliver.
@@ -27,10 +29,10 @@ pub enum FetchError {
     NotManifest { cid: String, codec: u64 },
     #[error("failed to download dataset manifest: {0}")]
     Manifest(#[from] NetError),
-    #[error("the manifest block {cid} does not decode: {reason}")]
-    BadManifest { cid: String, reason: String },
     #[error(transparent)]
-    Local(#[from] crate::download::DownloadError),
+    BadManifest(#[from] BadManifest),
+    #[error(transparent)]
+    Local(#[from] LocalReadError),
 }
 
 /// Downloads running in the background, by manifest CID.
@@ -68,15 +70,12 @@ pub async fn manifest(state: &NodeState, cid: Cid) -> Result<(Manifest, Bytes), 
     let local = state
         .with_store("get", move |s| s.get_block(&cid))
         .await
-        .map_err(crate::download::DownloadError::from)?;
+        .map_err(LocalReadError::from)?;
     let bytes = match local {
         Some(b) => b,
         None => state.net.fetch_block(&cid, MANIFEST_TIMEOUT).await?,
     };
-    let manifest = Manifest::decode(&bytes).map_err(|e| FetchError::BadManifest {
-        cid: cid_string(&cid),
-        reason: e.to_string(),
-    })?;
+    let manifest = manifest::decode(&cid, &bytes)?;
     Ok((manifest, bytes))
 }
 
