@@ -1,0 +1,4 @@
+//! Archivist's storage marketplace without a blockchain (issue 19). Pure code, no I/O.
+pub mod ids;
+pub mod request;
+pub mod states;
