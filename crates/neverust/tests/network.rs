@@ -45,12 +45,8 @@ async fn content_is_found_through_the_dht_two_hops_away() {
     let (status, local) = c.download(&cid).await;
     assert_eq!(status, 200);
     assert_eq!(sha(&local), sha(&payload));
-    let listed = c.get_json("/data").await;
-    assert!(listed["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|d| d["cid"] == cid.as_str()));
+    let listed: neverust_node::api::answers::DataList = c.get("/data").await;
+    assert!(listed.content.iter().any(|d| d.cid == cid));
     // Its announcement goes out through the queue (started once the walk ahead of it ends).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while c.metric("neverust_dht_announcements_total").await < 1.0 {

@@ -83,13 +83,12 @@ async fn measure(
     let mut ids = Vec::new();
     for c in &clients {
         let info = c.debug_info().await?;
-        let id = info["id"].as_str().unwrap_or_default().to_string();
-        let addr = info["addrs"][0].as_str().unwrap_or_default().to_string();
-        anyhow::ensure!(
-            !id.is_empty() && !addr.is_empty(),
-            "a node's /debug/info names no id or address"
-        );
-        ids.push((id, addr));
+        let addr = info
+            .addrs
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{}: /debug/info lists no `addrs`", c.base))?;
+        ids.push((info.id, addr));
     }
     for (i, c) in clients.iter().enumerate() {
         for (id, addr) in &ids[i + 1..] {
