@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{data, metric_sum, usage_error, TestNode};
+use neverust_node::metrics::names;
 use sha2::{Digest, Sha256};
 
 const MIB: usize = 1024 * 1024;
@@ -56,13 +57,10 @@ async fn a_tiered_node_serves_moves_and_keeps_every_block() {
 
     let text = node.metrics_text().await;
     assert_eq!(
-        metric_sum(&text, "neverust_tier_blocks") as u64,
+        metric_sum(&text, names::TIER_BLOCKS) as u64,
         tiers.iter().map(|t| t.blocks).sum::<u64>()
     );
-    assert!(
-        metric_sum(&text, "neverust_tier_hits_total") > 0.0,
-        "{text}"
-    );
+    assert!(metric_sum(&text, names::TIER_HITS_TOTAL) > 0.0, "{text}");
     assert!(
         text.contains("neverust_tier_read_latency_seconds_bucket{"),
         "{text}"
@@ -86,7 +84,7 @@ async fn a_tiered_node_serves_moves_and_keeps_every_block() {
     for _ in 0..40 {
         let (_, body) = node.download(&cid).await;
         assert_eq!(body.len(), payload.len());
-        promoted = metric_sum(&node.metrics_text().await, "neverust_tier_promotions_total");
+        promoted = metric_sum(&node.metrics_text().await, names::TIER_PROMOTIONS_TOTAL);
         if promoted > 0.0 {
             break;
         }

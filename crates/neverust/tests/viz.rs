@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::Terminated;
 use neverust_node::api::answers::{self, DebugInfo};
+use neverust_node::metrics::names;
 use serde_json::Value;
 
 const BASE_PORT: u16 = 24100;
@@ -52,8 +53,8 @@ async fn truth(http: &reqwest::Client, apis: &[String]) -> Truth {
         }
         ids.push(info.id);
         let text = common::metrics_of(http, api).await;
-        blocks += common::metric_sum(&text, "neverust_block_count");
-        bytes += common::metric_sum(&text, "neverust_block_bytes");
+        blocks += common::metric_sum(&text, names::BLOCK_COUNT);
+        bytes += common::metric_sum(&text, names::BLOCK_BYTES);
     }
     let edges = seen
         .into_iter()

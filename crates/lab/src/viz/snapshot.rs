@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use neverust_node::api::answers;
+use neverust_node::metrics::names;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::file::Implementation;
@@ -156,14 +157,14 @@ impl NodeMetrics {
         NodeMetrics {
             blocks: metrics::sum(s, blocks),
             bytes: metrics::sum(s, bytes),
-            peers: metrics::sum(s, "neverust_peers_connected"),
-            sent_bytes: metrics::sum(s, "neverust_bytes_sent_total"),
-            received_bytes: metrics::sum(s, "neverust_bytes_received_total"),
-            rss_bytes: metrics::sum(s, "neverust_process_resident_memory_bytes"),
-            cpu_seconds: metrics::sum(s, "neverust_process_cpu_seconds"),
+            peers: metrics::sum(s, names::PEERS_CONNECTED),
+            sent_bytes: metrics::sum(s, names::BYTES_SENT_TOTAL),
+            received_bytes: metrics::sum(s, names::BYTES_RECEIVED_TOTAL),
+            rss_bytes: metrics::sum(s, names::PROCESS_RESIDENT_MEMORY_BYTES),
+            cpu_seconds: metrics::sum(s, names::PROCESS_CPU_SECONDS),
             mode: s
                 .iter()
-                .find(|x| x.name == "neverust_node_info")
+                .find(|x| x.name == names::NODE_INFO)
                 .and_then(|x| x.labels.iter().find(|(k, _)| k == "mode"))
                 .map(|(_, v)| v.clone()),
         }

@@ -6,6 +6,11 @@
 
 use std::time::{Duration, Instant};
 
+use neverust_node::metrics::names::{
+    BLOCKEXC_MESSAGE_BYTES_SENT_TOTAL as BLOCKEXC_BYTES, BLOCKS_SENT_TOTAL as BLOCKS_SENT,
+    RECONCILE_BYTES_TOTAL as RECONCILE_BYTES,
+};
+
 use super::super::{short_error, upload_new, Ctx};
 use crate::client::NodeClient;
 use crate::cluster::solo::SoloNode;
@@ -160,10 +165,6 @@ async fn measure(
     ));
     Ok(run)
 }
-
-const BLOCKS_SENT: &str = "neverust_blocks_sent_total";
-const BLOCKEXC_BYTES: &str = "neverust_blockexc_message_bytes_sent_total";
-const RECONCILE_BYTES: &str = "neverust_reconcile_bytes_total";
 
 async fn scrape(clients: &[&NodeClient]) -> anyhow::Result<Vec<Vec<metrics::Sample>>> {
     let mut out = Vec::new();
