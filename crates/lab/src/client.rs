@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use neverust_node::api::answers::{self, AnswerError, DebugInfo, PeerIdAnswer};
 use sha2::{Digest, Sha256};
 
 use crate::cluster::file::{Implementation, NodeEntry};
@@ -24,6 +25,13 @@ pub enum ClientError {
     },
     #[error("{url}: took longer than {limit:?}")]
     Timeout { url: String, limit: Duration },
+    /// The node answered, but not in the shape `api::answers` defines.
+    #[error("{url}: unexpected answer: {source}")]
+    Answer {
+        url: String,
+        #[source]
+        source: AnswerError,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -121,14 +129,16 @@ impl NodeClient {
     }
 
     pub async fn peer_id(&self) -> Result<String, ClientError> {
-        let text = self
-            .get_text(self.url("/peerid"), Duration::from_secs(5))
-            .await?;
-        // Archivist answers `{"id": "..."}`; older nodes answered the bare id.
-        Ok(serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["id"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().to_string()))
+        let url = self.url("/peerid");
+        let text = self.get_text(url.clone(), Duration::from_secs(5)).await?;
+        // Archivist answers `{"id": "..."}`; older nodes answered the bare id. A JSON answer
+        // without its `id` is an error, not an id.
+        if !text.trim_start().starts_with('{') {
+            return Ok(text.trim().to_string());
+        }
+        let answer: PeerIdAnswer =
+            answers::decode(&text).map_err(|source| ClientError::Answer { url, source })?;
+        Ok(answer.id)
     }
 
     pub async fn metrics(&self) -> Result<String, ClientError> {
@@ -136,10 +146,11 @@ impl NodeClient {
             .await
     }
 
-    pub async fn debug_info(&self) -> Result<serde_json::Value, ClientError> {
+    /// `/debug/info`; Neverust's own fields are `None` on an Archivist node.
+    pub async fn debug_info(&self) -> Result<DebugInfo, ClientError> {
         let url = self.url("/debug/info");
         let text = self.get_text(url.clone(), Duration::from_secs(5)).await?;
-        Ok(serde_json::from_str(&text).unwrap_or_default())
+        answers::decode(&text).map_err(|source| ClientError::Answer { url, source })
     }
 
     /// Asks the node to connect to a peer at `addr` (Archivist's `/connect`).

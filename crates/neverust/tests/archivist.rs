@@ -27,15 +27,12 @@ async fn post(api: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Strin
 
 /// The TCP address a Neverust node listens on, from its `/debug/info`.
 async fn listen_addr(node: &TestNode) -> String {
-    let info = node.get_json("/debug/info").await;
-    info["addrs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a.as_str())
+    node.debug_info()
+        .await
+        .addrs
+        .into_iter()
         .find(|a| a.contains("/tcp/"))
         .expect("a TCP listen address")
-        .to_string()
 }
 
 /// A fresh Archivist node and a fresh Neverust node, not connected; None (the test said

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Terminated;
+use neverust_node::metrics::names;
 use serde_json::Value;
 
 const BASE_PORT: &str = "23700";
@@ -215,7 +216,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     }
     let tier_hits = common::metric_sum(
         &common::metrics_of(&http, &api[2]).await,
-        "neverust_tier_hits_total",
+        names::TIER_HITS_TOTAL,
     );
     assert!(tier_hits > 0.0, "node 2's tiers served no read");
     // The error counters are born with the errors, so their rate needs two scrapes of them.
@@ -240,7 +241,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let mut bytes_on_nodes = 0.0;
     for base in &api {
         let text = common::metrics_of(&http, base).await;
-        bytes_on_nodes += common::metric_sum(&text, "neverust_block_bytes");
+        bytes_on_nodes += common::metric_sum(&text, names::BLOCK_BYTES);
     }
     assert!(bytes_on_nodes >= 2.0 * payload.len() as f64);
     assert_eq!(

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{data, TestNode};
+use neverust_node::metrics::names;
 use sha2::{Digest, Sha256};
 
 fn sha(b: &[u8]) -> String {
@@ -32,35 +33,31 @@ async fn content_is_found_through_the_dht_two_hops_away() {
     let cid = a.upload_ok(payload.clone()).await;
     // C was told only about B; the only way it learns that A holds the data is a provider
     // lookup in the DHT (wantlists are never broadcast to connected peers).
-    let lookups_before = c.metric("neverust_dht_provider_lookups_total").await;
+    let lookups_before = c.metric(names::DHT_PROVIDER_LOOKUPS_TOTAL).await;
     let (status, body) = c.stream_network(&cid).await;
     assert_eq!(status, 200);
     assert_eq!(body.len(), payload.len());
     assert_eq!(sha(&body), sha(&payload));
-    assert!(c.metric("neverust_dht_provider_lookups_total").await > lookups_before);
-    assert!(c.metric("neverust_blocks_received_total").await >= 49.0);
-    assert!(a.metric("neverust_blocks_sent_total").await >= 49.0);
+    assert!(c.metric(names::DHT_PROVIDER_LOOKUPS_TOTAL).await > lookups_before);
+    assert!(c.metric(names::BLOCKS_RECEIVED_TOTAL).await >= 49.0);
+    assert!(a.metric(names::BLOCKS_SENT_TOTAL).await >= 49.0);
 
     // The fetched dataset is now C's own: listed, served locally, and announced.
     let (status, local) = c.download(&cid).await;
     assert_eq!(status, 200);
     assert_eq!(sha(&local), sha(&payload));
-    let listed = c.get_json("/data").await;
-    assert!(listed["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|d| d["cid"] == cid.as_str()));
+    let listed: neverust_node::api::answers::DataList = c.get("/data").await;
+    assert!(listed.content.iter().any(|d| d.cid == cid));
     // Its announcement goes out through the queue (started once the walk ahead of it ends).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while c.metric("neverust_dht_announcements_total").await < 1.0 {
+    while c.metric(names::DHT_ANNOUNCEMENTS_TOTAL).await < 1.0 {
         assert!(
             std::time::Instant::now() < deadline,
             "C never announced the dataset it fetched"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(c.metric("neverust_dht_announcements_waiting").await, 0.0);
+    assert_eq!(c.metric(names::DHT_ANNOUNCEMENTS_WAITING).await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +131,7 @@ async fn a_download_survives_a_provider_killed_midway() {
         if body.len() > payload.len() / 8 {
             if let Some(v) = victim.take() {
                 assert!(
-                    v.metric("neverust_blocks_sent_total").await > 0.0,
+                    v.metric(names::BLOCKS_SENT_TOTAL).await > 0.0,
                     "the victim was serving"
                 );
                 v.kill9();

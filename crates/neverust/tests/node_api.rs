@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{data, TestNode};
+use neverust_node::api::answers::{DataList, DebugInfo, PeerIdAnswer, Space, SprAnswer};
 use sha2::{Digest, Sha256};
 
 const BLOCK: usize = 64 * 1024;
@@ -42,14 +43,14 @@ async fn upload_then_download_returns_identical_bytes_and_metadata() {
         let body = resp.bytes().await.unwrap();
         assert_eq!(Sha256::digest(&body), Sha256::digest(&payload), "len {len}");
     }
-    let list = node.get_json("/data").await;
-    let content = list["content"].as_array().unwrap();
-    assert_eq!(content.len(), 5);
-    assert!(content
+    let list: DataList = node.get("/data").await;
+    assert_eq!(list.content.len(), 5);
+    assert!(list
+        .content
         .iter()
-        .all(|item| item["manifest"]["filename"] == "test.bin"
-            && item["manifest"]["blockSize"] == BLOCK
-            && item["manifest"]["protected"] == false));
+        .all(|item| item.manifest.filename.as_deref() == Some("test.bin")
+            && item.manifest.block_size == BLOCK as u64
+            && !item.manifest.protected));
 }
 
 /// The MIME type and file name are part of the manifest, so of its CID: kept as Archivist
@@ -110,13 +111,13 @@ async fn same_content_same_cid_and_blocks_counted_once() {
     let node = TestNode::start(dir.path(), &[]);
     let payload = data(3 * BLOCK, 7);
     let first = node.upload_ok(payload.clone()).await;
-    let used_once = node.space().await["quotaUsedBytes"].as_u64().unwrap();
+    let used_once = node.space().await.quota_used_bytes;
     let second = node.upload_ok(payload).await;
     assert_eq!(first, second);
     let space = node.space().await;
-    assert_eq!(space["quotaUsedBytes"].as_u64().unwrap(), used_once);
+    assert_eq!(space.quota_used_bytes, used_once);
     // 3 data blocks and 1 manifest.
-    assert_eq!(space["totalBlocks"], 4);
+    assert_eq!(space.total_blocks, 4);
 }
 
 #[tokio::test]
@@ -166,7 +167,7 @@ async fn delete_frees_space_but_keeps_blocks_shared_with_other_datasets() {
     assert_eq!(status, 200);
     assert_eq!(body, b);
     // b's 4 blocks + its manifest remain.
-    assert_eq!(node.space().await["totalBlocks"], 5);
+    assert_eq!(node.space().await.total_blocks, 5);
 }
 
 #[tokio::test]
@@ -198,7 +199,7 @@ async fn over_quota_is_refused_with_the_quota_in_the_message_and_nothing_stored(
     node.upload_ok(data(BLOCK, 4)).await;
 }
 
-async fn wait_for_space(node: &TestNode, expected: &serde_json::Value) -> serde_json::Value {
+async fn wait_for_space(node: &TestNode, expected: &Space) -> Space {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = node.space().await;
@@ -212,11 +213,7 @@ async fn wait_for_space(node: &TestNode, expected: &serde_json::Value) -> serde_
 /// Sends part of a large upload, a few blocks at a time, until the node counts some of it
 /// against the quota (how much it buffers first is the store's business), and returns the
 /// still-open connection.
-async fn start_upload_until_stored(
-    node: &TestNode,
-    used_before: &serde_json::Value,
-    seed: u64,
-) -> TcpStream {
+async fn start_upload_until_stored(node: &TestNode, used_before: u64, seed: u64) -> TcpStream {
     const DECLARED: usize = 2000;
     let addr = node.base.trim_start_matches("http://").to_string();
     let mut conn = TcpStream::connect(&addr).unwrap();
@@ -233,11 +230,11 @@ async fn start_upload_until_stored(
         conn.write_all(piece).unwrap();
         conn.flush().unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if node.space().await["quotaUsedBytes"] != *used_before {
+        if node.space().await.quota_used_bytes != used_before {
             return conn;
         }
     }
-    while node.space().await["quotaUsedBytes"] == *used_before {
+    while node.space().await.quota_used_bytes == used_before {
         assert!(
             Instant::now() < deadline,
             "the node never stored a block of the upload"
@@ -253,7 +250,7 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_blocks() {
     let node = TestNode::start(dir.path(), &[]);
     let before = node.space().await;
     // The node holds some of its blocks (counted against the quota) before we vanish.
-    let conn = start_upload_until_stored(&node, &before["quotaUsedBytes"], 9).await;
+    let conn = start_upload_until_stored(&node, before.quota_used_bytes, 9).await;
     drop(conn);
     let after = wait_for_space(&node, &before).await;
     assert_eq!(after, before);
@@ -273,8 +270,8 @@ async fn kill_9_after_an_acknowledged_upload_loses_nothing() {
     }
     // A fourth upload is cut off by the kill mid-stream, after the node has written (but not
     // committed) some of its blocks: it must not survive half-stored.
-    let used_before = node.space().await["quotaUsedBytes"].clone();
-    let conn = start_upload_until_stored(&node, &used_before, 99).await;
+    let used_before = node.space().await.quota_used_bytes;
+    let conn = start_upload_until_stored(&node, used_before, 99).await;
     node.kill9();
     drop(conn);
 
@@ -287,9 +284,9 @@ async fn kill_9_after_an_acknowledged_upload_loses_nothing() {
     }
     // Only the three datasets remain: 4 blocks + a manifest each.
     let space = node.space().await;
-    assert_eq!(space["totalBlocks"], 15, "{space}");
+    assert_eq!(space.total_blocks, 15, "{space:?}");
     // 12 data blocks plus three manifests of a few hundred bytes each.
-    let used = space["quotaUsedBytes"].as_u64().unwrap();
+    let used = space.quota_used_bytes;
     assert!(
         (12 * BLOCK as u64..12 * BLOCK as u64 + 3 * 1024).contains(&used),
         "quota used {used}"
@@ -324,8 +321,8 @@ async fn metrics_and_node_identity_endpoints() {
     ] {
         assert!(metrics.contains(needle), "missing {needle:?}:\n{metrics}");
     }
-    let id = node.get_json("/peerid").await;
-    assert_eq!(id["id"], node.peer_id.as_str());
+    let id: PeerIdAnswer = node.get("/peerid").await;
+    assert_eq!(id.id, node.peer_id);
     let text = node
         .http
         .get(node.url("/peerid"))
@@ -337,10 +334,11 @@ async fn metrics_and_node_identity_endpoints() {
         .await
         .unwrap();
     assert_eq!(text, node.peer_id);
-    let spr = node.get_json("/spr").await;
-    assert!(spr["spr"].as_str().unwrap().starts_with("spr:"));
-    let info = node.get_json("/debug/info").await;
-    assert_eq!(info["id"], node.peer_id.as_str());
+    let spr: SprAnswer = node.get("/spr").await;
+    assert!(spr.spr.starts_with("spr:"));
+    let info: DebugInfo = node.debug_info().await;
+    assert_eq!(info.id, node.peer_id);
+    assert_eq!(info.mode.as_deref(), Some("marketplace"));
     let resp = node
         .http
         .post(node.url("/debug/chronicles/loglevel?level=LOUD"))

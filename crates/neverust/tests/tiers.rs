@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{data, metric_sum, usage_error, TestNode};
+use neverust_node::metrics::names;
 use sha2::{Digest, Sha256};
 
 const MIB: usize = 1024 * 1024;
@@ -39,39 +40,27 @@ async fn a_tiered_node_serves_moves_and_keeps_every_block() {
     }
 
     let space = node.space().await;
-    let tiers = space["tiers"].as_array().expect("/space lists the tiers");
-    let kinds: Vec<&str> = tiers.iter().map(|t| t["tier"].as_str().unwrap()).collect();
+    let tiers = space.tiers.as_ref().expect("/space lists the tiers");
+    let kinds: Vec<&str> = tiers.iter().map(|t| t.tier.as_str()).collect();
     assert_eq!(kinds, ["memory", "ssd", "hdd"]);
-    assert_eq!(tiers[2]["emulated"], true);
-    assert_eq!(tiers[1]["emulated"], false);
+    assert!(tiers[2].emulated);
+    assert!(!tiers[1].emulated);
     // Every block (6 MiB of data and the manifest) has exactly one persistent copy.
-    let persistent: u64 = tiers[1..]
-        .iter()
-        .map(|t| t["blocks"].as_u64().unwrap())
-        .sum();
-    assert_eq!(persistent, space["totalBlocks"].as_u64().unwrap());
+    let persistent: u64 = tiers[1..].iter().map(|t| t.blocks).sum();
+    assert_eq!(persistent, space.total_blocks);
     // The fast tier holds no more than its size; the rest went down.
-    assert!(
-        tiers[1]["bytes"].as_u64().unwrap() <= 2 * MIB as u64,
-        "{space}"
-    );
-    assert!(tiers[2]["blocks"].as_u64().unwrap() > 0, "{space}");
-    let info = node.get_json("/debug/info").await;
-    assert_eq!(info["store"], "tiered");
-    assert_eq!(info["tiers"].as_array().unwrap().len(), 3);
+    assert!(tiers[1].bytes <= 2 * MIB as u64, "{space:?}");
+    assert!(tiers[2].blocks > 0, "{space:?}");
+    let info = node.debug_info().await;
+    assert_eq!(info.store.as_deref(), Some("tiered"));
+    assert_eq!(info.tiers.map(|t| t.len()), Some(3));
 
     let text = node.metrics_text().await;
     assert_eq!(
-        metric_sum(&text, "neverust_tier_blocks") as u64,
-        tiers
-            .iter()
-            .map(|t| t["blocks"].as_u64().unwrap())
-            .sum::<u64>()
+        metric_sum(&text, names::TIER_BLOCKS) as u64,
+        tiers.iter().map(|t| t.blocks).sum::<u64>()
     );
-    assert!(
-        metric_sum(&text, "neverust_tier_hits_total") > 0.0,
-        "{text}"
-    );
+    assert!(metric_sum(&text, names::TIER_HITS_TOTAL) > 0.0, "{text}");
     assert!(
         text.contains("neverust_tier_read_latency_seconds_bucket{"),
         "{text}"
@@ -95,7 +84,7 @@ async fn a_tiered_node_serves_moves_and_keeps_every_block() {
     for _ in 0..40 {
         let (_, body) = node.download(&cid).await;
         assert_eq!(body.len(), payload.len());
-        promoted = metric_sum(&node.metrics_text().await, "neverust_tier_promotions_total");
+        promoted = metric_sum(&node.metrics_text().await, names::TIER_PROMOTIONS_TOTAL);
         if promoted > 0.0 {
             break;
         }

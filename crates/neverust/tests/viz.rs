@@ -12,6 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Terminated;
+use neverust_node::api::answers::{self, DebugInfo};
+use neverust_node::metrics::names;
 use serde_json::Value;
 
 const BASE_PORT: u16 = 24100;
@@ -42,19 +44,17 @@ async fn truth(http: &reqwest::Client, apis: &[String]) -> Truth {
     let mut seen = Vec::new();
     let (mut blocks, mut bytes) = (0.0, 0.0);
     for api in apis {
-        let info = get_json(http, &format!("{api}/api/archivist/v1/debug/info"))
-            .await
-            .expect("debug/info");
-        let id = info["id"].as_str().unwrap().to_string();
-        for n in info["table"]["nodes"].as_array().unwrap() {
-            if n["seen"] == true {
-                seen.push((id.clone(), n["peerId"].as_str().unwrap().to_string()));
-            }
+        let url = format!("{api}/api/archivist/v1/debug/info");
+        let text = http.get(&url).send().await.unwrap().text().await.unwrap();
+        let info: DebugInfo =
+            answers::decode(&text).unwrap_or_else(|e| panic!("{url}: {e} in {text}"));
+        for n in info.table.nodes.into_iter().filter(|n| n.seen) {
+            seen.push((info.id.clone(), n.peer_id));
         }
-        ids.push(id);
+        ids.push(info.id);
         let text = common::metrics_of(http, api).await;
-        blocks += common::metric_sum(&text, "neverust_block_count");
-        bytes += common::metric_sum(&text, "neverust_block_bytes");
+        blocks += common::metric_sum(&text, names::BLOCK_COUNT);
+        bytes += common::metric_sum(&text, names::BLOCK_BYTES);
     }
     let edges = seen
         .into_iter()

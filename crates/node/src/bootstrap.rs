@@ -12,6 +12,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use neverust_net::Network;
 
+use crate::api::answers::{self, AnswerError, DebugInfo};
 use crate::identity::{decode_spr, names_udp, spr_from_body};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,8 +123,8 @@ async fn fetch_spr(host: &str, port: u16) -> Result<(PeerId, Vec<Multiaddr>, Str
         // Archivist's `/spr` is its discovery record, which names its UDP port only; the
         // TCP addresses it listens on are in `/debug/info`. The peer id still comes from the
         // signed record, and the dial checks it.
-        let info = get(&client, &format!("{base}/debug/info")).await?;
-        addrs = debug_info_addrs(&info);
+        let url = format!("{base}/debug/info");
+        addrs = debug_info_addrs(&get(&client, &url).await?).map_err(|e| format!("{url}: {e}"))?;
     }
     // The record lists the addresses the bootstrap sees itself on; the host we reached its
     // API through (a container name, say) is reachable from here, so try it first.
@@ -159,15 +160,14 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
 }
 
 /// The TCP multiaddrs in a `/debug/info` answer's `addrs` (Archivist's and ours alike).
-fn debug_info_addrs(body: &str) -> Vec<Multiaddr> {
-    let info: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    info["addrs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.as_str()?.parse::<Multiaddr>().ok())
+fn debug_info_addrs(body: &str) -> Result<Vec<Multiaddr>, AnswerError> {
+    let info: DebugInfo = answers::decode(body)?;
+    Ok(info
+        .addrs
+        .iter()
+        .filter_map(|a| a.parse::<Multiaddr>().ok())
         .filter(|a| tcp_port(a).is_some())
-        .collect()
+        .collect())
 }
 
 async fn resolve(host: &str, port: u16) -> Option<IpAddr> {
@@ -201,12 +201,20 @@ mod tests {
     fn archivist_answers_are_read() {
         assert_eq!(spr_from_body("{\"spr\": \"spr:abc\"}"), "spr:abc");
         assert_eq!(spr_from_body("spr:abc\n"), "spr:abc");
-        let info = r#"{"id": "16Uiu2", "addrs": ["/ip4/127.0.0.1/tcp/8570", "/ip4/127.0.0.1/udp/8590", "junk"]}"#;
+        let node =
+            r#"{"nodeId": "ab", "peerId": "16Uiu2", "record": "", "address": null, "seen": false}"#;
+        let info = format!(
+            r#"{{"id": "16Uiu2", "addrs": ["/ip4/127.0.0.1/tcp/8570", "/ip4/127.0.0.1/udp/8590", "junk"],
+                "repo": "", "spr": "", "announceAddresses": [],
+                "table": {{"localNode": {node}, "nodes": []}}}}"#
+        );
         assert_eq!(
-            debug_info_addrs(info),
+            debug_info_addrs(&info).unwrap(),
             vec!["/ip4/127.0.0.1/tcp/8570".parse::<Multiaddr>().unwrap()]
         );
-        assert!(debug_info_addrs("not json").is_empty());
+        assert!(debug_info_addrs("not json").is_err());
+        let e = debug_info_addrs(r#"{"id": "16Uiu2"}"#).unwrap_err();
+        assert!(e.to_string().contains("`addrs`"), "{e}");
     }
 
     #[test]

@@ -96,10 +96,9 @@ pub fn names_udp(spr: &str) -> bool {
 
 /// The record in a `/spr` answer: text when asked for it, `{"spr": "spr:..."}` otherwise.
 pub fn spr_from_body(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["spr"].as_str().map(String::from))
-        .unwrap_or_else(|| body.trim().to_string())
+    serde_json::from_str::<crate::api::answers::SprAnswer>(body)
+        .map(|a| a.spr)
+        .unwrap_or_else(|_| body.trim().to_string())
 }
 
 /// Reads a signed peer record in Archivist's text form, checking its signature.

@@ -2,7 +2,9 @@
 //!
 //! Counters and histograms are updated where the work happens; gauges that mirror state
 //! (blocks stored, uptime, memory) are refreshed from their source at scrape time, so they
-//! can never drift from what the store holds.
+//! can never drift from what the store holds. The names a scraper sees are in `names`.
+
+pub mod names;
 
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -172,6 +174,26 @@ impl Metrics {
         &mut self.registry
     }
 
+    /// Every series a node exposes: its own, its tiers' (on a tiered store) and the
+    /// network layer's, whose handle is returned for the network to update.
+    pub fn of_node(
+        mode: Mode,
+        peer_id: String,
+        store_kind: &'static str,
+        tiers: Option<&crate::tiers::Tiers>,
+    ) -> (Metrics, neverust_net::NetMetrics) {
+        let mut metrics = Metrics::new(mode, peer_id);
+        metrics.touch_store_ops(store_kind);
+        if let Some(t) = tiers {
+            metrics
+                .registry_mut()
+                .register_collector(Box::new(crate::tiers::TierCollector(t.clone())));
+        }
+        let net = neverust_net::NetMetrics::new(mode.as_str());
+        net.register(metrics.registry_mut());
+        (metrics, net)
+    }
+
     /// Creates the store series before the first operation: a series that appears with its
     /// first observation already counted shows no rate for it, so dashboards would miss
     /// the first burst of work.
@@ -230,5 +252,77 @@ mod tests {
         ] {
             assert!(text.contains(name), "missing {name:?} in\n{text}");
         }
+    }
+
+    /// A series the text declares or has a sample of: a counter's `# TYPE` line names it
+    /// without `_total`, a histogram's samples add `_bucket`, `_sum` and `_count`.
+    fn exposed(text: &str, name: &str) -> bool {
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        text.lines().any(|l| {
+            l.starts_with(&format!("# TYPE {family} "))
+                || l.split(['{', ' '])
+                    .next()
+                    .is_some_and(|n| n == name || n == format!("{name}_bucket"))
+        })
+    }
+
+    #[test]
+    fn every_name_readers_use_is_exposed() {
+        use neverust_store::tiers::TierSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let specs: Vec<TierSpec> = [
+            "memory:1MiB".to_string(),
+            format!("ssd:{}:1MiB", dir.path().display()),
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let cfg = neverust_store::StoreConfig {
+            quota_max_bytes: 1 << 30,
+            block_ttl: Duration::from_secs(3600),
+        };
+        let store = neverust_store::TieredStore::open(&specs, cfg).unwrap();
+        let tiers = crate::tiers::Tiers {
+            store: std::sync::Arc::new(store),
+            specs,
+        };
+        let (m, net) = Metrics::of_node(
+            Mode::Altruistic,
+            "16Uiu2Test".into(),
+            "tiered",
+            Some(&tiers),
+        );
+        // Families whose series appear with their first event (a request, a peer's ledger,
+        // a session) render nothing before it: one event each.
+        let route = RouteLabels {
+            route: "/health".into(),
+        };
+        m.api_request_duration.get_or_create(&route).observe(0.001);
+        m.api_requests
+            .get_or_create(&RequestLabels {
+                method: "GET".into(),
+                route: route.route,
+                status: 200,
+            })
+            .inc();
+        net.ledger_bytes
+            .get_or_create(&neverust_net::metrics::LedgerLabels {
+                peer: "16Uiu2Peer".into(),
+                direction: "sent",
+            })
+            .set(1);
+        net.reconcile_sessions
+            .get_or_create(&neverust_net::metrics::SessionLabels {
+                role: "initiator",
+                outcome: "ok",
+            })
+            .inc();
+        let text = m.render();
+        let missing: Vec<&str> = names::ALL
+            .into_iter()
+            .filter(|n| !exposed(&text, n))
+            .collect();
+        assert!(missing.is_empty(), "not exposed: {missing:?} in\n{text}");
+        assert!(!exposed(&text, "neverust_no_such_series"));
     }
 }

@@ -110,15 +110,12 @@ impl Node {
             source,
         })?;
 
-        let mut metrics = Metrics::new(config.mode, identity.peer_id().to_string());
-        metrics.touch_store_ops(store_kind);
-        if let Some(t) = &tiers {
-            metrics
-                .registry_mut()
-                .register_collector(Box::new(crate::tiers::TierCollector(t.clone())));
-        }
-        let net_metrics = neverust_net::NetMetrics::new(config.mode.as_str());
-        net_metrics.register(metrics.registry_mut());
+        let (metrics, net_metrics) = Metrics::of_node(
+            config.mode,
+            identity.peer_id().to_string(),
+            store_kind,
+            tiers.as_ref(),
+        );
         let listen = Multiaddr::empty()
             .with(Protocol::from(config.listen_ip))
             .with(Protocol::Tcp(config.listen_port));

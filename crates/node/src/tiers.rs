@@ -17,8 +17,9 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
-use serde_json::{json, Value};
 use tokio::sync::watch;
+
+use crate::api::answers;
 
 /// How often placement runs, and how many blocks one run may move: small steps, so a
 /// burst of reads is followed within a second and a move never holds a thread for long.
@@ -47,26 +48,22 @@ impl Tiers {
     }
 
     /// The tiers as `/space` and `/debug/info` show them.
-    pub fn json(&self) -> Value {
-        Value::Array(
-            self.stats()
-                .into_iter()
-                .map(|(t, emulated)| {
-                    json!({
-                        "tier": t.kind.name(),
-                        "dir": t.dir.map(|d| d.display().to_string()),
-                        "emulated": emulated,
-                        "blocks": t.blocks,
-                        "bytes": t.bytes,
-                        "capacityBytes": t.capacity,
-                        "hits": t.hits,
-                        "misses": t.misses,
-                        "promotions": t.promotions,
-                        "demotions": t.demotions,
-                    })
-                })
-                .collect(),
-        )
+    pub fn answer(&self) -> Vec<answers::Tier> {
+        self.stats()
+            .into_iter()
+            .map(|(t, emulated)| answers::Tier {
+                tier: t.kind.name().to_string(),
+                dir: t.dir.map(|d| d.display().to_string()),
+                emulated,
+                blocks: t.blocks,
+                bytes: t.bytes,
+                capacity_bytes: t.capacity,
+                hits: t.hits,
+                misses: t.misses,
+                promotions: t.promotions,
+                demotions: t.demotions,
+            })
+            .collect()
     }
 }
 

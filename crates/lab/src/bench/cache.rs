@@ -14,6 +14,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use neverust_node::metrics::names::{
+    TIER_CAPACITY_BYTES as CAPACITY, TIER_DEMOTIONS_TOTAL as DEMOTIONS, TIER_HITS_TOTAL as HITS,
+    TIER_MISSES_TOTAL as MISSES, TIER_PROMOTIONS_TOTAL as PROMOTIONS,
+    TIER_READ_LATENCY_SECONDS as LATENCY,
+};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -33,12 +38,6 @@ const UPLOADS_AT_ONCE: usize = 4;
 const LIMIT: Duration = Duration::from_secs(60);
 const READY_LIMIT: Duration = Duration::from_secs(30);
 const ERRORS_KEPT: usize = 20;
-const HITS: &str = "neverust_tier_hits_total";
-const MISSES: &str = "neverust_tier_misses_total";
-const PROMOTIONS: &str = "neverust_tier_promotions_total";
-const DEMOTIONS: &str = "neverust_tier_demotions_total";
-const CAPACITY: &str = "neverust_tier_capacity_bytes";
-const LATENCY: &str = "neverust_tier_read_latency_seconds";
 
 /// The tiered node's tiers for a dataset of `bytes`: memory a tenth of it, an SSD (100 µs,
 /// 1 GB/s) a third, a disk (8 ms, 150 MB/s) the rest with room to spare; new blocks fill

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use neverust_node::metrics::names::BLOCK_FETCH_LATENCY_SECONDS as LATENCY;
 
 use super::payload::Stored;
 use super::stats::{bucket_delta, histogram, mib_s, quantiles, ratio};
@@ -15,7 +16,6 @@ use crate::results::{Aggregate, ExchangeResult};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const BLOCK: u64 = 64 * 1024;
-const LATENCY: &str = "neverust_block_fetch_latency_seconds";
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ExchangeResult> {
     let mut out = ExchangeResult {

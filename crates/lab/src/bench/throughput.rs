@@ -5,13 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use neverust_node::metrics::names::BYTES_RECEIVED_TOTAL as RECEIVED;
+
 use super::stats::{mib_s, ratio};
 use super::{upload_new, Ctx};
 use crate::client::NodeClient;
 use crate::results::{RatePoint, Swarm, ThroughputResult, Transfer};
 
 const LIMIT: Duration = Duration::from_secs(600);
-const RECEIVED: &str = "neverust_bytes_received_total";
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
     let n = ctx.cluster.len();

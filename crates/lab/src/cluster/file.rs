@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use neverust_node::metrics::names;
 use serde::{Deserialize, Serialize};
 
 pub const FILE_NAME: &str = "cluster.json";
@@ -84,7 +85,7 @@ impl Implementation {
     /// The gauges of the blocks a node stores and their bytes, as this software names them.
     pub fn store_metrics(self) -> (&'static str, &'static str) {
         match self {
-            Implementation::Neverust => ("neverust_block_count", "neverust_block_bytes"),
+            Implementation::Neverust => (names::BLOCK_COUNT, names::BLOCK_BYTES),
             Implementation::Archivist => (
                 "archivist_repostore_blocks",
                 "archivist_repostore_bytes_used",

@@ -192,10 +192,13 @@ pub struct Cluster {
 pub struct NodeStatus {
     pub healthy: bool,
     pub peer_id: String,
-    pub connected: usize,
+    /// Peers with an open connection; `None` from a node that does not say (Archivist).
+    pub connected: Option<usize>,
     pub known: usize,
     pub blocks: f64,
     pub bytes: f64,
+    /// Why the node's answers could not be read, though it is up.
+    pub error: Option<String>,
 }
 
 impl Cluster {
@@ -286,7 +289,14 @@ impl Cluster {
         bar.finish_and_clear();
         cluster.ready_seconds = start.elapsed().as_secs_f64();
         for i in 0..cluster.nodes.len() {
-            cluster.nodes[i].entry.peer_id = cluster.clients[i].peer_id().await.unwrap_or_default();
+            match cluster.clients[i].peer_id().await {
+                Ok(id) => cluster.nodes[i].entry.peer_id = id,
+                Err(e) => {
+                    cluster.stop(ui).await;
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("node {i} came up but did not say its peer id")));
+                }
+            }
         }
         cluster.write_file()?;
         Ok(cluster)
@@ -420,9 +430,9 @@ impl Cluster {
             move |i, s| {
                 s.healthy
                     && match (i, kinds[i]) {
-                        (0, _) => s.connected >= want,
+                        (0, _) => s.connected.is_some_and(|c| c >= want),
                         (_, Implementation::Archivist) => true,
-                        _ => s.connected >= 1,
+                        _ => s.connected.is_some_and(|c| c >= 1),
                     }
             },
             self.spec.ready_timeout,
@@ -559,7 +569,15 @@ impl Cluster {
                     .filter(|(i, _)| pending.contains(i))
                     .take(5)
                     .map(|(i, s)| {
-                        format!("node {i}: healthy={} connected={}", s.healthy, s.connected)
+                        let connected = s.connected.map_or("?".to_string(), |c| c.to_string());
+                        let error = s
+                            .error
+                            .as_deref()
+                            .map_or(String::new(), |e| format!(" ({e})"));
+                        format!(
+                            "node {i}: healthy={} connected={connected}{error}",
+                            s.healthy
+                        )
                     })
                     .collect();
                 bail!("{} node(s) not ready: {}", pending.len(), detail.join("; "));
@@ -583,10 +601,13 @@ impl Cluster {
         if !s.healthy {
             return s;
         }
-        if let Ok(info) = client.debug_info().await {
-            s.peer_id = info["id"].as_str().unwrap_or_default().to_string();
-            s.connected = info["connectedPeers"].as_u64().unwrap_or(0) as usize;
-            s.known = info["table"]["nodes"].as_array().map_or(0, |a| a.len());
+        match client.debug_info().await {
+            Ok(info) => {
+                s.peer_id = info.id;
+                s.connected = info.connected_peers.map(|c| c as usize);
+                s.known = info.table.nodes.len();
+            }
+            Err(e) => s.error = Some(e.to_string()),
         }
         if let Ok(text) = client.metrics().await {
             let m = crate::metrics::parse(&text);
@@ -638,7 +659,9 @@ impl Cluster {
             self.write_file()?;
         }
         let archivist = self.nodes[index].entry.implementation == Implementation::Archivist;
-        let ready = |_: usize, s: &NodeStatus| s.healthy && (archivist || s.connected >= 1);
+        let ready = |_: usize, s: &NodeStatus| {
+            s.healthy && (archivist || s.connected.is_some_and(|c| c >= 1))
+        };
         self.wait_until(&[index], ready, limit.saturating_sub(start.elapsed()))
             .await?;
         Ok(start.elapsed())

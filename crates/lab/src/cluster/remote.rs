@@ -36,6 +36,10 @@ pub enum RemoteError {
         first: String,
         second: String,
     },
+    #[error("the bootstrap at {url} lists no TCP address of its own in /debug/info `addrs`")]
+    NoTcpAddress { url: String },
+    #[error("the bootstrap at {url} names no `mode` in /debug/info: is it a Neverust node?")]
+    NoMode { url: String },
     #[error("{count} node(s) listed by the bootstrap do not answer on their API: {detail}")]
     Unreachable { count: usize, detail: String },
 }
@@ -116,25 +120,30 @@ pub async fn discover(url: &str) -> Result<Vec<NodeEntry>, RemoteError> {
             url: url.into(),
             source,
         })?;
-    let boot_id = info["id"].as_str().unwrap_or_default().to_string();
-    let boot_p2p = info["addrs"][0]
-        .as_str()
-        .and_then(host_of)
-        .map_or(0, |h| h.1);
+    let boot_p2p = info
+        .addrs
+        .iter()
+        .find_map(|a| host_of(a))
+        .ok_or_else(|| RemoteError::NoTcpAddress { url: url.into() })?
+        .1;
+    let mode = info
+        .mode
+        .clone()
+        .ok_or_else(|| RemoteError::NoMode { url: url.into() })?;
     let mut peers: Vec<(String, u16, String)> = Vec::new();
-    for node in info["table"]["nodes"].as_array().into_iter().flatten() {
-        let Some((host, p2p)) = node["address"].as_str().and_then(host_of) else {
+    for node in &info.table.nodes {
+        // A peer whose address is unknown or not a TCP multiaddr cannot be reached.
+        let Some((host, p2p)) = node.address.as_deref().and_then(host_of) else {
             continue;
         };
-        let id = node["peerId"].as_str().unwrap_or_default().to_string();
         if let Some(other) = peers.iter().find(|p| p.0 == host) {
             return Err(RemoteError::SharedAddress {
                 host,
                 first: other.2.clone(),
-                second: id,
+                second: node.peer_id.clone(),
             });
         }
-        peers.push((host, p2p, id));
+        peers.push((host, p2p, node.peer_id.clone()));
     }
     if peers.is_empty() {
         return Err(RemoteError::NoPeers { url: url.into() });
@@ -143,13 +152,10 @@ pub async fn discover(url: &str) -> Result<Vec<NodeEntry>, RemoteError> {
     let checks = peers.iter().map(|(host, _, id)| async move {
         let info = NodeClient::new(url_for(host, api_port)).debug_info().await;
         match info {
-            Ok(i) if i["id"].as_str() == Some(id.as_str()) => {
-                Ok(i["mode"].as_str().unwrap_or("altruistic").to_string())
-            }
-            Ok(i) => Err(format!(
-                "{host}:{api_port} is {} rather than {id}",
-                i["id"].as_str().unwrap_or("nobody")
-            )),
+            Ok(i) if i.id != *id => Err(format!("{host}:{api_port} is {} rather than {id}", i.id)),
+            Ok(i) => i.mode.ok_or_else(|| {
+                format!("{host}:{api_port} names no `mode` in /debug/info: is it a Neverust node?")
+            }),
             Err(e) => Err(e.to_string()),
         }
     });
@@ -162,8 +168,7 @@ pub async fn discover(url: &str) -> Result<Vec<NodeEntry>, RemoteError> {
             detail: detail.join("; "),
         });
     }
-    let mode = info["mode"].as_str().unwrap_or("altruistic");
-    let mut nodes = vec![entry(0, mode, boot_id, boot_host, api_port, boot_p2p)];
+    let mut nodes = vec![entry(0, &mode, info.id, boot_host, api_port, boot_p2p)];
     for (i, ((host, p2p, id), mode)) in peers.into_iter().zip(answers).enumerate() {
         let mode = mode.expect("failures returned above");
         nodes.push(entry(i + 1, &mode, id, host, api_port, p2p));

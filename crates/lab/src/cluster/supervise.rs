@@ -193,10 +193,13 @@ pub async fn status(path: &Path) -> anyhow::Result<bool> {
             n.pid,
             n.api_url,
             if s.healthy { "up" } else { "DOWN" },
-            s.connected,
+            s.connected.map_or("-".to_string(), |c| c.to_string()),
             s.blocks,
             s.bytes
         );
+        if let Some(e) = &s.error {
+            println!("       {e}");
+        }
     }
     let up = statuses.iter().filter(|s| s.healthy).count();
     println!("{up}/{} nodes up", statuses.len());

@@ -155,7 +155,7 @@ async fn poll_node(client: &NodeClient, target: Target) -> NodeReport {
     let ask = async { tokio::join!(client.debug_info(), client.metrics()) };
     let (info, metrics, error) = match tokio::time::timeout(NODE_LIMIT, ask).await {
         Ok((Ok(info), Ok(text))) => (
-            Some(DebugInfo::from_json(&info)),
+            Some(DebugInfo::from_answer(&info)),
             Some(NodeMetrics::from_samples(
                 &crate::metrics::parse(&text),
                 target.implementation,

@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use neverust_node::api::answers;
+use neverust_node::metrics::names;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::file::Implementation;
@@ -74,21 +76,19 @@ pub struct VizTier {
 }
 
 impl VizTier {
-    fn from_json(position: usize, t: &serde_json::Value) -> Option<VizTier> {
-        let kind = t["tier"].as_str()?.to_string();
-        let n = |k: &str| t[k].as_u64().unwrap_or(0);
-        let (hits, misses) = (n("hits"), n("misses"));
-        Some(VizTier {
-            tier: format!("{kind}{position}"),
-            kind,
-            emulated: t["emulated"].as_bool().unwrap_or(false),
-            blocks: n("blocks"),
-            bytes: n("bytes"),
-            capacity_bytes: n("capacityBytes"),
+    fn from_answer(position: usize, t: &answers::Tier) -> VizTier {
+        let (hits, misses) = (t.hits, t.misses);
+        VizTier {
+            tier: format!("{}{position}", t.tier),
+            kind: t.tier.clone(),
+            emulated: t.emulated,
+            blocks: t.blocks,
+            bytes: t.bytes,
+            capacity_bytes: t.capacity_bytes,
             hits,
             misses,
             hit_ratio: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
-        })
+        }
     }
 }
 
@@ -100,45 +100,36 @@ pub struct Ledger {
 }
 
 impl DebugInfo {
-    pub fn from_json(v: &serde_json::Value) -> DebugInfo {
-        let connected = v["table"]["nodes"]
-            .as_array()
-            .map(|nodes| {
-                nodes
-                    .iter()
-                    .filter(|n| n["seen"].as_bool() == Some(true))
-                    .filter_map(|n| n["peerId"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // Neverust puts the ledgers under `marketplace` (as Archivist groups them); a
-        // top-level list is read too, should a node ever report it there.
-        let ledgers = [&v["marketplace"]["ledgers"], &v["ledgers"]]
-            .into_iter()
-            .filter_map(|l| l.as_array())
-            .flatten()
-            .filter_map(|l| {
-                Some(Ledger {
-                    peer: l["peerId"].as_str()?.to_string(),
-                    bytes: l["bytesSent"].as_u64().unwrap_or(0)
-                        + l["bytesReceived"].as_u64().unwrap_or(0),
-                })
+    /// What the page draws of a node's answer; an Archivist node has no ledgers, mode or
+    /// tiers to show.
+    pub fn from_answer(info: &answers::DebugInfo) -> DebugInfo {
+        let connected = info
+            .table
+            .nodes
+            .iter()
+            .filter(|n| n.seen)
+            .map(|n| n.peer_id.clone())
+            .collect();
+        let ledgers = info
+            .marketplace
+            .iter()
+            .flat_map(|m| &m.ledgers)
+            .map(|l| Ledger {
+                peer: l.peer_id.clone(),
+                bytes: l.bytes_sent + l.bytes_received,
             })
             .collect();
         // Positions count every entry, as the node numbers its tiers' metric labels.
-        let tiers = v["tiers"]
-            .as_array()
-            .map(|tiers| {
-                tiers
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, t)| VizTier::from_json(i, t))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tiers = info
+            .tiers
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, t)| VizTier::from_answer(i, t))
+            .collect();
         DebugInfo {
-            peer_id: v["id"].as_str().unwrap_or_default().to_string(),
-            mode: v["mode"].as_str().map(str::to_string),
+            peer_id: info.id.clone(),
+            mode: info.mode.clone(),
             connected,
             ledgers,
             tiers,
@@ -166,14 +157,14 @@ impl NodeMetrics {
         NodeMetrics {
             blocks: metrics::sum(s, blocks),
             bytes: metrics::sum(s, bytes),
-            peers: metrics::sum(s, "neverust_peers_connected"),
-            sent_bytes: metrics::sum(s, "neverust_bytes_sent_total"),
-            received_bytes: metrics::sum(s, "neverust_bytes_received_total"),
-            rss_bytes: metrics::sum(s, "neverust_process_resident_memory_bytes"),
-            cpu_seconds: metrics::sum(s, "neverust_process_cpu_seconds"),
+            peers: metrics::sum(s, names::PEERS_CONNECTED),
+            sent_bytes: metrics::sum(s, names::BYTES_SENT_TOTAL),
+            received_bytes: metrics::sum(s, names::BYTES_RECEIVED_TOTAL),
+            rss_bytes: metrics::sum(s, names::PROCESS_RESIDENT_MEMORY_BYTES),
+            cpu_seconds: metrics::sum(s, names::PROCESS_CPU_SECONDS),
             mode: s
                 .iter()
-                .find(|x| x.name == "neverust_node_info")
+                .find(|x| x.name == names::NODE_INFO)
                 .and_then(|x| x.labels.iter().find(|(k, _)| k == "mode"))
                 .map(|(_, v)| v.clone()),
         }
@@ -626,18 +617,43 @@ mod tests {
         );
     }
 
+    /// A `/debug/info` answer: the fields every node serves, then `extra`'s.
+    fn answer(extra: serde_json::Value) -> answers::DebugInfo {
+        let table_node = |peer: &str, seen: bool| {
+            serde_json::json!({"nodeId": peer, "peerId": peer, "record": "",
+                "address": "/ip4/127.0.0.1/tcp/8070", "seen": seen})
+        };
+        let mut v = serde_json::json!({
+            "id": "P0", "addrs": [], "repo": "", "spr": "", "announceAddresses": [],
+            "table": {"localNode": table_node("P0", false), "nodes": []}
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            if k != "seen" {
+                v[k] = x.clone();
+            }
+        }
+        if let Some(peers) = extra.get("seen") {
+            v["table"]["nodes"] = peers
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| table_node(p[0].as_str().unwrap(), p[1].as_bool().unwrap()))
+                .collect();
+        }
+        answers::decode(&v.to_string()).unwrap()
+    }
+
     #[test]
     fn debug_info_json() {
-        let v = serde_json::json!({
+        let v = answer(serde_json::json!({
             "id": "16Uiu2A", "mode": "marketplace",
-            "table": {"nodes": [
-                {"peerId": "P1", "seen": true}, {"peerId": "P2", "seen": false}, {"seen": true}
-            ]},
-            "marketplace": {"ledgers": [
-                {"peerId": "P1", "bytesSent": 5, "bytesReceived": 7, "blocksSent": 1}
+            "seen": [["P1", true], ["P2", false]],
+            "marketplace": {"pricePerByte": 1, "creditLimit": null, "ledgers": [
+                {"peerId": "P1", "bytesSent": 5, "bytesReceived": 7, "blocksSent": 1,
+                 "blocksReceived": 0, "refused": 0}
             ]}
-        });
-        let info = DebugInfo::from_json(&v);
+        }));
+        let info = DebugInfo::from_answer(&v);
         assert_eq!(info.peer_id, "16Uiu2A");
         assert_eq!(info.mode.as_deref(), Some("marketplace"));
         assert_eq!(info.connected, vec!["P1"]);
@@ -649,20 +665,27 @@ mod tests {
             }]
         );
         assert!(info.tiers.is_empty(), "a single store reports no tiers");
+        // An Archivist node: no mode, ledgers or tiers.
+        let info = DebugInfo::from_answer(&answer(serde_json::json!({"seen": [["P1", true]]})));
+        assert_eq!(
+            (info.mode, info.ledgers, info.tiers),
+            (None, vec![], vec![])
+        );
+        assert_eq!(info.connected, vec!["P1"]);
     }
 
     #[test]
     fn tiers_are_shown_as_the_node_reports_them() {
         // As a tiered node's /debug/info has them.
-        let v = serde_json::json!({"id": "P0", "store": "tiered", "tiers": [
+        let v = answer(serde_json::json!({"id": "P0", "store": "tiered", "tiers": [
             {"tier": "memory", "dir": null, "emulated": false, "blocks": 4, "bytes": 262144,
              "capacityBytes": 1048576, "hits": 30, "misses": 10, "promotions": 4, "demotions": 0},
             {"tier": "ssd", "dir": "/t/ssd", "emulated": false, "blocks": 16, "bytes": 1048576,
              "capacityBytes": 1048576, "hits": 0, "misses": 0, "promotions": 0, "demotions": 2},
             {"tier": "hdd", "dir": "/t/hdd", "emulated": true, "blocks": 30, "bytes": 1966080,
              "capacityBytes": 67108864, "hits": 10, "misses": 0, "promotions": 0, "demotions": 0}
-        ]});
-        let info = DebugInfo::from_json(&v);
+        ]}));
+        let info = DebugInfo::from_answer(&v);
         let labels: Vec<(&str, bool)> = info
             .tiers
             .iter()

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use neverust_node::api::answers::{self, DebugInfo, Space};
+
 pub mod archivist;
 
 pub struct TestNode {
@@ -151,15 +153,28 @@ impl TestNode {
         )
     }
 
+    /// GET an API path and read its answer as the node's `api::answers` type `T`; a field
+    /// missing or of the wrong type fails the test, named.
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let url = self.url(path);
+        let resp = self.http.get(&url).send().await.unwrap();
+        assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+        let text = resp.text().await.unwrap();
+        answers::decode(&text).unwrap_or_else(|e| panic!("GET {url}: {e} in {text}"))
+    }
+
+    pub async fn debug_info(&self) -> DebugInfo {
+        self.get("/debug/info").await
+    }
+
     /// Peer ids this node holds a live connection to, from `/debug/info`.
     pub async fn connected_peers(&self) -> Vec<String> {
-        let info = self.get_json("/debug/info").await;
-        info["table"]["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| n["seen"] == true)
-            .map(|n| n["peerId"].as_str().unwrap().to_string())
+        let info = self.debug_info().await;
+        info.table
+            .nodes
+            .into_iter()
+            .filter(|n| n.seen)
+            .map(|n| n.peer_id)
             .collect()
     }
 
@@ -184,8 +199,8 @@ impl TestNode {
         metric_sum(&self.metrics_text().await, name)
     }
 
-    pub async fn space(&self) -> serde_json::Value {
-        self.get_json("/space").await
+    pub async fn space(&self) -> Space {
+        self.get("/space").await
     }
 
     pub fn kill9(mut self) {

@@ -10,29 +10,31 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use neverust_content::{cid_string, codec, Cid, Manifest};
-use serde_json::{json, Value};
 
+use super::answers::{DataItem, DataList, ManifestItem, Space};
 use super::upload_meta::upload_meta;
 use super::{parse_cid, ApiError};
 use crate::local_read;
 use crate::state::NodeState;
 use crate::upload;
 
-/// The JSON form of a manifest in Archivist's `DataItem`: an absent file name or MIME type
-/// is `null`, as Archivist serialises an empty option.
-pub fn manifest_json(manifest: &Manifest) -> Value {
-    json!({
-        "treeCid": cid_string(&manifest.tree_cid),
-        "datasetSize": manifest.dataset_size,
-        "blockSize": manifest.block_size,
-        "filename": manifest.filename,
-        "mimetype": manifest.mimetype,
-        "protected": manifest.erasure.is_some(),
-    })
+/// A manifest as Archivist's `DataItem` shows it.
+pub fn manifest_item(manifest: &Manifest) -> ManifestItem {
+    ManifestItem {
+        tree_cid: cid_string(&manifest.tree_cid),
+        dataset_size: manifest.dataset_size,
+        block_size: manifest.block_size as u64,
+        filename: manifest.filename.clone(),
+        mimetype: manifest.mimetype.clone(),
+        protected: manifest.erasure.is_some(),
+    }
 }
 
-pub(super) fn data_item(cid: &Cid, manifest: &Manifest) -> Value {
-    json!({ "cid": cid_string(cid), "manifest": manifest_json(manifest) })
+pub(super) fn data_item(cid: &Cid, manifest: &Manifest) -> DataItem {
+    DataItem {
+        cid: cid_string(cid),
+        manifest: manifest_item(manifest),
+    }
 }
 
 /// Refused uploads up to this size are read to the end before the refusal is sent.
@@ -96,13 +98,13 @@ async fn check_quota(state: &NodeState, len: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn list(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<Arc<NodeState>>) -> Result<Json<DataList>, ApiError> {
     let manifests = state.with_store("list", |s| s.list_manifests()).await?;
-    let content: Vec<Value> = manifests
+    let content = manifests
         .iter()
         .filter_map(|(cid, bytes)| Manifest::decode(bytes).ok().map(|m| data_item(cid, &m)))
         .collect();
-    Ok(Json(json!({ "content": content })))
+    Ok(Json(DataList { content }))
 }
 
 pub async fn download(
@@ -184,17 +186,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn space(State(state): State<Arc<NodeState>>) -> Result<Json<Value>, ApiError> {
+pub async fn space(State(state): State<Arc<NodeState>>) -> Result<Json<Space>, ApiError> {
     let space = state.with_store("space", |s| s.space()).await?;
-    let mut answer = json!({
-        "totalBlocks": space.total_blocks,
-        "quotaMaxBytes": space.quota_max_bytes,
-        "quotaUsedBytes": space.quota_used_bytes,
-        "quotaReservedBytes": space.quota_reserved_bytes,
-    });
     // Archivist's four fields, and the tiers of a tiered node beside them.
-    if let Some(tiers) = &state.tiers {
-        answer["tiers"] = tiers.json();
-    }
-    Ok(Json(answer))
+    Ok(Json(Space {
+        total_blocks: space.total_blocks,
+        quota_max_bytes: space.quota_max_bytes,
+        quota_used_bytes: space.quota_used_bytes,
+        quota_reserved_bytes: space.quota_reserved_bytes,
+        tiers: state.tiers.as_ref().map(|t| t.answer()),
+    }))
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::Json;
 use neverust_content::cid_string;
-use serde_json::{json, Value};
 
+use super::answers::{DebugInfo, Download, Ledger, Marketplace, PeersTable, TableNode, Version};
 use super::ApiError;
 use crate::state::NodeState;
 
-pub async fn info(State(state): State<Arc<NodeState>>) -> Json<Value> {
+pub async fn info(State(state): State<Arc<NodeState>>) -> Json<DebugInfo> {
     let id = state.identity.peer_id().to_string();
     let spr = state.spr().unwrap_or_default();
     let addrs: Vec<String> = state
@@ -20,74 +20,75 @@ pub async fn info(State(state): State<Arc<NodeState>>) -> Json<Value> {
         .iter()
         .map(|a| a.to_string())
         .collect();
-    let local = json!({
-        "nodeId": id,
-        "peerId": id,
-        "record": spr,
-        "address": addrs.first().cloned().unwrap_or_default(),
-        "seen": false,
-    });
+    let local_node = TableNode {
+        node_id: id.clone(),
+        peer_id: id.clone(),
+        record: spr.clone(),
+        address: Some(addrs.first().cloned().unwrap_or_default()),
+        seen: false,
+        agent: None,
+    };
     let peers = state.net.peers().await.unwrap_or_default();
     // Archivist's table lists the DHT's nodes; `seen` is true for those we hold a live
     // connection to, which is what the visualizer draws as edges.
-    let nodes: Vec<Value> = peers
+    let nodes = peers
         .iter()
-        .map(|p| {
-            let mut node = json!({
-                "nodeId": p.peer_id.to_string(),
-                "peerId": p.peer_id.to_string(),
-                "record": "",
-                "address": p.addrs.first().map(|a| a.to_string()).unwrap_or_default(),
-                "seen": p.connected,
-            });
-            if let Some(agent) = &p.agent {
-                node["agent"] = json!(agent);
-            }
-            node
+        .map(|p| TableNode {
+            node_id: p.peer_id.to_string(),
+            peer_id: p.peer_id.to_string(),
+            record: String::new(),
+            address: Some(p.addrs.first().map(|a| a.to_string()).unwrap_or_default()),
+            seen: p.connected,
+            agent: p.agent.clone(),
         })
         .collect();
-    let ledgers: Vec<Value> = state
+    let ledgers = state
         .net
         .engine()
         .ledgers()
         .into_iter()
-        .map(|(peer, a)| {
-            json!({
-                "peerId": peer.to_string(),
-                "blocksSent": a.blocks_sent,
-                "bytesSent": a.bytes_sent,
-                "blocksReceived": a.blocks_received,
-                "bytesReceived": a.bytes_received,
-                "refused": a.refused,
-            })
+        .map(|(peer, a)| Ledger {
+            peer_id: peer.to_string(),
+            blocks_sent: a.blocks_sent,
+            bytes_sent: a.bytes_sent,
+            blocks_received: a.blocks_received,
+            bytes_received: a.bytes_received,
+            refused: a.refused,
         })
         .collect();
     let policy = state.net.engine().policy();
-    let downloads: Vec<Value> = state
+    let downloads = state
         .downloads
         .snapshot()
         .into_iter()
-        .map(|(cid, done, total)| json!({ "cid": cid_string(&cid), "blocksDone": done, "blocksTotal": total }))
+        .map(|(cid, done, total)| Download {
+            cid: cid_string(&cid),
+            blocks_done: done,
+            blocks_total: total,
+        })
         .collect();
-    Json(json!({
-        "id": id,
-        "addrs": addrs,
-        "repo": state.config.data_dir.display().to_string(),
-        "spr": spr,
-        "announceAddresses": addrs,
-        "table": { "localNode": local, "nodes": nodes },
-        "archivist": { "version": env!("CARGO_PKG_VERSION"), "revision": "neverust" },
-        "mode": state.config.mode.as_str(),
-        "connectedPeers": peers.iter().filter(|p| p.connected).count(),
-        "marketplace": {
-            "pricePerByte": policy.price_per_byte,
-            "creditLimit": policy.credit_limit,
-            "ledgers": ledgers,
-        },
-        "downloads": downloads,
-        "store": state.store_kind,
-        "tiers": state.tiers.as_ref().map(|t| t.json()),
-    }))
+    Json(DebugInfo {
+        id,
+        addrs: addrs.clone(),
+        repo: state.config.data_dir.display().to_string(),
+        spr,
+        announce_addresses: addrs,
+        table: PeersTable { local_node, nodes },
+        archivist: Some(Version {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            revision: "neverust".to_string(),
+        }),
+        mode: Some(state.config.mode.as_str().to_string()),
+        connected_peers: Some(peers.iter().filter(|p| p.connected).count() as u64),
+        marketplace: Some(Marketplace {
+            price_per_byte: policy.price_per_byte,
+            credit_limit: policy.credit_limit,
+            ledgers,
+        }),
+        downloads: Some(downloads),
+        store: Some(state.store_kind.to_string()),
+        tiers: state.tiers.as_ref().map(|t| t.answer()),
+    })
 }
 
 pub async fn set_log_level(

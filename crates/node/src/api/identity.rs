@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
+use super::answers::{PeerIdAnswer, SprAnswer};
 use super::{prefers_text, ApiError};
 use crate::state::NodeState;
 
@@ -20,7 +20,7 @@ pub async fn peer_id(State(state): State<Arc<NodeState>>, headers: HeaderMap) ->
     if prefers_text(&headers) {
         text(id)
     } else {
-        Json(json!({ "id": id })).into_response()
+        Json(PeerIdAnswer { id }).into_response()
     }
 }
 
@@ -37,6 +37,6 @@ pub async fn spr(
     Ok(if prefers_text(&headers) {
         text(spr)
     } else {
-        Json(json!({ "spr": spr })).into_response()
+        Json(SprAnswer { spr }).into_response()
     })
 }

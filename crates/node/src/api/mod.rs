@@ -3,6 +3,7 @@
 //! One file per group of routes; this module assembles the router, maps every error to an
 //! HTTP status in one place (`ApiError`), and counts requests by route and status.
 
+pub mod answers;
 mod data;
 mod debug;
 mod identity;

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use libp2p::{Multiaddr, PeerId};
-use serde_json::Value;
 
+use super::answers::DataItem;
 use super::data::{content_response, data_item, tokio_stream_from};
 use super::{parse_cid, ApiError};
 use crate::local_read;
@@ -38,7 +38,7 @@ impl From<FetchError> for ApiError {
 pub async fn fetch(
     State(state): State<Arc<NodeState>>,
     Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DataItem>, ApiError> {
     let cid = parse_cid(&raw)?;
     let (manifest, bytes) = network_fetch::manifest(&state, cid).await?;
     if !network_fetch::is_complete(&state, cid, &manifest).await {
@@ -81,7 +81,7 @@ pub async fn stream(
 pub async fn manifest(
     State(state): State<Arc<NodeState>>,
     Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DataItem>, ApiError> {
     let cid = parse_cid(&raw)?;
     let (manifest, _) = network_fetch::manifest(&state, cid).await?;
     Ok(Json(data_item(&cid, &manifest)))

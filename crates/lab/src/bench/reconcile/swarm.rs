@@ -6,6 +6,11 @@
 
 use std::time::{Duration, Instant};
 
+use neverust_node::metrics::names::{
+    BLOCKEXC_MESSAGE_BYTES_SENT_TOTAL as BLOCKEXC_BYTES, BLOCKS_SENT_TOTAL as BLOCKS_SENT,
+    RECONCILE_BYTES_TOTAL as RECONCILE_BYTES,
+};
+
 use super::super::{short_error, upload_new, Ctx};
 use crate::client::NodeClient;
 use crate::cluster::solo::SoloNode;
@@ -83,13 +88,12 @@ async fn measure(
     let mut ids = Vec::new();
     for c in &clients {
         let info = c.debug_info().await?;
-        let id = info["id"].as_str().unwrap_or_default().to_string();
-        let addr = info["addrs"][0].as_str().unwrap_or_default().to_string();
-        anyhow::ensure!(
-            !id.is_empty() && !addr.is_empty(),
-            "a node's /debug/info names no id or address"
-        );
-        ids.push((id, addr));
+        let addr = info
+            .addrs
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{}: /debug/info lists no `addrs`", c.base))?;
+        ids.push((info.id, addr));
     }
     for (i, c) in clients.iter().enumerate() {
         for (id, addr) in &ids[i + 1..] {
@@ -161,10 +165,6 @@ async fn measure(
     ));
     Ok(run)
 }
-
-const BLOCKS_SENT: &str = "neverust_blocks_sent_total";
-const BLOCKEXC_BYTES: &str = "neverust_blockexc_message_bytes_sent_total";
-const RECONCILE_BYTES: &str = "neverust_reconcile_bytes_total";
 
 async fn scrape(clients: &[&NodeClient]) -> anyhow::Result<Vec<Vec<metrics::Sample>>> {
     let mut out = Vec::new();
