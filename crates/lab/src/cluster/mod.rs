@@ -177,14 +177,19 @@ pub struct Cluster {
     clients: Vec<NodeClient>,
     file_path: PathBuf,
     started_at: String,
-    /// Attached from a `cluster.json` another launcher wrote: pids only, no children.
-    attached: bool,
+    ownership: Ownership,
     pub ready_seconds: f64,
     prometheus: Option<String>,
     /// The bootstrap's DHT record, which Archivist nodes bootstrap from.
     bootstrap_dht_record: Option<String>,
-    /// Held while this process runs the cluster (none when attached).
-    _lock: Option<file::LauncherLock>,
+}
+
+/// Whose the cluster's processes are.
+enum Ownership {
+    /// This process launched them, and holds the directory's launcher lock while it runs.
+    Launched { _lock: file::LauncherLock },
+    /// Another launcher runs them (read from its `cluster.json`): pids only, no children.
+    Attached,
 }
 
 /// What a node says about itself while the cluster comes up.
@@ -269,8 +274,7 @@ impl Cluster {
             nodes,
             clients,
             started_at: crate::now_rfc3339(),
-            attached: false,
-            _lock: Some(lock),
+            ownership: Ownership::Launched { _lock: lock },
             ready_seconds: 0.0,
             prometheus: None,
             bootstrap_dht_record: None,
@@ -328,8 +332,7 @@ impl Cluster {
             file_path: path.to_path_buf(),
             started_at: file.started_at,
             spec,
-            attached: true,
-            _lock: None,
+            ownership: Ownership::Attached,
             ready_seconds: file.ready_seconds,
             prometheus: file.prometheus,
             bootstrap_dht_record: None,
@@ -380,10 +383,14 @@ impl Cluster {
         }
     }
 
+    fn is_attached(&self) -> bool {
+        matches!(self.ownership, Ownership::Attached)
+    }
+
     /// `cluster.json` and, beside it, the Prometheus targets derived from it: the two are
     /// always written together, so discovery follows every pid change.
     pub fn write_file(&self) -> std::io::Result<()> {
-        if self.attached {
+        if self.is_attached() {
             return Ok(());
         }
         let file = self.file();
@@ -638,7 +645,7 @@ impl Cluster {
     /// On an attached cluster, waits for its launcher (`--restart`) to do it.
     pub async fn restart(&mut self, index: usize, limit: Duration) -> anyhow::Result<Duration> {
         let start = Instant::now();
-        if self.attached {
+        if self.is_attached() {
             if !self.spec.restart {
                 bail!("this cluster was started without --restart: the bench cannot restart node {index}");
             }
@@ -684,7 +691,7 @@ impl Cluster {
 
     /// SIGTERM to every node, SIGKILL to those still running after 10 s.
     pub async fn stop(&mut self, ui: &Ui) {
-        if self.attached {
+        if self.is_attached() {
             return;
         }
         for n in &self.nodes {
