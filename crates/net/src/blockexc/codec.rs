@@ -56,6 +56,12 @@ pub(crate) fn length_prefix(len: usize, extra: usize) -> Vec<u8> {
     out
 }
 
+/// The bytes a frame of a `body_len`-byte body takes on the wire, its prefix included.
+pub fn framed_len(body_len: usize) -> u64 {
+    let mut buf = unsigned_varint::encode::usize_buffer();
+    (unsigned_varint::encode::usize(body_len, &mut buf).len() + body_len) as u64
+}
+
 /// Frames raw body bytes (tests and tools; the engine frames messages with
 /// [`Message::encode_framed`]).
 pub fn frame(body: &[u8]) -> Vec<u8> {

@@ -90,7 +90,6 @@ impl Network {
         let store = self.store().clone();
         let writing = tokio::task::spawn_blocking(move || write_upload(store.as_ref(), write_rx));
 
-        let mut leaves: Vec<Option<LeafRef>> = vec![None; total as usize];
         let mut reader = sink.map(|s| {
             let order = InOrder::new(total, u64::from(manifest.block_size), manifest.dataset_size);
             (s, order)
@@ -199,12 +198,10 @@ impl Network {
                     if let Some(waited) = accepted.waited {
                         latency.observe(waited.as_secs_f64());
                     }
-                    let leaf = LeafRef {
-                        cid,
-                        proof: proof.unwrap_or_default(),
-                    };
-                    partial.insert(index, leaf.clone());
-                    leaves[index as usize] = Some(leaf);
+                    // Kept once, in the registry that also serves it to peers; the
+                    // commit takes the dataset's leaves from there.
+                    let proof = proof.unwrap_or_default();
+                    partial.insert(index, LeafRef { cid, proof });
                     progress
                         .blocks_done
                         .store(policy.done_count(), Ordering::Relaxed);
@@ -246,9 +243,11 @@ impl Network {
         };
         wantlist_gauge.dec_by(reported_in_flight);
 
-        let finished = result.is_ok() && policy.done_count() == total;
-        if finished {
-            let leaves: Vec<LeafRef> = leaves.into_iter().map(|l| l.expect("done")).collect();
+        let leaves = (result.is_ok() && policy.done_count() == total)
+            .then(|| partial.leaves(total))
+            .flatten();
+        let finished = leaves.is_some();
+        if let Some(leaves) = leaves {
             let commit = WriteOp::Commit {
                 tree,
                 leaves,

@@ -6,7 +6,7 @@
 use futures::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use prost::Message as _;
 
-use crate::blockexc::codec::{length_prefix, read_frame};
+use crate::blockexc::codec::{framed_len, length_prefix, read_frame};
 use crate::blockexc::WireError;
 
 /// The largest message either side accepts: a batch of the most symbols a session lets
@@ -184,17 +184,12 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<(Body, u64)>
         Err(WireError::Io(e)) => return Err(e.into()),
         Err(e) => return Err(std::io::Error::other(e).into()),
     };
-    let wire = bytes.len() as u64 + prefix_len(bytes.len());
+    let wire = framed_len(bytes.len());
     let frame = Frame::decode(bytes)?;
     match frame.body {
         Some(body) => Ok(Some((body, wire))),
         None => Err(FrameError::NoBody),
     }
-}
-
-fn prefix_len(len: usize) -> u64 {
-    let mut buf = unsigned_varint::encode::usize_buffer();
-    unsigned_varint::encode::usize(len, &mut buf).len() as u64
 }
 
 #[cfg(test)]

@@ -73,6 +73,14 @@ impl PartialGuard {
             t.insert(index, leaf);
         }
     }
+
+    /// Every leaf of a download of `total` blocks, in order, once all are in: what its
+    /// commit records.
+    pub fn leaves(&self, total: u64) -> Option<Vec<LeafRef>> {
+        let trees = self.partial.trees.lock().expect("partial lock");
+        let held = trees.get(&self.tree)?;
+        (0..total).map(|i| held.get(&i).cloned()).collect()
+    }
 }
 
 impl Drop for PartialGuard {

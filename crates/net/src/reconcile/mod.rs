@@ -235,7 +235,7 @@ impl Reconcile {
         stats.round_trips = 1;
         let accept = match receive(&mut read, &mut stats).await? {
             Body::Accept(a) => a,
-            other => return Err(unexpected(other, "an accept")),
+            _ => return Err(out_of_turn()),
         };
         // Our own coded symbols for the batch the peer is computing now, computed at the
         // same time: the two encodings overlap instead of following each other.
@@ -308,13 +308,13 @@ impl Reconcile {
                             session = preparing.await.expect("encoding does not panic");
                             batch = match next? {
                                 Body::Symbols(b) => b,
-                                other => return Err(unexpected(other, "symbols")),
+                                _ => return Err(out_of_turn()),
                             };
                         }
                     }
                 }
             }
-            other => return Err(unexpected(other, "symbols or a set")),
+            _ => return Err(out_of_turn()),
         };
         let done = Done {
             you_lack: accept.wants.then(|| Runs::of(&peer_lacks)),
@@ -366,7 +366,7 @@ impl Reconcile {
         let mut stats = SessionStats::default();
         let open = match receive(read, &mut stats).await? {
             Body::Open(o) => o,
-            other => return Err(unexpected(other, "an open")),
+            _ => return Err(out_of_turn()),
         };
         let tree = Cid::try_from(open.tree.as_slice())
             .map_err(|_| ReconcileError::Protocol("its tree is not a CID"))?;
@@ -396,7 +396,7 @@ impl Reconcile {
             stats.bytes_sent += send(write, Body::Set(runs)).await?;
             match receive(read, &mut stats).await? {
                 Body::Done(d) => d,
-                other => return Err(unexpected(other, "done")),
+                _ => return Err(out_of_turn()),
             }
         } else {
             let budget = self.limits.symbol_limit(ours, open.set_len);
@@ -433,7 +433,7 @@ impl Reconcile {
                         n = m;
                     }
                     Body::Done(d) => break d,
-                    other => return Err(unexpected(other, "more or done")),
+                    _ => return Err(out_of_turn()),
                 }
             }
         };
@@ -518,7 +518,7 @@ async fn receive<R: AsyncRead + Unpin>(
     }
 }
 
-fn unexpected(_got: Body, _wanted: &'static str) -> ReconcileError {
+fn out_of_turn() -> ReconcileError {
     ReconcileError::Protocol("it sent a message out of turn")
 }
 

@@ -9,7 +9,7 @@ use futures::io::BufReader;
 use futures::{AsyncReadExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
 use neverust_content::Cid;
-use neverust_net::blockexc::codec::{read_frame, write_message};
+use neverust_net::blockexc::codec::{framed_len, read_frame, write_message};
 use neverust_net::blockexc::{BlockAddress, BlockPresence, Message, Presence, MAX_MESSAGE_SIZE};
 use neverust_net::Network;
 
@@ -119,7 +119,7 @@ async fn ask_once(
                     missing.len()
                 );
             };
-            bytes += body.len() as u64 + varint_len(body.len());
+            bytes += framed_len(body.len());
             messages += 1;
             let msg = Message::decode(body)?;
             answered += msg.presences.len();
@@ -142,9 +142,4 @@ async fn ask_once(
         bytes_sent: wb + rb,
         messages_sent: wm + rm,
     })
-}
-
-fn varint_len(n: usize) -> u64 {
-    let mut buf = unsigned_varint::encode::usize_buffer();
-    unsigned_varint::encode::usize(n, &mut buf).len() as u64
 }
