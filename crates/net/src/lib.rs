@@ -28,7 +28,7 @@ use neverust_store::BlockStore;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use blockexc::{BlockAddress, Engine, Message, WantEntry, WantEvent};
-pub use download::{DownloadError, DownloadProgress};
+pub use download::{DownloadError, DownloadProgress, FetchedLeaf};
 pub use ledger::{Account, LedgerPolicy};
 pub use metrics::NetMetrics;
 pub use swarm::{ConnectionEvent, PeerInfo, SwarmConfig, SwarmError};

@@ -6,6 +6,7 @@
 //! It keeps nothing: what to do with a leaf (stream it, register it, store it, hold it in
 //! memory) is the caller's, between two calls of [`Exchange::next`].
 
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +19,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{broadcast, mpsc};
 
 use super::peer_sync::{Learned, PeerSync, MAX_SYNC_PEERS};
-use super::policy::{Failure, Policy};
+use super::policy::{range_len, Failure, Policy};
 use super::{DownloadError, DownloadProgress};
 use crate::blockexc::{BlockAddress, Message, Presence, WantEntry, WantEvent, WantGuard, Wantlist};
 use crate::swarm::ConnectionEvent;
@@ -57,15 +58,18 @@ pub(super) struct Exchange {
 impl Exchange {
     /// Registers for the tree's deliveries, awaits the first provider lookup of
     /// `manifest_cid` (nothing can start without a provider) and asks the connected peers
-    /// what they hold; `total` leaves are wanted.
+    /// what they hold; leaves `range` of the tree's `nleaves` are wanted.
     pub async fn start(
         net: &Network,
         manifest_cid: Cid,
         tree: Cid,
-        total: u64,
+        range: Range<u64>,
+        nleaves: u64,
         progress: Arc<DownloadProgress>,
     ) -> Exchange {
-        progress.blocks_total.store(total, Ordering::Relaxed);
+        progress
+            .blocks_total
+            .store(range_len(&range), Ordering::Relaxed);
         let engine = net.engine().clone();
         let (want, events) = engine.want(tree);
         // Subscribed before the first sync, so a peer that connects meanwhile is not missed.
@@ -78,7 +82,7 @@ impl Exchange {
             Some(p) => p,
             None => net.lookup_providers(manifest_cid).await,
         };
-        let mut policy = Policy::new(total, Instant::now());
+        let mut policy = Policy::for_range(range, nleaves, Instant::now());
         policy.add_providers(initial, Instant::now());
         // Peers that hold part of the dataset, besides the DHT's providers (which hold it
         // all): `sync` asks them again every so often, since they are downloading too.

@@ -1,7 +1,8 @@
 //! Downloading a dataset from the network: providers from the DHT, blocks requested by
 //! (treeCid, index) as the [`scheduler`] decides, each block verified by the engine, kept
 //! by a store upload that commits only when every block is in, and optionally streamed in
-//! order to a reader while it runs.
+//! order to a reader while it runs. A range of a dataset's leaves (a marketplace slot) is
+//! fetched the same way into memory, without being kept (`range`).
 //!
 //! This module is the I/O shell: the decisions are the [`policy`]'s (and its
 //! [`scheduler`]'s), the order a reader gets bytes in is [`in_order`]'s, and who holds
@@ -13,8 +14,10 @@ mod exchange;
 mod in_order;
 mod peer_sync;
 pub mod policy;
+mod range;
 pub mod scheduler;
 
+use std::ops::Range;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +28,8 @@ use neverust_store::{LeafRef, StoreError};
 use tokio::sync::mpsc;
 
 use crate::Network;
-use exchange::{Exchange, FetchedLeaf};
+use exchange::Exchange;
+pub use exchange::FetchedLeaf;
 use in_order::InOrder;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,12 @@ pub enum DownloadError {
     Store { cid: String, source: StoreError },
     #[error("the reader of {cid} went away")]
     ReaderGone { cid: String },
+    #[error("leaves {range:?} are not a range within the {blocks} blocks of dataset {cid}")]
+    BadRange {
+        cid: String,
+        range: Range<u64>,
+        blocks: u64,
+    },
 }
 
 /// Progress of a running download, shared with whoever started it.
@@ -88,7 +98,8 @@ impl Network {
             (s, order)
         });
 
-        let mut exchange = Exchange::start(self, manifest_cid, tree, total, progress).await;
+        let mut exchange =
+            Exchange::start(self, manifest_cid, tree, 0..total, total, progress).await;
         let result = loop {
             let leaf = match exchange.next().await {
                 Ok(Some(leaf)) => leaf,

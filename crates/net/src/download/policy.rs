@@ -1,10 +1,15 @@
 //! The decisions of a dataset download without its I/O: when to look for providers again,
 //! whom to ask for which block (the [`Scheduler`]), who counts as a provider (the DHT's,
 //! whole; peers found holding part of the dataset), and when to give up. Fed what happened
-//! and the time, it says what to do; `download_dataset` moves the bytes.
+//! and the time, it says what to do; the download's exchange moves the bytes.
+//!
+//! It wants a contiguous range of a tree's leaves: all of them for a dataset, one slot's
+//! for a marketplace host. Indices in and out are the tree's; the [`Scheduler`] counts
+//! from the range's start.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::scheduler::{Cancel, Outcome, Scheduler, SchedulerConfig};
@@ -34,7 +39,10 @@ pub struct Accepted<P> {
 
 pub struct Policy<P> {
     sched: Scheduler<P>,
-    total: u64,
+    /// The leaves wanted: the scheduler's index 0 is the tree's `range.start`.
+    range: Range<u64>,
+    /// The tree's leaf count, which every delivered proof must state.
+    nleaves: u64,
     providers: HashSet<P>,
     lookup_running: bool,
     last_lookup: Option<Instant>,
@@ -43,11 +51,20 @@ pub struct Policy<P> {
 }
 
 impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Policy<P> {
-    /// A download of `total` blocks whose first lookup starts (or was answered) at `now`.
+    /// A download of all `total` blocks of a dataset whose first lookup starts (or was
+    /// answered) at `now`.
     pub fn new(total: u64, now: Instant) -> Self {
+        Self::for_range(0..total, total, now)
+    }
+
+    /// A download of leaves `range` of a tree of `nleaves` leaves; `range` lies within
+    /// `0..nleaves` (the caller checks: a range past the tree is nobody's to fetch).
+    pub fn for_range(range: Range<u64>, nleaves: u64, now: Instant) -> Self {
+        debug_assert!(range.start <= range.end && range.end <= nleaves);
         Policy {
-            sched: Scheduler::new(total, SchedulerConfig::default()),
-            total,
+            sched: Scheduler::new(range_len(&range), SchedulerConfig::default()),
+            range,
+            nleaves,
             providers: HashSet::new(),
             lookup_running: false,
             last_lookup: Some(now),
@@ -88,17 +105,19 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Policy<P> {
     }
 
     /// `peer` holds `has` (sorted) of the missing blocks: a provider of those from now on.
-    /// True when it says something new (it is to be asked again later).
+    /// True when it says something new (it is to be asked again later). Blocks outside the
+    /// range say it is fetching the tree too, so it may hold the range's later.
     pub fn add_holder(&mut self, peer: P, has: &[u64], now: Instant) -> bool {
         if has.is_empty() {
             return false;
         }
+        let has: Vec<u64> = has.iter().filter_map(|&i| self.local(i)).collect();
         if self.sched.is_provider(&peer) {
-            for &index in has {
+            for &index in &has {
                 self.sched.on_have(&peer, index);
             }
         } else {
-            self.sched.add_partial_provider(peer.clone(), has, now);
+            self.sched.add_partial_provider(peer.clone(), &has, now);
         }
         self.providers.insert(peer);
         true
@@ -112,8 +131,9 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Policy<P> {
     pub fn requests(&mut self, now: Instant) -> BTreeMap<P, Vec<u64>> {
         let mut out: BTreeMap<P, Vec<u64>> = BTreeMap::new();
         for r in self.sched.poll(now) {
-            self.asked_at.entry(r.index).or_insert(now);
-            out.entry(r.peer).or_default().push(r.index);
+            let index = self.range.start + r.index;
+            self.asked_at.entry(index).or_insert(now);
+            out.entry(r.peer).or_default().push(index);
         }
         out
     }
@@ -128,25 +148,30 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Policy<P> {
         nleaves: Option<u64>,
         now: Instant,
     ) -> Option<Accepted<P>> {
-        if index >= self.total || self.sched.is_done(index) {
+        let local = self.local(index).filter(|&i| !self.sched.is_done(i))?;
+        if nleaves != Some(self.nleaves) {
+            self.sched.on_invalid(peer, local, now);
             return None;
         }
-        if nleaves != Some(self.total) {
-            self.sched.on_invalid(peer, index, now);
-            return None;
+        let mut cancels = self.sched.on_block(peer, local, now);
+        for c in &mut cancels {
+            c.index += self.range.start;
         }
-        let cancels = self.sched.on_block(peer, index, now);
         self.last_progress = now;
         let waited = self.asked_at.remove(&index).map(|t| now.duration_since(t));
         Some(Accepted { cancels, waited })
     }
 
     pub fn on_dont_have(&mut self, peer: &P, index: u64, now: Instant) {
-        self.sched.on_dont_have(peer, index, now);
+        if let Some(local) = self.local(index) {
+            self.sched.on_dont_have(peer, local, now);
+        }
     }
 
     pub fn on_invalid(&mut self, peer: &P, index: u64, now: Instant) {
-        self.sched.on_invalid(peer, index, now);
+        if let Some(local) = self.local(index) {
+            self.sched.on_invalid(peer, local, now);
+        }
     }
 
     /// `peer` left: its requests go to the others.
@@ -171,7 +196,7 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Policy<P> {
                     Failure::NoProviders
                 } else {
                     Failure::Stalled {
-                        missing,
+                        missing: self.global(missing),
                         waited: now.duration_since(self.last_progress),
                     }
                 }))
@@ -189,7 +214,7 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Policy<P> {
     }
 
     pub fn missing(&self) -> Vec<u64> {
-        self.sched.missing()
+        self.global(self.sched.missing())
     }
 
     pub fn done_count(&self) -> u64 {
@@ -204,6 +229,25 @@ impl<P: Clone + Eq + Hash + Ord + std::fmt::Debug> Policy<P> {
     pub fn since_progress(&self, now: Instant) -> Duration {
         now.duration_since(self.last_progress)
     }
+
+    /// The scheduler's index of the tree's leaf `index`, when it is wanted.
+    fn local(&self, index: u64) -> Option<u64> {
+        self.range
+            .contains(&index)
+            .then(|| index - self.range.start)
+    }
+
+    fn global(&self, mut local: Vec<u64>) -> Vec<u64> {
+        for i in &mut local {
+            *i += self.range.start;
+        }
+        local
+    }
+}
+
+/// How many leaves `range` holds (none when it is reversed).
+pub(super) fn range_len(range: &Range<u64>) -> u64 {
+    range.end.saturating_sub(range.start)
 }
 
 #[cfg(test)]
@@ -303,6 +347,65 @@ mod tests {
         p.peer_gone(&"h");
         assert!(!p.is_provider(&"h"));
         assert_eq!(p.verdict(t0, false), Some(Err(Failure::NoProviders)));
+    }
+
+    #[test]
+    fn a_range_is_asked_taken_and_reported_in_the_trees_indices() {
+        let t0 = Instant::now();
+        let mut p = Policy::for_range(4..7, 12, t0);
+        p.add_providers(["a"], t0);
+        assert_eq!(p.missing(), vec![4, 5, 6]);
+        assert_eq!(p.requests(t0).get("a"), Some(&vec![4, 5, 6]));
+        assert!(p.on_block(&"a", 3, Some(12), t0).is_none(), "before it");
+        assert!(p.on_block(&"a", 7, Some(12), t0).is_none(), "after it");
+        assert!(
+            p.on_block(&"a", 5, Some(3), t0).is_none(),
+            "a proof must state the tree's leaf count, not the range's length"
+        );
+        let got = p.on_block(&"a", 4, Some(12), t0 + S).unwrap();
+        assert_eq!(got.waited, Some(S));
+        assert_eq!((p.missing(), p.done_count()), (vec![5, 6], 1));
+        p.on_dont_have(&"a", 9, t0 + S); // not wanted: nothing to say
+        p.on_dont_have(&"a", 6, t0 + S);
+        assert_eq!(
+            p.verdict(t0 + S + STALL_TIMEOUT, false),
+            Some(Err(Failure::Stalled {
+                missing: vec![6],
+                waited: STALL_TIMEOUT
+            }))
+        );
+        // A peer fetching the tree too, with none of the range yet: watched, asked nothing.
+        assert!(p.add_holder("o", &[0, 1], t0 + S));
+        assert!(p.add_holder("h", &[1, 6, 9], t0 + S));
+        let asked = p.requests(t0 + S);
+        assert_eq!(asked.get("h"), Some(&vec![6]));
+        assert_eq!(asked.get("o"), None);
+        for (peer, indices) in asked {
+            for i in indices {
+                p.on_block(&peer, i, Some(12), t0 + 2 * S);
+            }
+        }
+        assert_eq!(p.verdict(t0 + 2 * S, false), Some(Ok(())));
+        assert_eq!(p.done_count(), 3);
+    }
+
+    #[test]
+    fn a_ranges_duplicate_requests_are_cancelled_by_the_trees_index() {
+        let t0 = Instant::now();
+        let mut p = Policy::for_range(10..11, 20, t0);
+        p.add_providers(["a", "b"], t0);
+        let asked = p.requests(t0);
+        assert_eq!(asked.get("a"), Some(&vec![10]), "endgame: asked of both");
+        assert_eq!(asked.get("b"), Some(&vec![10]));
+        let got = p.on_block(&"b", 10, Some(20), t0 + S).unwrap();
+        assert_eq!(
+            got.cancels,
+            vec![Cancel {
+                peer: "a",
+                index: 10
+            }]
+        );
+        assert_eq!(p.verdict(t0 + S, false), Some(Ok(())));
     }
 
     #[test]
