@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{connected, honest_node, memory_store, node_with, Dataset};
+use common::{connected, honest_node, node_reconciling, Dataset};
 use neverust_content::{block_cid, digest_of, MerkleProof};
-use neverust_net::{DownloadError, DownloadProgress, NetConfig};
+use neverust_net::{DownloadError, DownloadProgress};
 use neverust_store::BlockStore;
 
 /// A provider holds a 12-block dataset; a second node fetches leaves 4..8 of it.
@@ -21,15 +21,7 @@ async fn fetch_a_slot(reconcile: bool) {
     provider
         .provide_dataset(&manifest_cid, &data.manifest.tree_cid)
         .await;
-    let store = memory_store();
-    let host = node_with(
-        NetConfig {
-            reconcile,
-            ..NetConfig::loopback("neverust-test")
-        },
-        store.clone(),
-    )
-    .await;
+    let (host, store) = node_reconciling(reconcile).await;
     let peer = host
         .dial(Some(provider.local_peer_id()), provider.listen_addrs())
         .await

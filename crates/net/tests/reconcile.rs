@@ -224,15 +224,7 @@ async fn download_from_an_unannounced_holder(reconcile: bool) -> Network {
     let holder_store = memory_store();
     data.store_in(holder_store.as_ref());
     let holder = node_with(NetConfig::loopback("neverust-test"), holder_store).await;
-    let store = memory_store();
-    let fetcher = node_with(
-        NetConfig {
-            reconcile,
-            ..NetConfig::loopback("neverust-test")
-        },
-        store.clone(),
-    )
-    .await;
+    let (fetcher, store) = common::node_reconciling(reconcile).await;
     fetcher
         .dial(Some(holder.local_peer_id()), holder.listen_addrs())
         .await

@@ -37,6 +37,17 @@ pub async fn honest_node() -> (Network, Arc<MemoryStore>) {
     (net, store)
 }
 
+/// A node as [`honest_node`], which learns who holds what by reconciliation or, without
+/// it, by want-haves.
+pub async fn node_reconciling(reconcile: bool) -> (Network, Arc<MemoryStore>) {
+    let store = memory_store();
+    let config = NetConfig {
+        reconcile,
+        ..NetConfig::loopback("neverust-test")
+    };
+    (node_with(config, store.clone()).await, store)
+}
+
 /// A bare peer: just the stream behaviour, so it can write raw frames. Reports when its
 /// connection to the node closes.
 pub struct Liar {
