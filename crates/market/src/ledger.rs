@@ -31,7 +31,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ids::{Address, RequestId, SlotId, SlotRef};
 use crate::proofs::{self, Challenge, ProofError, StorageProof};
-use crate::request::{Amount, StorageRequest, ValidationError};
+use crate::request::{Amount, OfferTerms, StorageRequest, ValidationError};
 use crate::states::{IllegalTransition, Lifecycle, RequestState, SlotState};
 
 /// Archivist's `CollateralConfig`. `max_number_of_slashes: None` frees a slot after as many
@@ -118,6 +118,12 @@ pub enum Action {
     /// Anyone: end a request whose time has come (cancel or finish) and pay everyone out.
     Settle {
         request: RequestId,
+    },
+    /// A host states the terms it would take slots on (its availabilities), replacing what it
+    /// said before. Archivist keeps availabilities private; publishing them lets a client
+    /// refuse a request no host could take instead of waiting for it to expire.
+    Offer {
+        terms: Vec<OfferTerms>,
     },
 }
 
@@ -346,6 +352,7 @@ pub enum Outcome {
         failed: bool,
     },
     Settled(RequestState),
+    Offered,
 }
 
 /// The operations a chain would carry out, with [`MarketState::apply`] as the one way in:
@@ -478,6 +485,8 @@ pub struct Books {
     pub burned: Amount,
     pub requests: BTreeMap<RequestId, RequestRecord>,
     pub slots: BTreeMap<SlotId, SlotRecord>,
+    /// Each host's latest [`Action::Offer`].
+    pub offers: BTreeMap<Address, Vec<OfferTerms>>,
 }
 
 impl Books {
@@ -499,6 +508,9 @@ impl Books {
 pub struct MemoryLedger {
     config: MarketConfig,
     log: Vec<SignedAction>,
+    /// Whether `log` keeps what was applied: a node that writes the log to disk keeps only
+    /// the books in memory (a proof carries its sampled blocks, ~320 KiB each).
+    keep_log: bool,
     books: Books,
 }
 
@@ -519,7 +531,17 @@ impl MemoryLedger {
         MemoryLedger {
             config,
             log: Vec::new(),
+            keep_log: true,
             books: Books::default(),
+        }
+    }
+
+    /// A ledger that applies and checks everything but keeps only the books, for a caller
+    /// that keeps the log elsewhere ([`MemoryLedger::log`] stays empty).
+    pub fn without_log(config: MarketConfig) -> Self {
+        MemoryLedger {
+            keep_log: false,
+            ..MemoryLedger::new(config)
         }
     }
 
@@ -595,7 +617,9 @@ impl MarketState for MemoryLedger {
         .run(&entry.action)?;
         debug_assert_eq!(books.accounted(), Some(books.minted), "tokens conserved");
         self.books = books;
-        self.log.push(entry);
+        if self.keep_log {
+            self.log.push(entry);
+        }
         Ok(outcome)
     }
 
@@ -640,6 +664,10 @@ impl Step<'_> {
             Action::MarkProofMissing { slot, challenge } => self.missed(slot, *challenge),
             Action::FreeSlot { slot } => self.free_by_host(slot),
             Action::Settle { request } => self.settle(request),
+            Action::Offer { terms } => {
+                self.books.offers.insert(self.actor, terms.clone());
+                Ok(Outcome::Offered)
+            }
         }
     }
 

@@ -474,12 +474,18 @@ impl Availability {
     /// Whether a slot of `ask` ending at `valid_until` fits (reservations.nim
     /// `findAvailability`): enabled, room, duration, collateral per byte, price, `until`.
     pub fn matches(&self, ask: &StorageAsk, valid_until: u64) -> bool {
-        self.enabled
-            && ask.slot_size <= self.free_size
-            && ask.duration <= self.duration
-            && ask.collateral_per_byte <= self.max_collateral_per_byte()
-            && ask.price_per_byte_per_second >= self.min_price_per_byte_per_second
-            && (self.until == 0 || self.until >= valid_until)
+        self.enabled && self.terms().matches(ask, valid_until)
+    }
+
+    /// What this availability offers, as a host publishes it.
+    pub fn terms(&self) -> OfferTerms {
+        OfferTerms {
+            free_size: self.free_size,
+            duration: self.duration,
+            min_price_per_byte_per_second: self.min_price_per_byte_per_second,
+            max_collateral_per_byte: self.max_collateral_per_byte(),
+            until: self.until,
+        }
     }
 
     /// Takes a slot's size and collateral out of what is free; `None` if either is short.
@@ -498,6 +504,30 @@ impl Availability {
         self.total_remaining_collateral = self
             .total_remaining_collateral
             .saturating_add(returned_collateral);
+    }
+}
+
+/// The terms of one availability, as its host publishes them ([`crate::ledger::Action::Offer`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferTerms {
+    pub free_size: u64,
+    pub duration: u64,
+    #[serde(with = "amount_string")]
+    pub min_price_per_byte_per_second: Amount,
+    #[serde(with = "amount_string")]
+    pub max_collateral_per_byte: Amount,
+    pub until: u64,
+}
+
+impl OfferTerms {
+    /// Room, duration, collateral per byte, price and `until`, as [`Availability::matches`].
+    pub fn matches(&self, ask: &StorageAsk, valid_until: u64) -> bool {
+        ask.slot_size <= self.free_size
+            && ask.duration <= self.duration
+            && ask.collateral_per_byte <= self.max_collateral_per_byte
+            && ask.price_per_byte_per_second >= self.min_price_per_byte_per_second
+            && (self.until == 0 || self.until >= valid_until)
     }
 }
 

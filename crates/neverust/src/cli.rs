@@ -108,6 +108,19 @@ pub struct StartArgs {
     /// measures against).
     #[arg(long, env = "NEVERUST_RECONCILE", default_value_t = true, action = clap::ArgAction::Set)]
     pub reconcile: bool,
+    /// Marketplace: each filled slot is challenged once per proof period with probability
+    /// 1/proofProbability, e.g. 60s (Archivist's `period`).
+    #[arg(long, env = "NEVERUST_PROOF_PERIOD", value_parser = parse_duration, default_value = "60s")]
+    pub proof_period: Duration,
+    /// Marketplace: how long a host has to answer a challenge before it counts as missed
+    /// (Archivist's proof `timeout`). The ledger's keeper (the bootstrap node) decides it
+    /// for every node that follows its ledger.
+    #[arg(long, env = "NEVERUST_PROOF_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub proof_timeout: Duration,
+    /// Marketplace: challenge filled slots and mark missed proofs (the bootstrap node, which
+    /// keeps the market's ledger, always does).
+    #[arg(long, env = "NEVERUST_VALIDATOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub validator: bool,
     /// Storage quota, in bytes or with a unit (e.g. 20GiB, 512MB).
     #[arg(long, env = "NEVERUST_STORAGE_QUOTA", value_parser = parse_size, default_value_t = DEFAULT_STORAGE_QUOTA)]
     pub storage_quota: u64,
@@ -142,6 +155,12 @@ impl StartArgs {
             return Err("--block-maintenance-interval must be longer than zero".into());
         }
         neverust_node::tiers::validate(&self.tiers).map_err(|e| format!("--tier: {e}"))?;
+        if self.proof_period.as_secs() == 0 {
+            return Err("--proof-period must be at least 1s".into());
+        }
+        if self.proof_timeout.as_secs() == 0 {
+            return Err("--proof-timeout must be at least 1s".into());
+        }
         if !self.tiers.is_empty() && matches!(self.store, StoreArg::Memory) {
             return Err("--tier cannot be combined with --store memory: tiers keep every block on a persistent tier".into());
         }
@@ -172,6 +191,14 @@ impl StartArgs {
                 StoreArg::Memory => StoreKind::Memory,
             },
             tiers: self.tiers,
+            market: neverust_node::market::MarketOptions {
+                config: neverust_market::ledger::MarketConfig {
+                    proof_timeout: self.proof_timeout.as_secs(),
+                    ..Default::default()
+                },
+                proof_period: self.proof_period.as_secs(),
+                validator: self.validator,
+            },
         })
     }
 }

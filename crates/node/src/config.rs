@@ -77,6 +77,8 @@ pub struct NodeConfig {
     /// Whether downloads learn which peers hold which blocks by set reconciliation
     /// (`/neverust/reconcile/1.0.0`) rather than a want-have per missing block per peer.
     pub reconcile: bool,
+    /// The storage marketplace's parameters and this node's part in it.
+    pub market: crate::market::MarketOptions,
 }
 
 /// Archivist's defaults: 20 GiB quota, 30 day block TTL, maintenance every 10 minutes.
@@ -128,6 +130,7 @@ impl NodeConfig {
             dht_replication: DEFAULT_DHT_REPLICATION,
             archivist_dht: true,
             reconcile: true,
+            market: Default::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod local_read;
 pub mod logging;
 pub mod manifest;
+pub mod market;
 pub mod metrics;
 pub mod network_fetch;
 pub mod node;

@@ -67,6 +67,7 @@ pub struct Metrics {
     pub upload_bytes: Counter,
     pub downloads: Counter,
     pub download_bytes: Counter,
+    pub market: crate::market::metrics::MarketMetrics,
 }
 
 impl Metrics {
@@ -88,6 +89,7 @@ impl Metrics {
             upload_bytes: Counter::default(),
             downloads: Counter::default(),
             download_bytes: Counter::default(),
+            market: Default::default(),
         };
         let info: Family<InfoLabels, Gauge> = Family::default();
         info.get_or_create(&InfoLabels {
@@ -166,6 +168,7 @@ impl Metrics {
             "Bytes served by dataset downloads",
             m.download_bytes.clone(),
         );
+        m.market.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -315,6 +318,15 @@ mod tests {
             .get_or_create(&neverust_net::metrics::SessionLabels {
                 role: "initiator",
                 outcome: "ok",
+            })
+            .inc();
+        crate::market::metrics::MarketMetrics::set_states(&m.market.sales, &[], &["SaleProving"]);
+        crate::market::metrics::MarketMetrics::set_states(&m.market.purchases, &[], &["started"]);
+        m.market
+            .proofs
+            .get_or_create(&crate::market::metrics::ProofLabels {
+                role: "validator",
+                outcome: "verified",
             })
             .inc();
         let text = m.render();

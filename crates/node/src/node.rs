@@ -46,6 +46,8 @@ pub enum StartError {
     Network(#[from] neverust_net::StartError),
     #[error("invalid --bootstrap-node: {0}")]
     Bootstrap(String),
+    #[error("cannot open the market: {0}")]
+    Market(#[from] crate::market::MarketStartError),
     #[error("cannot listen for the API on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -147,6 +149,26 @@ impl Node {
             Some(b) => Some(BootstrapTarget::parse(b).map_err(StartError::Bootstrap)?),
             None => None,
         };
+        // The node without a bootstrap node keeps the market's ledger; marketplace nodes
+        // follow the bootstrap node's once they have reached it.
+        let (keeper_tx, keeper_rx) = watch::channel(None);
+        let trading = config.mode == crate::config::Mode::Marketplace;
+        let market = if bootstrap.is_none() || trading {
+            let keeper = bootstrap.is_some().then_some(keeper_rx);
+            Some(
+                crate::market::Market::open(
+                    &config.data_dir.join("market"),
+                    &identity,
+                    net.stream_control(),
+                    keeper,
+                    config.market.clone(),
+                    trading,
+                )
+                .map_err(StartError::Market)?,
+            )
+        } else {
+            None
+        };
         let state = Arc::new(NodeState {
             config,
             identity,
@@ -156,6 +178,7 @@ impl Node {
             net,
             downloads: Default::default(),
             tiers,
+            market,
         });
         // Announcing before joining would reach nobody (an empty routing table), and the
         // next re-announcement is minutes away: datasets a restarted node holds would stay
@@ -163,7 +186,8 @@ impl Node {
         let joining = state.clone();
         tokio::spawn(async move {
             if let Some(target) = bootstrap {
-                crate::bootstrap::join(joining.net.clone(), target).await;
+                let keeper = crate::bootstrap::join(joining.net.clone(), target).await;
+                keeper_tx.send_replace(Some(keeper));
             }
             announce_stored(joining).await;
         });
@@ -180,6 +204,9 @@ impl Node {
             }
         });
         tokio::spawn(give_memory_back_when_idle(stopped.clone()));
+        if let Some(m) = state.market.clone() {
+            tokio::spawn(crate::market::run_agents(state.clone(), m, stopped.clone()));
+        }
         if let Some(t) = state.tiers.clone() {
             tokio::spawn(crate::tiers::rebalance_forever(t, stopped.clone()));
         }

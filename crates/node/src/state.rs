@@ -24,6 +24,8 @@ pub struct NodeState {
     pub downloads: crate::network_fetch::ActiveDownloads,
     /// The tiers, when the store is tiered (`--tier`).
     pub tiers: Option<crate::tiers::Tiers>,
+    /// The storage marketplace: on marketplace nodes, and on the node that keeps its ledger.
+    pub market: Option<std::sync::Arc<crate::market::Market>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ pub mod answers;
 mod data;
 mod debug;
 mod identity;
+mod market;
 mod network;
 mod ops;
 mod upload_meta;
@@ -39,7 +40,24 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/spr", get(identity::spr))
         .route("/debug/info", get(debug::info))
         .route("/debug/chronicles/loglevel", post(debug::set_log_level))
-        .route("/openapi.yaml", get(ops::openapi));
+        .route("/openapi.yaml", get(ops::openapi))
+        .route(
+            "/sales/availability",
+            get(market::availabilities).post(market::create_availability),
+        )
+        .route(
+            "/sales/availability/{id}",
+            axum::routing::patch(market::update_availability),
+        )
+        .route(
+            "/sales/availability/{id}/reservations",
+            get(market::reservations),
+        )
+        .route("/sales/slots", get(market::slots))
+        .route("/sales/slots/{slot_id}", get(market::slot))
+        .route("/storage/request/{cid}", post(market::request_storage))
+        .route("/storage/purchases", get(market::purchases))
+        .route("/storage/purchases/{id}", get(market::purchase));
     Router::new()
         .nest(BASE, api)
         .route("/health", get(ops::health))

@@ -56,8 +56,17 @@ pub const TIER_PROMOTIONS_TOTAL: &str = "neverust_tier_promotions_total";
 pub const TIER_DEMOTIONS_TOTAL: &str = "neverust_tier_demotions_total";
 pub const TIER_READ_LATENCY_SECONDS: &str = "neverust_tier_read_latency_seconds";
 
+// The storage marketplace's (`market::metrics::MarketMetrics`).
+pub const MARKET_PURCHASES: &str = "neverust_market_purchases";
+pub const MARKET_SALES: &str = "neverust_market_sales";
+pub const MARKET_PROOFS_TOTAL: &str = "neverust_market_proofs_total";
+pub const MARKET_SLOTS_FILLED_TOTAL: &str = "neverust_market_slots_filled_total";
+pub const MARKET_SLOTS_REPAIRED_TOTAL: &str = "neverust_market_slots_repaired_total";
+pub const MARKET_SLOTS_REBUILT_TOTAL: &str = "neverust_market_slots_rebuilt_total";
+pub const MARKET_LEDGER_ENTRIES: &str = "neverust_market_ledger_entries";
+
 /// Every name above, for the test that checks a node exposes them.
-pub const ALL: [&str; 42] = [
+pub const ALL: [&str; 49] = [
     NODE_INFO,
     BLOCK_COUNT,
     BLOCK_BYTES,
@@ -100,4 +109,11 @@ pub const ALL: [&str; 42] = [
     TIER_PROMOTIONS_TOTAL,
     TIER_DEMOTIONS_TOTAL,
     TIER_READ_LATENCY_SECONDS,
+    MARKET_PURCHASES,
+    MARKET_SALES,
+    MARKET_PROOFS_TOTAL,
+    MARKET_SLOTS_FILLED_TOTAL,
+    MARKET_SLOTS_REPAIRED_TOTAL,
+    MARKET_SLOTS_REBUILT_TOTAL,
+    MARKET_LEDGER_ENTRIES,
 ];
