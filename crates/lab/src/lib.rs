@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod report;
 pub mod results;
 pub mod sampler;
+pub mod topology;
 pub mod ui;
 pub mod viz;
 

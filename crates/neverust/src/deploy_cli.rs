@@ -9,6 +9,7 @@ use neverust_lab::deploy::compose::{self, ComposeOptions};
 use neverust_lab::deploy::k8s::{self, K8sOptions};
 use neverust_lab::deploy::topology::{Resources, Topology};
 use neverust_lab::deploy::{self, DEFAULT_IMAGE};
+use neverust_lab::topology::ports;
 
 use crate::cli::parse_size;
 use crate::lab_cli::parse_nodes;
@@ -178,10 +179,10 @@ pub fn compose(args: &ComposeArgs, opts: ComposeOptions) -> anyhow::Result<()> {
     );
     println!(
         "then: Grafana http://localhost:{} (admin/{}), Prometheus http://localhost:{}, visualizer http://localhost:{}, bootstrap API http://localhost:{}",
-        deploy::GRAFANA_PORT,
+        ports::GRAFANA_PORT,
         deploy::grafana::ADMIN_PASSWORD,
-        deploy::PROMETHEUS_PORT,
-        deploy::VIZ_PORT,
+        ports::PROMETHEUS_PORT,
+        ports::VIZ_PORT,
         compose::BOOTSTRAP_HOST_PORT
     );
     Ok(())

@@ -82,7 +82,7 @@ fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
     let rt = runtime();
     match args.action {
         Some(ClusterAction::Status { dir }) => {
-            let path = neverust_lab::cluster::file::default_path(&dir);
+            let path = neverust_lab::topology::cluster_file::default_path(&dir);
             match rt.block_on(supervise::status(&path)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,

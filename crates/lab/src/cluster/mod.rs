@@ -8,8 +8,8 @@
 //! signalled by pid, and restarts are left to that launcher's `--restart`.
 
 pub mod archivist;
-pub mod file;
 pub mod ports;
+pub mod processes;
 pub mod prometheus;
 pub mod remote;
 pub mod solo;
@@ -26,9 +26,10 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::client::NodeClient;
+use crate::topology::cluster_file::{self, ClusterFile, Implementation, NodeEntry};
+use crate::topology::mode_of;
 use crate::ui::Ui;
 use archivist::ArchivistNodes;
-use file::{ClusterFile, Implementation, NodeEntry};
 
 /// Where a node runs and how it is reached.
 #[derive(Debug, Clone)]
@@ -146,17 +147,6 @@ pub fn node_tier(spec: &str, index: usize) -> String {
     parts.join(":")
 }
 
-/// The `--mode` of node `index` in any cluster of the lab, native, Compose or Kubernetes:
-/// marketplace when `index % marketplace_every == 0` (0: never). The bootstrap (index 0) is
-/// altruistic: it is everyone's first peer and must not ration them.
-pub fn mode_of(index: usize, marketplace_every: usize) -> &'static str {
-    if index > 0 && marketplace_every > 0 && index.is_multiple_of(marketplace_every) {
-        "marketplace"
-    } else {
-        "altruistic"
-    }
-}
-
 /// Tokio worker threads for each of `nodes` nodes sharing this machine: its cores divided
 /// among them, at least one. Fifty nodes with a thread per core each spend their CPU waking
 /// one another's idle threads (about a tenth of it in the 50-node exchange).
@@ -187,7 +177,7 @@ pub struct Cluster {
 /// Whose the cluster's processes are.
 enum Ownership {
     /// This process launched them, and holds the directory's launcher lock while it runs.
-    Launched { _lock: file::LauncherLock },
+    Launched { _lock: processes::LauncherLock },
     /// Another launcher runs them (read from its `cluster.json`): pids only, no children.
     Attached,
 }
@@ -219,8 +209,8 @@ impl Cluster {
         std::fs::create_dir_all(&spec.dir)
             .with_context(|| format!("creating {}", spec.dir.display()))?;
         let dir = std::fs::canonicalize(&spec.dir)?;
-        let lock = file::lock_launcher(&dir)?;
-        let stale = file::find_stale(&dir);
+        let lock = processes::lock_launcher(&dir)?;
+        let stale = processes::find_stale(&dir);
         if !stale.is_empty() {
             let list: Vec<String> = stale
                 .iter()
@@ -269,7 +259,7 @@ impl Cluster {
         }
         let clients = nodes.iter().map(|n| NodeClient::of(&n.entry)).collect();
         let mut cluster = Cluster {
-            file_path: file::default_path(&dir),
+            file_path: cluster_file::default_path(&dir),
             spec: ClusterSpec { dir, ..spec },
             nodes,
             clients,
@@ -595,7 +585,7 @@ impl Cluster {
 
     fn exited(&self, index: usize) -> Option<u32> {
         let pid = self.nodes[index].entry.pid;
-        (!file::is_running(pid)).then_some(pid)
+        (!processes::is_running(pid)).then_some(pid)
     }
 
     /// Health, peers and stored bytes of one node, as it reports them.
@@ -633,7 +623,7 @@ impl Cluster {
             let _ = child.wait().await;
         } else {
             let deadline = Instant::now() + Duration::from_secs(5);
-            while file::is_running(pid) && Instant::now() < deadline {
+            while processes::is_running(pid) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -737,15 +727,15 @@ pub fn signal(pid: u32, sig: Signal) -> anyhow::Result<()> {
 
 /// Stops the nodes of a cluster whose launcher is gone: every stale process in `dir`.
 pub async fn stop_stale(dir: &Path) -> Vec<u32> {
-    let stale = file::find_stale(dir);
+    let stale = processes::find_stale(dir);
     for s in &stale {
         let _ = signal(s.pid, Signal::SIGTERM);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while stale.iter().any(|s| file::is_running(s.pid)) && Instant::now() < deadline {
+    while stale.iter().any(|s| processes::is_running(s.pid)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for s in stale.iter().filter(|s| file::is_running(s.pid)) {
+    for s in stale.iter().filter(|s| processes::is_running(s.pid)) {
         let _ = signal(s.pid, Signal::SIGKILL);
     }
     stale.iter().map(|s| s.pid).collect()

@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 
-use super::file::{ClusterFile, NodeEntry};
-use crate::deploy::prometheus::{file_sd_config, Labels, StaticConfig};
-pub use crate::deploy::prometheus::{JOB, SCRAPE_INTERVAL};
-use crate::deploy::topology::Member;
+use crate::topology::cluster_file::{ClusterFile, NodeEntry};
+use crate::topology::prometheus::{
+    config as whole, job, Config, FileSd, Labels, ScrapeConfig, StaticConfig,
+};
+pub use crate::topology::prometheus::{JOB, SCRAPE_INTERVAL};
+use crate::topology::Member;
 
 pub const TARGETS_FILE: &str = "prometheus-targets.json";
-pub const DEFAULT_PORT: u16 = crate::deploy::PROMETHEUS_PORT;
+pub const DEFAULT_PORT: u16 = crate::topology::ports::PROMETHEUS_PORT;
 
 fn member(n: &NodeEntry) -> Member {
     Member {
@@ -55,12 +57,23 @@ pub fn write_targets(file: &ClusterFile, dir: &Path) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
+/// The targets, with their labels, are in `targets_file` (see [`write_targets`]).
+pub fn file_sd_config(targets_file: &Path) -> Config {
+    whole(ScrapeConfig {
+        file_sd_configs: vec![FileSd {
+            files: vec![targets_file.display().to_string()],
+            refresh_interval: SCRAPE_INTERVAL,
+        }],
+        ..job()
+    })
+}
+
 /// The whole Prometheus configuration; the targets come from `targets_file`.
 pub fn config(targets_file: &Path) -> anyhow::Result<String> {
     Ok(format!(
         "# Written by `neverust cluster --prometheus`; the node list is in {}.\n{}",
         targets_file.display(),
-        crate::deploy::to_yaml(&file_sd_config(targets_file))?
+        serde_yaml_ng::to_string(&file_sd_config(targets_file))?
     ))
 }
 
@@ -175,7 +188,6 @@ impl Prometheus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::file::NodeEntry;
 
     fn entry(index: usize, mode: &str, api_port: u16) -> NodeEntry {
         NodeEntry {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::file::{self, ClusterFile, NodeEntry};
+use super::processes;
 use super::prometheus::Prometheus;
 use super::{Cluster, ClusterSpec};
+use crate::topology::cluster_file::{self, ClusterFile, NodeEntry};
 use crate::ui::Ui;
 
 pub struct ServeOptions {
@@ -171,7 +172,7 @@ fn short(peer: &str) -> String {
 pub async fn status(path: &Path) -> anyhow::Result<bool> {
     let cluster = Cluster::attach(path)?;
     let file = ClusterFile::read(path)?;
-    if !file::is_running(file.launcher_pid) {
+    if !processes::is_running(file.launcher_pid) {
         println!(
             "warning: the launcher (pid {}) is not running; its nodes may be stale",
             file.launcher_pid
@@ -215,17 +216,18 @@ pub async fn stop(dir: &Path) -> anyhow::Result<usize> {
     // The launcher is found by its lock, not by the pid in cluster.json: that pid may
     // belong to another program by now, and the file may be gone while its launcher runs
     // on (with --restart it would bring back the nodes stopped below).
-    let launchers: Vec<u32> = file::find_launcher(dir).into_iter().collect();
+    let launchers: Vec<u32> = processes::find_launcher(dir).into_iter().collect();
     for &pid in &launchers {
         let _ = super::signal(pid, nix::sys::signal::Signal::SIGTERM);
     }
     // A launcher stops its nodes (and Prometheus) itself, SIGKILLing them after 10 s.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while launchers.iter().any(|&pid| file::is_running(pid)) && std::time::Instant::now() < deadline
+    while launchers.iter().any(|&pid| processes::is_running(pid))
+        && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stopped = launchers.len() + super::stop_stale(dir).await.len();
-    let _ = std::fs::remove_file(file::default_path(dir));
+    let _ = std::fs::remove_file(cluster_file::default_path(dir));
     Ok(stopped)
 }

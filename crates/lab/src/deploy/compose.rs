@@ -16,15 +16,18 @@ use std::net::Ipv4Addr;
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::topology::{Member, Resources, Topology};
+use super::topology::{Resources, Topology};
 use super::{grafana, prometheus, DeployError};
-use super::{API_PORT, DATA_DIR, DISC_PORT, GRAFANA_PORT, LISTEN_PORT, PROMETHEUS_PORT, VIZ_PORT};
+use super::{API_PORT, DATA_DIR, DISC_PORT, LISTEN_PORT};
+use crate::topology::ports::{BOOTSTRAP_API_PORT, GRAFANA_PORT, PROMETHEUS_PORT, VIZ_PORT};
+use crate::topology::prometheus::Config;
+use crate::topology::Member;
 
 pub const NETWORK: &str = "neverust-net";
 pub const SUBNET: &str = "172.25.0.0/16";
 pub const BOOTSTRAP_ADDRESS: Ipv4Addr = Ipv4Addr::new(172, 25, 0, 10);
 /// Host ports: the bootstrap's API, then nodes 1..=PUBLISHED_NODES on the next ones.
-pub const BOOTSTRAP_HOST_PORT: u16 = crate::cluster::ports::BOOTSTRAP_API_PORT;
+pub const BOOTSTRAP_HOST_PORT: u16 = BOOTSTRAP_API_PORT;
 pub const PUBLISHED_NODES: usize = 5;
 /// Addresses per third octet (.1–.254) and third octets for nodes (1–254).
 const PER_OCTET: usize = 254;
@@ -409,7 +412,7 @@ pub fn viz_command() -> Vec<String> {
 }
 
 /// The scrape config the compose file mounts: every node by its service name.
-pub fn prometheus_config(topology: &Topology) -> prometheus::Config {
+pub fn prometheus_config(topology: &Topology) -> Config {
     prometheus::static_config(topology, |m| {
         format!("{}:{API_PORT}", service_name(m.index))
     })

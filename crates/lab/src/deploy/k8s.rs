@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use super::topology::{Resources, Topology};
 use super::{grafana, prometheus, DeployError};
-use super::{API_PORT, DATA_DIR, DISC_PORT, GRAFANA_PORT, LISTEN_PORT, PROMETHEUS_PORT, VIZ_PORT};
+use super::{API_PORT, DATA_DIR, DISC_PORT, LISTEN_PORT};
+use crate::topology::ports::{GRAFANA_PORT, PROMETHEUS_PORT, VIZ_PORT};
 
 /// The StatefulSet, its headless Service, and the prefix of every node pod's name.
 pub const STATEFULSET: &str = "neverust";

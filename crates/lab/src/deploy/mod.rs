@@ -2,9 +2,10 @@
 //! seed's workflow, one machine) and Kubernetes (beyond one machine).
 //!
 //! These are generators: they write documents and never talk to Docker or to a cluster.
-//! Who is the bootstrap and who runs in marketplace mode is decided once, in `topology`
-//! (with the native cluster's rule); `compose` and `k8s` render it, and `prometheus` renders
-//! its scrape targets with the labels the native cluster's Prometheus uses. Grafana's
+//! Who is the bootstrap and who runs in marketplace mode is decided once, by the lab's rule
+//! in `crate::topology`, which `topology` here applies to a deployment's N nodes; `compose`
+//! and `k8s` render it, and `prometheus` renders its scrape targets with the labels the
+//! native cluster's Prometheus uses. Grafana's
 //! provisioning and dashboards come from `deploy/grafana` in the repository (`grafana`).
 
 pub mod compose;
@@ -27,9 +28,6 @@ pub const DEFAULT_IMAGE: &str = "neverust:local";
 pub const API_PORT: u16 = 8080;
 pub const LISTEN_PORT: u16 = 8070;
 pub const DISC_PORT: u16 = 8090;
-pub const PROMETHEUS_PORT: u16 = 9090;
-pub const GRAFANA_PORT: u16 = 3000;
-pub const VIZ_PORT: u16 = 8888;
 /// Where a node keeps its data inside its container (a named volume or a PVC).
 pub const DATA_DIR: &str = "/data";
 
