@@ -29,10 +29,14 @@ pub struct TopologyArgs {
     /// Memory limit of each node, e.g. 512MiB, 1GiB (a quarter of it is reserved).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     pub memory: u64,
-    /// The neverust image the nodes and the visualizer run (Compose builds it under this
-    /// name; Kubernetes pulls it, so push it where the cluster can).
+    /// The neverust image the nodes run (Compose builds it under this name; Kubernetes
+    /// pulls it, so push it where the cluster can).
     #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
+    /// The image the visualizer runs: the Dockerfile's `visualizer` target, the one with
+    /// the page (default: --image's name with `-viz`, e.g. neverust-viz:local).
+    #[arg(long)]
+    pub viz_image: Option<String>,
     /// A storage tier for every node (repeatable, fastest first), as `neverust cluster
     /// --node-tier`; DIR is a path inside the node's container, backed by a volume of its
     /// own per node (Compose: a named volume; Kubernetes: a claim of the tier's size and a
@@ -42,6 +46,12 @@ pub struct TopologyArgs {
 }
 
 impl TopologyArgs {
+    fn viz_image(&self) -> String {
+        self.viz_image
+            .clone()
+            .unwrap_or_else(|| deploy::viz_image(&self.image))
+    }
+
     fn topology(&self) -> Result<Topology, String> {
         let resources = Resources::new(self.cpus, self.memory).map_err(|e| e.to_string())?;
         Topology::new(self.nodes, self.marketplace_every, resources)
@@ -80,6 +90,7 @@ impl ComposeArgs {
             topology: self.topology.topology()?,
             repo: self.repo.clone(),
             image: self.topology.image.clone(),
+            viz_image: self.topology.viz_image(),
         };
         // Refused here, with the flag named, rather than after the files are opened.
         compose::compose_file(&opts).map_err(|e| e.to_string())?;
@@ -111,6 +122,7 @@ impl K8sArgs {
             topology: self.topology.topology()?,
             namespace: self.namespace.clone(),
             image: self.topology.image.clone(),
+            viz_image: self.topology.viz_image(),
             storage: self.storage.clone(),
             storage_class: self.storage_class.clone(),
         };
