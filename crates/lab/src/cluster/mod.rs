@@ -8,6 +8,7 @@
 //! signalled by pid, and restarts are left to that launcher's `--restart`.
 
 pub mod archivist;
+pub mod error;
 pub mod ports;
 pub mod processes;
 pub mod prometheus;
@@ -20,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
@@ -30,6 +30,8 @@ use crate::topology::cluster_file::{self, ClusterFile, Implementation, NodeEntry
 use crate::topology::mode_of;
 use crate::ui::Ui;
 use archivist::ArchivistNodes;
+use error::io_at;
+pub use error::{ClusterError, SignalError};
 
 /// Where a node runs and how it is reached.
 #[derive(Debug, Clone)]
@@ -199,16 +201,12 @@ pub struct NodeStatus {
 impl Cluster {
     /// Starts every node (the bootstrap first), waits until all are ready, writes
     /// `cluster.json`. Refuses a directory in which nodes of an earlier launch still run.
-    pub async fn launch(spec: ClusterSpec, ui: &Ui) -> anyhow::Result<Cluster> {
+    pub async fn launch(spec: ClusterSpec, ui: &Ui) -> Result<Cluster, ClusterError> {
         if spec.nodes < 2 {
-            bail!(
-                "--nodes must be at least 2 (a bootstrap and one node), got {}",
-                spec.nodes
-            );
+            return Err(ClusterError::TooFewNodes { nodes: spec.nodes });
         }
-        std::fs::create_dir_all(&spec.dir)
-            .with_context(|| format!("creating {}", spec.dir.display()))?;
-        let dir = std::fs::canonicalize(&spec.dir)?;
+        std::fs::create_dir_all(&spec.dir).map_err(io_at("creating", &spec.dir))?;
+        let dir = std::fs::canonicalize(&spec.dir).map_err(io_at("resolving", &spec.dir))?;
         let lock = processes::lock_launcher(&dir)?;
         let stale = processes::find_stale(&dir);
         if !stale.is_empty() {
@@ -216,12 +214,11 @@ impl Cluster {
                 .iter()
                 .map(|s| format!("  pid {}: {}", s.pid, s.what))
                 .collect();
-            bail!(
-                "nodes of an earlier cluster in {} are still running:\n{}\nstop them first (`neverust cluster stop --dir {}`), or use another --dir",
-                dir.display(),
-                list.join("\n"),
-                spec.dir.display()
-            );
+            return Err(ClusterError::Stale {
+                dir,
+                list: list.join("\n"),
+                given: spec.dir,
+            });
         }
         let mut nodes = Vec::with_capacity(spec.nodes);
         for index in 0..spec.nodes {
@@ -235,7 +232,8 @@ impl Cluster {
                 }
             }
             let node_dir = dir.join(format!("node-{index}"));
-            std::fs::create_dir_all(node_dir.join("data"))?;
+            let data_dir = node_dir.join("data");
+            std::fs::create_dir_all(&data_dir).map_err(io_at("creating", &data_dir))?;
             nodes.push(NodeProc {
                 entry: NodeEntry {
                     index,
@@ -274,11 +272,11 @@ impl Cluster {
         // Whatever fails on the way, no node is left running.
         if let Err(e) = cluster.start_all(&bar).await {
             cluster.stop(ui).await;
-            return Err(e.context(format!(
-                "the cluster did not come up (ready timeout {:?}); node logs are in {}",
-                cluster.spec.ready_timeout,
-                cluster.spec.dir.display()
-            )));
+            return Err(ClusterError::NotUp {
+                timeout: cluster.spec.ready_timeout,
+                dir: cluster.spec.dir.clone(),
+                source: Box::new(e),
+            });
         }
         bar.finish_and_clear();
         cluster.ready_seconds = start.elapsed().as_secs_f64();
@@ -287,17 +285,21 @@ impl Cluster {
                 Ok(id) => cluster.nodes[i].entry.peer_id = id,
                 Err(e) => {
                     cluster.stop(ui).await;
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("node {i} came up but did not say its peer id")));
+                    return Err(ClusterError::NoPeerId {
+                        index: i,
+                        source: e,
+                    });
                 }
             }
         }
-        cluster.write_file()?;
+        cluster
+            .write_file()
+            .map_err(io_at("writing", &cluster.file_path))?;
         Ok(cluster)
     }
 
     /// A cluster another launcher runs, from its `cluster.json`.
-    pub fn attach(path: &Path) -> anyhow::Result<Cluster> {
+    pub fn attach(path: &Path) -> Result<Cluster, ClusterError> {
         let file = ClusterFile::read(path)?;
         let nodes: Vec<NodeProc> = file
             .nodes
@@ -399,18 +401,21 @@ impl Cluster {
     /// fetch its record as they start, and would back off for seconds if it were not there
     /// yet), then the rest. Archivist nodes join Archivist's DHT through the bootstrap's
     /// record (our nodes take part in it), and find content there, as in a real network.
-    async fn start_all(&mut self, bar: &indicatif::ProgressBar) -> anyhow::Result<()> {
+    async fn start_all(&mut self, bar: &indicatif::ProgressBar) -> Result<(), ClusterError> {
         self.spawn(0)?;
         self.wait_until(&[0], |_, s| s.healthy, Duration::from_secs(30))
             .await
-            .context("the bootstrap node did not become healthy")?;
+            .map_err(|e| ClusterError::BootstrapUnhealthy {
+                source: Box::new(e),
+            })?;
         let archivists = self.indices_of(Implementation::Archivist);
         if !archivists.is_empty() {
-            let spr = self.clients[0].spr().await?;
+            let spr = self.clients[0]
+                .spr()
+                .await
+                .map_err(|source| ClusterError::BootstrapRecord { source })?;
             if !neverust_node::identity::names_udp(&spr) {
-                bail!(
-                    "the bootstrap node does not take part in Archivist's DHT (its record names no UDP port: was NEVERUST_ARCHIVIST_DHT=false set?), so the Archivist nodes could not join the network"
-                );
+                return Err(ClusterError::NoArchivistDht);
             }
             self.bootstrap_dht_record = Some(spr);
         }
@@ -447,7 +452,7 @@ impl Cluster {
             .collect()
     }
 
-    fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
+    fn spawn(&mut self, index: usize) -> Result<(), ClusterError> {
         let spec = &self.spec;
         let node = &self.nodes[index];
         let e = &node.entry;
@@ -466,8 +471,7 @@ impl Cluster {
         match e.implementation {
             Implementation::Neverust => self.neverust_args(index, &mut cmd),
             Implementation::Archivist => {
-                archivist::prepare_data_dir(e)
-                    .with_context(|| format!("preparing {}", e.data_dir.display()))?;
+                archivist::prepare_data_dir(e).map_err(io_at("preparing", &e.data_dir))?;
                 cmd.args(archivist::args(
                     e,
                     node.placement.bind,
@@ -480,17 +484,19 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&e.log_file)
-            .with_context(|| format!("opening {}", e.log_file.display()))?;
+            .map_err(io_at("opening", &e.log_file))?;
         cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
+            .stdout(log.try_clone().map_err(io_at("opening", &e.log_file))?)
             .stderr(log)
             // Own process group: a Ctrl-C in the terminal reaches the launcher only, which
             // then stops the nodes in order instead of all of them racing.
             .process_group(0)
             .kill_on_drop(false);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting node {index} ({})", binary.display()))?;
+        let child = cmd.spawn().map_err(|source| ClusterError::Spawn {
+            index,
+            binary: binary.clone(),
+            source,
+        })?;
         let node = &mut self.nodes[index];
         node.entry.pid = child.id().unwrap_or(0);
         node.child = Some(child);
@@ -536,7 +542,7 @@ impl Cluster {
         indices: &[usize],
         ready: impl Fn(usize, &NodeStatus) -> bool,
         limit: Duration,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ClusterError> {
         let deadline = Instant::now() + limit;
         let mut pending: Vec<usize> = indices.to_vec();
         loop {
@@ -554,10 +560,11 @@ impl Cluster {
             }
             for &i in &pending {
                 if let Some(pid) = self.exited(i) {
-                    bail!(
-                        "node {i} (pid {pid}) exited while starting; see {}",
-                        self.nodes[i].entry.log_file.display()
-                    );
+                    return Err(ClusterError::Exited {
+                        index: i,
+                        pid,
+                        log: self.nodes[i].entry.log_file.clone(),
+                    });
                 }
             }
             if Instant::now() > deadline {
@@ -577,7 +584,10 @@ impl Cluster {
                         )
                     })
                     .collect();
-                bail!("{} node(s) not ready: {}", pending.len(), detail.join("; "));
+                return Err(ClusterError::NotReady {
+                    count: pending.len(),
+                    detail: detail.join("; "),
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -616,7 +626,7 @@ impl Cluster {
     }
 
     /// `kill -9`: no chance to flush or say goodbye.
-    pub async fn kill9(&mut self, index: usize) -> anyhow::Result<()> {
+    pub async fn kill9(&mut self, index: usize) -> Result<(), ClusterError> {
         let pid = self.nodes[index].entry.pid;
         signal(pid, Signal::SIGKILL)?;
         if let Some(child) = self.nodes[index].child.as_mut() {
@@ -633,11 +643,15 @@ impl Cluster {
 
     /// Starts a stopped node again on its ports and data, and waits until it has rejoined.
     /// On an attached cluster, waits for its launcher (`--restart`) to do it.
-    pub async fn restart(&mut self, index: usize, limit: Duration) -> anyhow::Result<Duration> {
+    pub async fn restart(
+        &mut self,
+        index: usize,
+        limit: Duration,
+    ) -> Result<Duration, ClusterError> {
         let start = Instant::now();
         if self.is_attached() {
             if !self.spec.restart {
-                bail!("this cluster was started without --restart: the bench cannot restart node {index}");
+                return Err(ClusterError::NoRestart { index });
             }
             let old = self.nodes[index].entry.pid;
             loop {
@@ -647,13 +661,14 @@ impl Cluster {
                     break;
                 }
                 if start.elapsed() > limit {
-                    bail!("node {index} was not restarted by its launcher within {limit:?}");
+                    return Err(ClusterError::NotRestarted { index, limit });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         } else {
             self.spawn(index)?;
-            self.write_file()?;
+            self.write_file()
+                .map_err(io_at("writing", &self.file_path))?;
         }
         let archivist = self.nodes[index].entry.implementation == Implementation::Archivist;
         let ready = |_: usize, s: &NodeStatus| {
@@ -718,11 +733,15 @@ impl Cluster {
     }
 }
 
-pub fn signal(pid: u32, sig: Signal) -> anyhow::Result<()> {
+pub fn signal(pid: u32, sig: Signal) -> Result<(), SignalError> {
     if pid == 0 {
-        bail!("no process to signal");
+        return Err(SignalError::NoProcess);
     }
-    kill(Pid::from_raw(pid as i32), sig).with_context(|| format!("sending {sig} to pid {pid}"))
+    kill(Pid::from_raw(pid as i32), sig).map_err(|source| SignalError::Send {
+        signal: sig,
+        pid,
+        source,
+    })
 }
 
 /// Stops the nodes of a cluster whose launcher is gone: every stale process in `dir`.

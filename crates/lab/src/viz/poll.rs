@@ -83,7 +83,7 @@ impl Poller {
         match &self.source {
             Source::ClusterFile(path) => {
                 let file = ClusterFile::read(path).map_err(|e| SourceError::ClusterFile {
-                    reason: format!("{e:#}"),
+                    reason: crate::error_chain(&e),
                 })?;
                 Ok(targets_from_cluster_file(&file))
             }
