@@ -6,156 +6,37 @@
 //! gracefully (SIGTERM, then SIGKILL after a grace period). A cluster can also be attached
 //! from its `cluster.json` (a running `neverust cluster`): then its nodes are reached and
 //! signalled by pid, and restarts are left to that launcher's `--restart`.
+//!
+//! This file holds the cluster and its lifecycle; what it is to be is in `spec`, how a
+//! node's process starts in `spawn`, and when the cluster counts as up in `readiness`.
 
 pub mod archivist;
 pub mod error;
 pub mod ports;
 pub mod processes;
 pub mod prometheus;
+mod readiness;
 pub mod remote;
 pub mod solo;
+mod spawn;
+mod spec;
 pub mod supervise;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::client::NodeClient;
 use crate::topology::cluster_file::{self, ClusterFile, Implementation, NodeEntry};
-use crate::topology::mode_of;
 use crate::ui::Ui;
-use archivist::ArchivistNodes;
 use error::io_at;
 pub use error::{ClusterError, SignalError};
-
-/// Where a node runs and how it is reached.
-#[derive(Debug, Clone)]
-pub struct Placement {
-    /// Network namespace to run in (`ip netns exec`), None for the launcher's own.
-    pub netns: Option<String>,
-    /// Address the node binds its listeners to.
-    pub bind: IpAddr,
-    /// Address the launcher reaches the node's API at.
-    pub host: String,
-    /// Address this node reaches the bootstrap's API at (None: the bootstrap's `host`).
-    pub bootstrap_host: Option<String>,
-}
-
-impl Placement {
-    pub fn loopback() -> Placement {
-        Placement {
-            netns: None,
-            bind: IpAddr::from([127, 0, 0, 1]),
-            host: "127.0.0.1".into(),
-            bootstrap_host: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ClusterSpec {
-    pub nodes: usize,
-    /// Holds `node-<i>/{data,node.log}` and `cluster.json`.
-    pub dir: PathBuf,
-    pub base_port: u16,
-    /// Node 0's API port (the seed's 9080); None puts it in the port scheme.
-    pub bootstrap_api_port: Option<u16>,
-    /// Node i (i ≥ 1) is a marketplace node when `i % marketplace_every == 0`; 0: none.
-    pub marketplace_every: usize,
-    /// The `neverust` binary the nodes run.
-    pub binary: PathBuf,
-    pub log_level: String,
-    /// More flags for every node's `start`.
-    pub extra_args: Vec<String>,
-    /// `--tier` specs for every Neverust node; a persistent tier's directory gets the
-    /// node's own subdirectory (see [`node_tier`]).
-    pub node_tiers: Vec<String>,
-    /// Per node placement; missing entries are loopback.
-    pub placements: Vec<Placement>,
-    /// Restart nodes that die on their own (recorded in `cluster.json` for attached benches).
-    pub restart: bool,
-    /// Give up waiting for the cluster to be ready after this long.
-    pub ready_timeout: Duration,
-    /// Nodes that run Archivist instead of Neverust (a mixed cluster).
-    pub archivist: Option<ArchivistNodes>,
-}
-
-impl ClusterSpec {
-    pub fn new(nodes: usize, dir: PathBuf) -> ClusterSpec {
-        ClusterSpec {
-            nodes,
-            dir,
-            base_port: ports::DEFAULT_BASE_PORT,
-            bootstrap_api_port: Some(ports::BOOTSTRAP_API_PORT),
-            marketplace_every: 3,
-            binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("neverust")),
-            log_level: "info".into(),
-            extra_args: Vec::new(),
-            node_tiers: Vec::new(),
-            placements: Vec::new(),
-            restart: false,
-            ready_timeout: Duration::from_secs(120),
-            archivist: None,
-        }
-    }
-
-    pub fn role(&self, index: usize) -> &'static str {
-        if index == 0 {
-            "bootstrap"
-        } else {
-            self.mode(index)
-        }
-    }
-
-    /// An Archivist node serves as an altruistic one: its marketplace needs a chain.
-    pub fn mode(&self, index: usize) -> &'static str {
-        match self.implementation(index) {
-            Implementation::Archivist => "altruistic",
-            Implementation::Neverust => mode_of(index, self.marketplace_every),
-        }
-    }
-
-    pub fn implementation(&self, index: usize) -> Implementation {
-        match &self.archivist {
-            Some(a) if a.runs(index) => Implementation::Archivist,
-            _ => Implementation::Neverust,
-        }
-    }
-
-    fn placement(&self, index: usize) -> Placement {
-        self.placements
-            .get(index)
-            .cloned()
-            .unwrap_or_else(Placement::loopback)
-    }
-}
-
-/// Node `index`'s own `--tier` from a cluster-wide spec: `{node}` in it becomes the index;
-/// a persistent tier's directory without it gets `/node-<index>` appended, so no two nodes
-/// share a tier directory.
-pub fn node_tier(spec: &str, index: usize) -> String {
-    if spec.contains("{node}") {
-        return spec.replace("{node}", &index.to_string());
-    }
-    let mut parts: Vec<String> = spec.split(':').map(String::from).collect();
-    if parts.len() >= 3 && parts[0] != "memory" {
-        parts[1] = format!("{}/node-{index}", parts[1].trim_end_matches('/'));
-    }
-    parts.join(":")
-}
-
-/// Tokio worker threads for each of `nodes` nodes sharing this machine: its cores divided
-/// among them, at least one. Fifty nodes with a thread per core each spend their CPU waking
-/// one another's idle threads (about a tenth of it in the 50-node exchange).
-pub fn worker_threads(nodes: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / nodes.max(1)).max(1)
-}
+pub use readiness::NodeStatus;
+pub use spec::{node_tier, worker_threads, ClusterSpec, Placement};
 
 struct NodeProc {
     entry: NodeEntry,
@@ -182,20 +63,6 @@ enum Ownership {
     Launched { _lock: processes::LauncherLock },
     /// Another launcher runs them (read from its `cluster.json`): pids only, no children.
     Attached,
-}
-
-/// What a node says about itself while the cluster comes up.
-#[derive(Debug, Clone, Default)]
-pub struct NodeStatus {
-    pub healthy: bool,
-    pub peer_id: String,
-    /// Peers with an open connection; `None` from a node that does not say (Archivist).
-    pub connected: Option<usize>,
-    pub known: usize,
-    pub blocks: f64,
-    pub bytes: f64,
-    /// Why the node's answers could not be read, though it is up.
-    pub error: Option<String>,
 }
 
 impl Cluster {
@@ -397,52 +264,6 @@ impl Cluster {
         self.write_file()
     }
 
-    /// Starts every node and waits until all have joined: the bootstrap first (the others
-    /// fetch its record as they start, and would back off for seconds if it were not there
-    /// yet), then the rest. Archivist nodes join Archivist's DHT through the bootstrap's
-    /// record (our nodes take part in it), and find content there, as in a real network.
-    async fn start_all(&mut self, bar: &indicatif::ProgressBar) -> Result<(), ClusterError> {
-        self.spawn(0)?;
-        self.wait_until(&[0], |_, s| s.healthy, Duration::from_secs(30))
-            .await
-            .map_err(|e| ClusterError::BootstrapUnhealthy {
-                source: Box::new(e),
-            })?;
-        let archivists = self.indices_of(Implementation::Archivist);
-        if !archivists.is_empty() {
-            let spr = self.clients[0]
-                .spr()
-                .await
-                .map_err(|source| ClusterError::BootstrapRecord { source })?;
-            if !neverust_node::identity::names_udp(&spr) {
-                return Err(ClusterError::NoArchivistDht);
-            }
-            self.bootstrap_dht_record = Some(spr);
-        }
-        for i in 1..self.nodes.len() {
-            self.spawn(i)?;
-        }
-        bar.set_message("waiting for every node to join");
-        let all: Vec<usize> = (0..self.nodes.len()).collect();
-        let want = self.nodes.len() - 1 - archivists.len();
-        let kinds: Vec<Implementation> =
-            self.nodes.iter().map(|n| n.entry.implementation).collect();
-        self.wait_until(
-            &all,
-            move |i, s| {
-                s.healthy
-                    && match (i, kinds[i]) {
-                        (0, _) => s.connected.is_some_and(|c| c >= want),
-                        (_, Implementation::Archivist) => true,
-                        _ => s.connected.is_some_and(|c| c >= 1),
-                    }
-            },
-            self.spec.ready_timeout,
-        )
-        .await?;
-        Ok(())
-    }
-
     /// The indices of the nodes that run `kind`.
     pub fn indices_of(&self, kind: Implementation) -> Vec<usize> {
         self.nodes
@@ -450,179 +271,6 @@ impl Cluster {
             .filter(|n| n.entry.implementation == kind)
             .map(|n| n.entry.index)
             .collect()
-    }
-
-    fn spawn(&mut self, index: usize) -> Result<(), ClusterError> {
-        let spec = &self.spec;
-        let node = &self.nodes[index];
-        let e = &node.entry;
-        let binary = match (&spec.archivist, e.implementation) {
-            (Some(a), Implementation::Archivist) => a.binary.clone(),
-            _ => spec.binary.clone(),
-        };
-        let mut cmd = match &node.placement.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&binary);
-                c
-            }
-            None => Command::new(&binary),
-        };
-        match e.implementation {
-            Implementation::Neverust => self.neverust_args(index, &mut cmd),
-            Implementation::Archivist => {
-                archivist::prepare_data_dir(e).map_err(io_at("preparing", &e.data_dir))?;
-                cmd.args(archivist::args(
-                    e,
-                    node.placement.bind,
-                    &spec.log_level,
-                    self.bootstrap_dht_record.as_deref(),
-                ));
-            }
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&e.log_file)
-            .map_err(io_at("opening", &e.log_file))?;
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io_at("opening", &e.log_file))?)
-            .stderr(log)
-            // Own process group: a Ctrl-C in the terminal reaches the launcher only, which
-            // then stops the nodes in order instead of all of them racing.
-            .process_group(0)
-            .kill_on_drop(false);
-        let child = cmd.spawn().map_err(|source| ClusterError::Spawn {
-            index,
-            binary: binary.clone(),
-            source,
-        })?;
-        let node = &mut self.nodes[index];
-        node.entry.pid = child.id().unwrap_or(0);
-        node.child = Some(child);
-        Ok(())
-    }
-
-    fn neverust_args(&self, index: usize, cmd: &mut Command) {
-        let spec = &self.spec;
-        let bootstrap = &self.nodes[0].entry;
-        let node = &self.nodes[index];
-        let e = &node.entry;
-        cmd.arg("start")
-            .args(["--mode", &e.mode])
-            .args(["--listen-ip", &node.placement.bind.to_string()])
-            .args(["--api-bindaddr", &node.placement.bind.to_string()])
-            .args(["--listen-port", &e.listen_port.to_string()])
-            .args(["--disc-port", &e.disc_port.to_string()])
-            .args(["--api-port", &e.api_port.to_string()])
-            .arg("--data-dir")
-            .arg(&e.data_dir)
-            .args(["--log-level", &spec.log_level])
-            .args(["--worker-threads", &worker_threads(spec.nodes).to_string()]);
-        if index > 0 {
-            let host = node
-                .placement
-                .bootstrap_host
-                .clone()
-                .unwrap_or_else(|| bootstrap.host.clone());
-            cmd.args([
-                "--bootstrap-node",
-                &format!("{host}:{}", bootstrap.api_port),
-            ]);
-        }
-        cmd.args(&spec.extra_args);
-        for tier in &spec.node_tiers {
-            cmd.arg("--tier").arg(node_tier(tier, index));
-        }
-    }
-
-    /// Polls the given nodes until `ready(index, status)` holds for all of them.
-    async fn wait_until(
-        &self,
-        indices: &[usize],
-        ready: impl Fn(usize, &NodeStatus) -> bool,
-        limit: Duration,
-    ) -> Result<(), ClusterError> {
-        let deadline = Instant::now() + limit;
-        let mut pending: Vec<usize> = indices.to_vec();
-        loop {
-            let polls = pending
-                .iter()
-                .map(|&i| async move { (i, self.status(i).await) });
-            let last: Vec<(usize, NodeStatus)> = futures::future::join_all(polls).await;
-            pending = last
-                .iter()
-                .filter(|(i, s)| !ready(*i, s))
-                .map(|(i, _)| *i)
-                .collect();
-            if pending.is_empty() {
-                return Ok(());
-            }
-            for &i in &pending {
-                if let Some(pid) = self.exited(i) {
-                    return Err(ClusterError::Exited {
-                        index: i,
-                        pid,
-                        log: self.nodes[i].entry.log_file.clone(),
-                    });
-                }
-            }
-            if Instant::now() > deadline {
-                let detail: Vec<String> = last
-                    .iter()
-                    .filter(|(i, _)| pending.contains(i))
-                    .take(5)
-                    .map(|(i, s)| {
-                        let connected = s.connected.map_or("?".to_string(), |c| c.to_string());
-                        let error = s
-                            .error
-                            .as_deref()
-                            .map_or(String::new(), |e| format!(" ({e})"));
-                        format!(
-                            "node {i}: healthy={} connected={connected}{error}",
-                            s.healthy
-                        )
-                    })
-                    .collect();
-                return Err(ClusterError::NotReady {
-                    count: pending.len(),
-                    detail: detail.join("; "),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn exited(&self, index: usize) -> Option<u32> {
-        let pid = self.nodes[index].entry.pid;
-        (!processes::is_running(pid)).then_some(pid)
-    }
-
-    /// Health, peers and stored bytes of one node, as it reports them.
-    pub async fn status(&self, index: usize) -> NodeStatus {
-        let client = &self.clients[index];
-        let mut s = NodeStatus {
-            healthy: client.healthy().await,
-            ..Default::default()
-        };
-        if !s.healthy {
-            return s;
-        }
-        match client.debug_info().await {
-            Ok(info) => {
-                s.peer_id = info.id;
-                s.connected = info.connected_peers.map(|c| c as usize);
-                s.known = info.table.nodes.len();
-            }
-            Err(e) => s.error = Some(e.to_string()),
-        }
-        if let Ok(text) = client.metrics().await {
-            let m = crate::metrics::parse(&text);
-            let (blocks, bytes) = self.nodes[index].entry.implementation.store_metrics();
-            s.blocks = crate::metrics::sum(&m, blocks);
-            s.bytes = crate::metrics::sum(&m, bytes);
-        }
-        s
     }
 
     /// `kill -9`: no chance to flush or say goodbye.
@@ -758,32 +406,4 @@ pub async fn stop_stale(dir: &Path) -> Vec<u32> {
         let _ = signal(s.pid, Signal::SIGKILL);
     }
     stale.iter().map(|s| s.pid).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::worker_threads;
-
-    #[test]
-    fn each_node_gets_its_own_tier_directory() {
-        use super::node_tier;
-        assert_eq!(node_tier("memory:64MiB", 3), "memory:64MiB");
-        assert_eq!(
-            node_tier("ssd:/mnt/ssd:1GiB", 3),
-            "ssd:/mnt/ssd/node-3:1GiB"
-        );
-        assert_eq!(
-            node_tier("hdd:/mnt/hdd/:1GiB:latency=8ms,bw=150MB/s", 12),
-            "hdd:/mnt/hdd/node-12:1GiB:latency=8ms,bw=150MB/s"
-        );
-        assert_eq!(node_tier("nvme:/n/{node}/x:1GiB", 7), "nvme:/n/7/x:1GiB");
-    }
-
-    #[test]
-    fn nodes_share_the_cores_and_each_gets_at_least_one_thread() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(worker_threads(1), cores);
-        assert_eq!(worker_threads(cores * 50), 1);
-        assert_eq!(worker_threads(0), cores);
-    }
 }
