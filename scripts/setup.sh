@@ -28,7 +28,8 @@ if ! command -v npm >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
 fi
-# The visualizer's page embeds d3 from npm: the build fails without it (crates/lab/build.rs).
+# The visualizer's page embeds d3 from npm: the default build fails without it
+# (crates/lab/build.rs; --no-default-features leaves the page out).
 (cd crates/lab/viz-web && npm ci --no-audit --no-fund --loglevel=error)
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "setup: done"

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use neverust_node::api::answers::{self, AnswerError, DebugInfo, PeerIdAnswer};
 use sha2::{Digest, Sha256};
 
-use crate::cluster::file::{Implementation, NodeEntry};
+use crate::topology::cluster_file::{Implementation, NodeEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

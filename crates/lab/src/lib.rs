@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod report;
 pub mod results;
 pub mod sampler;
+pub mod topology;
 pub mod ui;
 pub mod viz;
 
@@ -19,6 +20,18 @@ pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
+}
+
+/// An error with its causes, `outer: inner: ...`, as anyhow's `{:#}` prints one: for the
+/// places that show an error to the user themselves.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 pub fn now_rfc3339() -> String {

@@ -9,6 +9,7 @@ use neverust_lab::deploy::compose::{self, ComposeOptions};
 use neverust_lab::deploy::k8s::{self, K8sOptions};
 use neverust_lab::deploy::topology::{Resources, Topology};
 use neverust_lab::deploy::{self, DEFAULT_IMAGE};
+use neverust_lab::topology::ports;
 
 use crate::cli::parse_size;
 use crate::lab_cli::parse_nodes;
@@ -28,10 +29,14 @@ pub struct TopologyArgs {
     /// Memory limit of each node, e.g. 512MiB, 1GiB (a quarter of it is reserved).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     pub memory: u64,
-    /// The neverust image the nodes and the visualizer run (Compose builds it under this
-    /// name; Kubernetes pulls it, so push it where the cluster can).
+    /// The neverust image the nodes run (Compose builds it under this name; Kubernetes
+    /// pulls it, so push it where the cluster can).
     #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
+    /// The image the visualizer runs: the Dockerfile's `visualizer` target, the one with
+    /// the page (default: --image's name with `-viz`, e.g. neverust-viz:local).
+    #[arg(long)]
+    pub viz_image: Option<String>,
     /// A storage tier for every node (repeatable, fastest first), as `neverust cluster
     /// --node-tier`; DIR is a path inside the node's container, backed by a volume of its
     /// own per node (Compose: a named volume; Kubernetes: a claim of the tier's size and a
@@ -41,6 +46,12 @@ pub struct TopologyArgs {
 }
 
 impl TopologyArgs {
+    fn viz_image(&self) -> String {
+        self.viz_image
+            .clone()
+            .unwrap_or_else(|| deploy::viz_image(&self.image))
+    }
+
     fn topology(&self) -> Result<Topology, String> {
         let resources = Resources::new(self.cpus, self.memory).map_err(|e| e.to_string())?;
         Topology::new(self.nodes, self.marketplace_every, resources)
@@ -79,6 +90,7 @@ impl ComposeArgs {
             topology: self.topology.topology()?,
             repo: self.repo.clone(),
             image: self.topology.image.clone(),
+            viz_image: self.topology.viz_image(),
         };
         // Refused here, with the flag named, rather than after the files are opened.
         compose::compose_file(&opts).map_err(|e| e.to_string())?;
@@ -110,6 +122,7 @@ impl K8sArgs {
             topology: self.topology.topology()?,
             namespace: self.namespace.clone(),
             image: self.topology.image.clone(),
+            viz_image: self.topology.viz_image(),
             storage: self.storage.clone(),
             storage_class: self.storage_class.clone(),
         };
@@ -178,10 +191,10 @@ pub fn compose(args: &ComposeArgs, opts: ComposeOptions) -> anyhow::Result<()> {
     );
     println!(
         "then: Grafana http://localhost:{} (admin/{}), Prometheus http://localhost:{}, visualizer http://localhost:{}, bootstrap API http://localhost:{}",
-        deploy::GRAFANA_PORT,
+        ports::GRAFANA_PORT,
         deploy::grafana::ADMIN_PASSWORD,
-        deploy::PROMETHEUS_PORT,
-        deploy::VIZ_PORT,
+        ports::PROMETHEUS_PORT,
+        ports::VIZ_PORT,
         compose::BOOTSTRAP_HOST_PORT
     );
     Ok(())

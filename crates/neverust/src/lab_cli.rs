@@ -32,7 +32,7 @@ pub struct ClusterArgs {
     #[arg(long)]
     pub no_viz: bool,
     /// Port of the live visualizer (on 127.0.0.1).
-    #[arg(long, default_value_t = neverust_lab::deploy::VIZ_PORT, conflicts_with = "no_viz")]
+    #[arg(long, default_value_t = neverust_lab::topology::ports::VIZ_PORT, conflicts_with = "no_viz")]
     pub viz_port: u16,
 }
 

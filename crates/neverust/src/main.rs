@@ -82,15 +82,15 @@ fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
     let rt = runtime();
     match args.action {
         Some(ClusterAction::Status { dir }) => {
-            let path = neverust_lab::cluster::file::default_path(&dir);
+            let path = neverust_lab::topology::cluster_file::default_path(&dir);
             match rt.block_on(supervise::status(&path)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
-                Err(e) => exit(Err(e)),
+                Err(e) => exit(Err(e.into())),
             }
         }
         Some(ClusterAction::Stop { dir }) => exit(rt.block_on(async {
-            let n = supervise::stop(&dir).await?;
+            let n = supervise::stop(&dir).await;
             println!(
                 "stopped {n} process(es) of the cluster in {}",
                 dir.display()
@@ -109,7 +109,10 @@ fn cluster(args: lab_cli::ClusterArgs) -> ExitCode {
                 viz: args.viz_addr(),
             };
             let ui = neverust_lab::ui::Ui::new();
-            exit(rt.block_on(supervise::serve(spec, opts, &ui)))
+            exit(
+                rt.block_on(supervise::serve(spec, opts, &ui))
+                    .map_err(Into::into),
+            )
         }
     }
 }

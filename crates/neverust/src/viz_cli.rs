@@ -18,7 +18,7 @@ pub struct VizArgs {
     #[arg(long, conflicts_with = "cluster", value_parser = parse_http_url)]
     pub prometheus: Option<String>,
     /// Port of the page.
-    #[arg(long, default_value_t = neverust_lab::deploy::VIZ_PORT)]
+    #[arg(long, default_value_t = neverust_lab::topology::ports::VIZ_PORT)]
     pub port: u16,
     /// Address to serve on (0.0.0.0 in containers).
     #[arg(long, default_value = "127.0.0.1")]

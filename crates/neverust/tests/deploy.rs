@@ -174,6 +174,14 @@ fn compose_for_3_50_and_120_nodes_is_valid_and_complete() {
             str_of(&compose["services"]["visualizer"]["healthcheck"]["test"][0]),
             "NONE"
         );
+        // Only the visualizer's image has the page, whose build needs npm; the nodes' image
+        // is the Dockerfile's default target, built without it.
+        let viz = &compose["services"]["visualizer"];
+        assert_eq!(str_of(&viz["build"]["target"]), "visualizer");
+        assert_eq!(str_of(&viz["image"]), "neverust-viz:local");
+        let bootstrap = &compose["services"]["bootstrap"];
+        assert_eq!(str_of(&bootstrap["image"]), "neverust:local");
+        assert!(bootstrap["build"]["target"].is_null());
 
         // Grafana mounts the repository's provisioning and dashboards.
         let mounts: Vec<String> = compose["services"]["grafana"]["volumes"]
@@ -305,9 +313,50 @@ fn generate_compose_py_writes_beside_itself() {
     }
 }
 
+/// The Dockerfile's stages (`FROM ... AS name`, the last one also as ""), each with the
+/// stages it is built from or copies from.
+fn docker_stages(text: &str) -> Vec<(String, String, Vec<String>)> {
+    let mut stages: Vec<(String, String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(from) = line.strip_prefix("FROM ") {
+            let words: Vec<&str> = from.split_whitespace().collect();
+            let name = words.get(2).map_or(String::new(), |n| n.to_string());
+            stages.push((name, String::new(), vec![words[0].to_string()]));
+        }
+        if let Some((_, text, needs)) = stages.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+            if let Some(from) = line.strip_prefix("COPY --from=") {
+                needs.push(from.split_whitespace().next().unwrap().to_string());
+            }
+        }
+    }
+    stages
+}
+
+/// Everything that goes into building stage `target`: its own text and its bases'.
+fn docker_build_text(stages: &[(String, String, Vec<String>)], target: &str) -> String {
+    let Some((_, text, needs)) = stages.iter().find(|(n, _, _)| n == target) else {
+        return String::new();
+    };
+    let mut all = text.clone();
+    for need in needs {
+        all += &docker_build_text(stages, need);
+    }
+    all
+}
+
 #[test]
 fn dockerfile_passes_hadolint() {
     run_ok(common::tool("hadolint").arg(repo().join("Dockerfile")));
+    // The node's image (the default, last target) is built without npm; the visualizer's
+    // target has the page, which needs it.
+    let stages = docker_stages(&std::fs::read_to_string(repo().join("Dockerfile")).unwrap());
+    let node = &stages.last().unwrap().0;
+    let node_build = docker_build_text(&stages, node);
+    assert!(node_build.contains("--no-default-features"));
+    assert!(!node_build.contains("npm"), "the node's image needs npm");
+    assert!(docker_build_text(&stages, "visualizer").contains("npm ci"));
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
     for excluded in ["**/target", "**/node_modules", "**/neverust-cluster*"] {
         assert!(
@@ -374,7 +423,12 @@ fn kubernetes_manifests_pass_the_schema_validator() {
     find("Deployment", "prometheus");
     find("Role", "prometheus");
     find("RoleBinding", "prometheus");
-    find("Deployment", "visualizer");
+    assert_eq!(
+        str_of(
+            &find("Deployment", "visualizer")["spec"]["template"]["spec"]["containers"][0]["image"]
+        ),
+        "neverust-viz:local"
+    );
     let dashboards = find("ConfigMap", "grafana-dashboards");
     for name in ["cluster-overview.json", "node-detail.json"] {
         let on_disk =

@@ -12,8 +12,8 @@ use super::payload::Stored;
 use super::stress::{operations, Op};
 use super::Ctx;
 use crate::client::NodeClient;
-use crate::cluster::file::NodeEntry;
 use crate::results::{ChaosResult, Event, OpSample};
+use crate::topology::cluster_file::NodeEntry;
 
 const VERIFY_LIMIT: Duration = Duration::from_secs(60);
 const RESTART_LIMIT: Duration = Duration::from_secs(30);

@@ -13,9 +13,9 @@ use std::time::Duration;
 use super::stats::{mib_s, quantiles};
 use super::upload::human;
 use super::{short_error, upload_new, Ctx};
-use crate::cluster::file::Implementation;
 use crate::results::{InteropKind, InteropResult, InteropSize, InteropTransfer};
 use crate::sampler::summarize;
+use crate::topology::cluster_file::Implementation;
 
 const LIMIT: Duration = Duration::from_secs(600);
 const KINDS: [Implementation; 2] = [Implementation::Neverust, Implementation::Archivist];

@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::file::NodeEntry;
+use crate::topology::cluster_file::NodeEntry;
 
 /// Which nodes of the cluster run Archivist, and from which binary.
 #[derive(Debug, Clone)]

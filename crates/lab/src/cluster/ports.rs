@@ -7,14 +7,12 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 
+pub use crate::topology::ports::BOOTSTRAP_API_PORT;
+use crate::topology::ports::{GRAFANA_PORT, PROMETHEUS_PORT, VIZ_PORT};
+
 pub const DEFAULT_BASE_PORT: u16 = 20000;
-pub const BOOTSTRAP_API_PORT: u16 = 9080;
 /// Prometheus, Grafana, the visualizer.
-pub const RESERVED: [u16; 3] = [
-    crate::deploy::PROMETHEUS_PORT,
-    crate::deploy::GRAFANA_PORT,
-    crate::deploy::VIZ_PORT,
-];
+pub const RESERVED: [u16; 3] = [PROMETHEUS_PORT, GRAFANA_PORT, VIZ_PORT];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {

@@ -13,16 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 
-use super::file::{ClusterFile, NodeEntry};
-use crate::deploy::prometheus::{file_sd_config, Labels, StaticConfig};
-pub use crate::deploy::prometheus::{JOB, SCRAPE_INTERVAL};
-use crate::deploy::topology::Member;
+use crate::topology::cluster_file::{ClusterFile, NodeEntry};
+use crate::topology::prometheus::{
+    config as whole, job, Config, FileSd, Labels, ScrapeConfig, StaticConfig,
+};
+pub use crate::topology::prometheus::{JOB, SCRAPE_INTERVAL};
+use crate::topology::Member;
+
+use super::error::{io_at, IoAt};
 
 pub const TARGETS_FILE: &str = "prometheus-targets.json";
-pub const DEFAULT_PORT: u16 = crate::deploy::PROMETHEUS_PORT;
+pub const DEFAULT_PORT: u16 = crate::topology::ports::PROMETHEUS_PORT;
 
 fn member(n: &NodeEntry) -> Member {
     Member {
@@ -55,21 +58,59 @@ pub fn write_targets(file: &ClusterFile, dir: &Path) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
+/// The targets, with their labels, are in `targets_file` (see [`write_targets`]).
+pub fn file_sd_config(targets_file: &Path) -> Config {
+    whole(ScrapeConfig {
+        file_sd_configs: vec![FileSd {
+            files: vec![targets_file.display().to_string()],
+            refresh_interval: SCRAPE_INTERVAL,
+        }],
+        ..job()
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrometheusError {
+    #[error("--prometheus needs the `prometheus` binary, which is not on PATH: install it with `apt-get install prometheus` (Debian's package; scripts/setup.sh does it)")]
+    NotInstalled,
+    #[error(
+        "--prometheus-port {port} is in use (another Prometheus?); free it or pick another port"
+    )]
+    PortInUse { port: u16 },
+    #[error("writing Prometheus's configuration")]
+    Config(#[from] serde_yaml_ng::Error),
+    #[error("starting {}", binary.display())]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("waiting for Prometheus")]
+    Wait(#[source] std::io::Error),
+    #[error("Prometheus exited ({status}) before it was ready; see {}", log.display())]
+    Exited {
+        status: std::process::ExitStatus,
+        log: PathBuf,
+    },
+    #[error("Prometheus was not ready within {limit:?}; see {}", log.display())]
+    NotReady { limit: Duration, log: PathBuf },
+    #[error(transparent)]
+    Io(#[from] IoAt),
+}
+
 /// The whole Prometheus configuration; the targets come from `targets_file`.
-pub fn config(targets_file: &Path) -> anyhow::Result<String> {
+pub fn config(targets_file: &Path) -> Result<String, PrometheusError> {
     Ok(format!(
         "# Written by `neverust cluster --prometheus`; the node list is in {}.\n{}",
         targets_file.display(),
-        crate::deploy::to_yaml(&file_sd_config(targets_file))?
+        serde_yaml_ng::to_string(&file_sd_config(targets_file))?
     ))
 }
 
 /// Where the `prometheus` binary is, or an error that says how to get it.
-pub fn find_binary() -> anyhow::Result<PathBuf> {
-    crate::on_path("prometheus").context(
-        "--prometheus needs the `prometheus` binary, which is not on PATH: install it \
-             with `apt-get install prometheus` (Debian's package; scripts/setup.sh does it)",
-    )
+pub fn find_binary() -> Result<PathBuf, PrometheusError> {
+    crate::on_path("prometheus").ok_or(PrometheusError::NotInstalled)
 }
 
 /// A Prometheus process scraping the cluster in `dir`.
@@ -81,24 +122,29 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// Checks what can be checked before any node starts: the binary and the port.
-    pub fn preflight(port: u16) -> anyhow::Result<PathBuf> {
+    pub fn preflight(port: u16) -> Result<PathBuf, PrometheusError> {
         let binary = find_binary()?;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            bail!("--prometheus-port {port} is in use (another Prometheus?); free it or pick another port");
+            return Err(PrometheusError::PortInUse { port });
         }
         Ok(binary)
     }
 
     /// Starts Prometheus on 127.0.0.1:`port` with its config, data and log under
     /// `dir/prometheus/`, and waits until it answers `/-/ready`.
-    pub async fn start(binary: &Path, dir: &Path, port: u16) -> anyhow::Result<Prometheus> {
+    pub async fn start(
+        binary: &Path,
+        dir: &Path,
+        port: u16,
+    ) -> Result<Prometheus, PrometheusError> {
         let home = dir.join("prometheus");
         let data_dir = home.join("data");
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir).map_err(io_at("creating", &data_dir))?;
         let config_path = home.join("prometheus.yml");
-        std::fs::write(&config_path, config(&dir.join(TARGETS_FILE))?)?;
-        let log = std::fs::File::create(home.join("prometheus.log"))?;
+        std::fs::write(&config_path, config(&dir.join(TARGETS_FILE))?)
+            .map_err(io_at("writing", &config_path))?;
+        let log_path = home.join("prometheus.log");
+        let log = std::fs::File::create(&log_path).map_err(io_at("creating", &log_path))?;
         let mut cmd = tokio::process::Command::new(binary);
         cmd.arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--storage.tsdb.path={}", data_dir.display()))
@@ -106,14 +152,15 @@ impl Prometheus {
             .arg("--storage.tsdb.retention.time=2d")
             .arg("--log.level=warn")
             .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
+            .stdout(log.try_clone().map_err(io_at("opening", &log_path))?)
             .stderr(log)
             // Like the nodes: Ctrl-C reaches the launcher, which stops everything in order.
             .process_group(0)
             .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let child = cmd.spawn().map_err(|source| PrometheusError::Spawn {
+            binary: binary.to_path_buf(),
+            source,
+        })?;
         let mut prom = Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -123,16 +170,13 @@ impl Prometheus {
         Ok(prom)
     }
 
-    async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self, limit: Duration) -> Result<(), PrometheusError> {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + limit;
         let log = self.data_dir.with_file_name("prometheus.log");
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "Prometheus exited ({status}) before it was ready; see {}",
-                    log.display()
-                );
+            if let Some(status) = self.child.try_wait().map_err(PrometheusError::Wait)? {
+                return Err(PrometheusError::Exited { status, log });
             }
             let ready = http
                 .get(format!("{}/-/ready", self.url))
@@ -144,10 +188,7 @@ impl Prometheus {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!(
-                    "Prometheus was not ready within {limit:?}; see {}",
-                    log.display()
-                );
+                return Err(PrometheusError::NotReady { limit, log });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -175,7 +216,6 @@ impl Prometheus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::file::NodeEntry;
 
     fn entry(index: usize, mode: &str, api_port: u16) -> NodeEntry {
         NodeEntry {

@@ -14,8 +14,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::file::{ClusterFile, NodeEntry};
 use crate::client::{ClientError, NodeClient};
+use crate::topology::cluster_file::{ClusterFile, NodeEntry};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

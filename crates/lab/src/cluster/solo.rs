@@ -10,12 +10,35 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::error::{io_at, IoAt};
 use crate::client::NodeClient;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SoloError {
+    #[error("starting {}", binary.display())]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the node (pid {pid}) exited before it was ready; see {}", log.display())]
+    Exited { pid: u32, log: PathBuf },
+    #[error("the node (pid {pid}) was not ready within {limit:?}; see {}", log.display())]
+    NotReady {
+        pid: u32,
+        limit: Duration,
+        log: PathBuf,
+    },
+    #[error("no api= in {line:?}")]
+    NoApi { line: String },
+    #[error(transparent)]
+    Io(#[from] IoAt),
+}
 
 pub struct SoloNode {
     child: Child,
@@ -32,12 +55,10 @@ impl SoloNode {
         dir: &Path,
         args: &[String],
         limit: Duration,
-    ) -> anyhow::Result<SoloNode> {
-        std::fs::create_dir_all(dir.join("data"))
-            .with_context(|| format!("creating {}", dir.display()))?;
+    ) -> Result<SoloNode, SoloError> {
+        std::fs::create_dir_all(dir.join("data")).map_err(io_at("creating", dir))?;
         let log_file = dir.join("node.log");
-        let log = std::fs::File::create(&log_file)
-            .with_context(|| format!("creating {}", log_file.display()))?;
+        let log = std::fs::File::create(&log_file).map_err(io_at("creating", &log_file))?;
         let mut child = Command::new(binary)
             .arg("start")
             .args(["--listen-ip", "127.0.0.1", "--api-bindaddr", "127.0.0.1"])
@@ -48,10 +69,13 @@ impl SoloNode {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log.try_clone()?)
+            .stderr(log.try_clone().map_err(io_at("opening", &log_file))?)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .map_err(|source| SoloError::Spawn {
+                binary: binary.to_path_buf(),
+                source,
+            })?;
         let pid = child.id().unwrap_or(0);
         let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
         let ready = tokio::time::timeout(limit, async {
@@ -65,14 +89,14 @@ impl SoloNode {
         .await;
         let ready = match ready {
             Ok(Some(line)) => line,
-            Ok(None) => bail!(
-                "the node (pid {pid}) exited before it was ready; see {}",
-                log_file.display()
-            ),
-            Err(_) => bail!(
-                "the node (pid {pid}) was not ready within {limit:?}; see {}",
-                log_file.display()
-            ),
+            Ok(None) => return Err(SoloError::Exited { pid, log: log_file }),
+            Err(_) => {
+                return Err(SoloError::NotReady {
+                    pid,
+                    limit,
+                    log: log_file,
+                })
+            }
         };
         // Whatever else it prints goes to its log; a full pipe would block it.
         let mut log = tokio::fs::File::from_std(log);
@@ -84,7 +108,9 @@ impl SoloNode {
         let api = ready
             .split_whitespace()
             .find_map(|kv| kv.strip_prefix("api="))
-            .with_context(|| format!("no api= in {ready:?}"))?;
+            .ok_or_else(|| SoloError::NoApi {
+                line: ready.clone(),
+            })?;
         Ok(SoloNode {
             child,
             pid,

@@ -7,10 +7,30 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::file::{self, ClusterFile, NodeEntry};
-use super::prometheus::Prometheus;
+use super::error::{io_at, IoAt};
+use super::processes;
+use super::prometheus::{Prometheus, PrometheusError};
+use super::ClusterError;
 use super::{Cluster, ClusterSpec};
+use crate::topology::cluster_file::{self, ClusterFile, NodeEntry};
 use crate::ui::Ui;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
+    /// The visualizer's own message leads (it names the port), so it is a field rather than
+    /// a source, which `{:#}` would print after the advice.
+    #[error("{cause}; choose another --viz-port, or --no-viz")]
+    VizPort { cause: crate::viz::VizError },
+    #[error("listening for SIGTERM and SIGINT")]
+    Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Io(#[from] IoAt),
+}
 
 pub struct ServeOptions {
     pub keep_data: bool,
@@ -22,7 +42,7 @@ pub struct ServeOptions {
 
 /// Runs the cluster until a signal. Nodes that die are reported, and restarted when the
 /// spec says so.
-pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Result<()> {
+pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> Result<(), ServeError> {
     let restart = spec.restart;
     // Everything that can refuse the launch is checked before a node starts.
     let prometheus_binary = match opts.prometheus_port {
@@ -36,7 +56,7 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
         Some(addr) => Some(
             crate::viz::bind(addr)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}; choose another --viz-port, or --no-viz"))?,
+                .map_err(|cause| ServeError::VizPort { cause })?,
         ),
         None => None,
     };
@@ -46,7 +66,9 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
     if let Some((binary, port)) = prometheus_binary {
         match Prometheus::start(&binary, cluster.dir(), port).await {
             Ok(p) => {
-                cluster.set_prometheus(Some(p.url.clone()))?;
+                cluster
+                    .set_prometheus(Some(p.url.clone()))
+                    .map_err(io_at("writing", cluster.file_path()))?;
                 ui.say(format!(
                     "Prometheus: {} (scraping every node every {}; targets from {})",
                     p.url,
@@ -61,7 +83,7 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
             Err(e) => {
                 cluster.stop(ui).await;
                 cluster.remove_data();
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
@@ -79,8 +101,8 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
         cluster.ready_seconds,
         cluster.file_path().display()
     ));
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -94,7 +116,9 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
                 cluster.dir().join("prometheus/prometheus.log").display()
             ));
             prometheus = None;
-            cluster.set_prometheus(None)?;
+            cluster
+                .set_prometheus(None)
+                .map_err(io_at("writing", cluster.file_path()))?;
         }
         for (index, pid, how) in cluster.reap() {
             let log = cluster.entry(index).log_file.display().to_string();
@@ -108,7 +132,10 @@ pub async fn serve(spec: ClusterSpec, opts: ServeOptions, ui: &Ui) -> anyhow::Re
                         cluster.entry(index).pid,
                         took.as_secs_f64()
                     )),
-                    Err(e) => ui.say(format!("node {index} could not be restarted: {e:#}")),
+                    Err(e) => ui.say(format!(
+                        "node {index} could not be restarted: {}",
+                        crate::error_chain(&e)
+                    )),
                 }
             } else {
                 ui.say(format!(
@@ -168,10 +195,10 @@ fn short(peer: &str) -> String {
 }
 
 /// `neverust cluster status`: what every node of a running cluster says about itself.
-pub async fn status(path: &Path) -> anyhow::Result<bool> {
+pub async fn status(path: &Path) -> Result<bool, ClusterError> {
     let cluster = Cluster::attach(path)?;
     let file = ClusterFile::read(path)?;
-    if !file::is_running(file.launcher_pid) {
+    if !processes::is_running(file.launcher_pid) {
         println!(
             "warning: the launcher (pid {}) is not running; its nodes may be stale",
             file.launcher_pid
@@ -211,21 +238,22 @@ pub async fn status(path: &Path) -> anyhow::Result<bool> {
 
 /// `neverust cluster stop`: stops the launcher of `dir` if it runs (it stops its nodes),
 /// then any node process left in `dir`.
-pub async fn stop(dir: &Path) -> anyhow::Result<usize> {
+pub async fn stop(dir: &Path) -> usize {
     // The launcher is found by its lock, not by the pid in cluster.json: that pid may
     // belong to another program by now, and the file may be gone while its launcher runs
     // on (with --restart it would bring back the nodes stopped below).
-    let launchers: Vec<u32> = file::find_launcher(dir).into_iter().collect();
+    let launchers: Vec<u32> = processes::find_launcher(dir).into_iter().collect();
     for &pid in &launchers {
         let _ = super::signal(pid, nix::sys::signal::Signal::SIGTERM);
     }
     // A launcher stops its nodes (and Prometheus) itself, SIGKILLing them after 10 s.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while launchers.iter().any(|&pid| file::is_running(pid)) && std::time::Instant::now() < deadline
+    while launchers.iter().any(|&pid| processes::is_running(pid))
+        && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stopped = launchers.len() + super::stop_stale(dir).await.len();
-    let _ = std::fs::remove_file(file::default_path(dir));
-    Ok(stopped)
+    let _ = std::fs::remove_file(cluster_file::default_path(dir));
+    stopped
 }

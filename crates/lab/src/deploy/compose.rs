@@ -16,15 +16,18 @@ use std::net::Ipv4Addr;
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::topology::{Member, Resources, Topology};
+use super::topology::{Resources, Topology};
 use super::{grafana, prometheus, DeployError};
-use super::{API_PORT, DATA_DIR, DISC_PORT, GRAFANA_PORT, LISTEN_PORT, PROMETHEUS_PORT, VIZ_PORT};
+use super::{API_PORT, DATA_DIR, DISC_PORT, LISTEN_PORT};
+use crate::topology::ports::{BOOTSTRAP_API_PORT, GRAFANA_PORT, PROMETHEUS_PORT, VIZ_PORT};
+use crate::topology::prometheus::Config;
+use crate::topology::Member;
 
 pub const NETWORK: &str = "neverust-net";
 pub const SUBNET: &str = "172.25.0.0/16";
 pub const BOOTSTRAP_ADDRESS: Ipv4Addr = Ipv4Addr::new(172, 25, 0, 10);
 /// Host ports: the bootstrap's API, then nodes 1..=PUBLISHED_NODES on the next ones.
-pub const BOOTSTRAP_HOST_PORT: u16 = crate::cluster::ports::BOOTSTRAP_API_PORT;
+pub const BOOTSTRAP_HOST_PORT: u16 = BOOTSTRAP_API_PORT;
 pub const PUBLISHED_NODES: usize = 5;
 /// Addresses per third octet (.1–.254) and third octets for nodes (1–254).
 const PER_OCTET: usize = 254;
@@ -40,8 +43,10 @@ pub struct ComposeOptions {
     /// The repository's root as seen from the compose file's folder: the build context
     /// and where Grafana's files are mounted from (`..` for `benchmarks/`).
     pub repo: String,
-    /// The image the Dockerfile is built as, and every neverust service runs.
+    /// The image the Dockerfile's default target is built as, and every node runs.
     pub image: String,
+    /// The image of its visualizer target, which the visualizer runs.
+    pub viz_image: String,
 }
 
 /// Node `index`'s service (and host) name: `bootstrap`, `node1`, `node2`, ...
@@ -112,6 +117,9 @@ pub struct Service {
 pub struct Build {
     pub context: String,
     pub dockerfile: &'static str,
+    /// The Dockerfile's stage; none: its last (the node's image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<&'static str>,
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -238,6 +246,7 @@ fn node_service(opts: &ComposeOptions, m: Member) -> Service {
         build: m.is_bootstrap().then(|| Build {
             context: opts.repo.clone(),
             dockerfile: "Dockerfile",
+            target: None,
         }),
         image: opts.image.clone(),
         pull_policy: (!m.is_bootstrap()).then_some("never"),
@@ -361,8 +370,12 @@ pub fn compose_file(opts: &ComposeOptions) -> Result<ComposeFile, DeployError> {
     services.insert(
         "visualizer".into(),
         Service {
-            image: opts.image.clone(),
-            pull_policy: Some("never"),
+            build: Some(Build {
+                context: opts.repo.clone(),
+                dockerfile: "Dockerfile",
+                target: Some(super::VIZ_TARGET),
+            }),
+            image: opts.viz_image.clone(),
             container_name: "neverust-visualizer".into(),
             command: viz_command(),
             networks: on_network(None),
@@ -409,7 +422,7 @@ pub fn viz_command() -> Vec<String> {
 }
 
 /// The scrape config the compose file mounts: every node by its service name.
-pub fn prometheus_config(topology: &Topology) -> prometheus::Config {
+pub fn prometheus_config(topology: &Topology) -> Config {
     prometheus::static_config(topology, |m| {
         format!("{}:{API_PORT}", service_name(m.index))
     })
@@ -443,6 +456,7 @@ mod tests {
             topology: Topology::new(n, 3, Resources::default()).unwrap(),
             repo: "..".into(),
             image: "neverust:test".into(),
+            viz_image: "neverust-viz:test".into(),
         }
     }
 
@@ -473,15 +487,20 @@ mod tests {
     }
 
     #[test]
-    fn only_the_bootstrap_builds_and_only_five_nodes_are_published() {
+    fn each_image_is_built_once_and_only_five_nodes_are_published() {
         let f = compose_file(&opts(8)).unwrap();
-        let built: Vec<&String> = f
+        let built: Vec<(&String, Option<&str>)> = f
             .services
             .iter()
-            .filter(|(_, s)| s.build.is_some())
-            .map(|(n, _)| n)
+            .filter_map(|(n, s)| s.build.as_ref().map(|b| (n, b.target)))
             .collect();
-        assert_eq!(built, vec!["bootstrap"]);
+        assert_eq!(
+            built,
+            vec![
+                (&"bootstrap".to_string(), None),
+                (&"visualizer".to_string(), Some(crate::deploy::VIZ_TARGET))
+            ]
+        );
         let published: Vec<String> = f
             .services
             .values()

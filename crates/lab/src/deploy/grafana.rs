@@ -76,7 +76,13 @@ mod tests {
         let ds: serde_yaml_ng::Value = serde_yaml_ng::from_str(DATASOURCE.1).unwrap();
         assert_eq!(
             ds["datasources"][0]["url"].as_str(),
-            Some(format!("http://prometheus:{}", super::super::PROMETHEUS_PORT).as_str())
+            Some(
+                format!(
+                    "http://prometheus:{}",
+                    crate::topology::ports::PROMETHEUS_PORT
+                )
+                .as_str()
+            )
         );
     }
 }

@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use super::topology::{Resources, Topology};
 use super::{grafana, prometheus, DeployError};
-use super::{API_PORT, DATA_DIR, DISC_PORT, GRAFANA_PORT, LISTEN_PORT, PROMETHEUS_PORT, VIZ_PORT};
+use super::{API_PORT, DATA_DIR, DISC_PORT, LISTEN_PORT};
+use crate::topology::ports::{GRAFANA_PORT, PROMETHEUS_PORT, VIZ_PORT};
 
 /// The StatefulSet, its headless Service, and the prefix of every node pod's name.
 pub const STATEFULSET: &str = "neverust";
@@ -33,7 +34,10 @@ pub const RUN_AS: u32 = 10001;
 pub struct K8sOptions {
     pub topology: Topology,
     pub namespace: String,
+    /// The nodes' image (the Dockerfile's default target).
     pub image: String,
+    /// The visualizer's image (the Dockerfile's visualizer target).
+    pub viz_image: String,
     /// Each node's persistent volume, e.g. `1Gi`.
     pub storage: String,
     /// None: the cluster's default storage class.
@@ -396,7 +400,7 @@ fn visualizer(opts: &K8sOptions) -> Vec<Value> {
                 "securityContext": { "runAsNonRoot": true, "runAsUser": RUN_AS },
                 "containers": [{
                     "name": app,
-                    "image": opts.image,
+                    "image": opts.viz_image,
                     "imagePullPolicy": "IfNotPresent",
                     "args": super::compose::viz_command(),
                     "ports": [{ "name": "web", "containerPort": VIZ_PORT }],
@@ -416,6 +420,7 @@ mod tests {
             topology: Topology::new(n, 3, Resources::default()).unwrap(),
             namespace: "lab".into(),
             image: "registry.example/neverust:1".into(),
+            viz_image: "registry.example/neverust-viz:1".into(),
             storage: "2Gi".into(),
             storage_class: None,
         }

@@ -1,11 +1,10 @@
-//! Who is who in a deployed cluster: node 0 is the bootstrap, node i ≥ 1 runs in marketplace
-//! mode when the native cluster's rule says so (`cluster::mode_of`), and every node gets the
-//! same resources. Compose, Kubernetes and their Prometheus configs all read this, so they
+//! A deployed cluster's shape: how many nodes, each with its mode by the lab's one rule
+//! (`topology::mode_of`, node 0 the bootstrap), and the same resources and tiers for all. Compose, Kubernetes and their Prometheus configs all read this, so they
 //! agree on every node; addresses and names are each target's own business.
 
 use super::tiers::DeployTier;
 use super::DeployError;
-use crate::cluster::mode_of;
+use crate::topology::{mode_of, Member};
 
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -16,29 +15,6 @@ pub struct Topology {
     pub resources: Resources,
     /// Every node's tiers (`--node-tier`); empty: the plain store under the data directory.
     pub tiers: Vec<DeployTier>,
-}
-
-/// One node of the topology.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Member {
-    pub index: usize,
-    /// `altruistic` or `marketplace`: the node's `--mode`.
-    pub mode: &'static str,
-}
-
-impl Member {
-    pub fn is_bootstrap(&self) -> bool {
-        self.index == 0
-    }
-
-    /// `bootstrap` or `node`: the `role` label of the node's metrics.
-    pub fn role(&self) -> &'static str {
-        if self.is_bootstrap() {
-            "bootstrap"
-        } else {
-            "node"
-        }
-    }
 }
 
 impl Topology {

@@ -1,7 +1,18 @@
 //! The page's files, embedded in the binary so the visualizer works offline and from a
 //! container with nothing beside the binary: our own page (crates/lab/viz-web/src) and d3
 //! from npm (crates/lab/viz-web/node_modules, see build.rs).
+//!
+//! Only with the `viz-page` feature: d3 makes the build need npm, which a binary that only
+//! runs nodes (the node's image) has no use for. Without it there are no files at all,
+//! since the page is nothing without d3.
 
+/// Whether this binary carries the page.
+pub const EMBEDDED: bool = cfg!(feature = "viz-page");
+
+#[cfg(not(feature = "viz-page"))]
+const FILES: &[(&str, &[u8], &str)] = &[];
+
+#[cfg(feature = "viz-page")]
 const FILES: &[(&str, &[u8], &str)] = &[
     (
         "index.html",
@@ -38,7 +49,7 @@ pub fn get(name: &str) -> Option<(&'static [u8], &'static str)> {
         .map(|(_, body, mime)| (*body, *mime))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "viz-page"))]
 mod tests {
     #[test]
     fn the_page_and_d3_are_embedded() {

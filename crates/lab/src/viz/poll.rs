@@ -16,7 +16,7 @@ use futures::StreamExt;
 
 use super::snapshot::{Builder, DebugInfo, NodeMetrics, NodeReport, Snapshot, Target};
 use crate::client::NodeClient;
-use crate::cluster::file::ClusterFile;
+use crate::topology::cluster_file::ClusterFile;
 
 /// A node that has not answered within this long counts as down for this poll: the
 /// page must keep its 2 s rhythm even when a node hangs.
@@ -83,7 +83,7 @@ impl Poller {
         match &self.source {
             Source::ClusterFile(path) => {
                 let file = ClusterFile::read(path).map_err(|e| SourceError::ClusterFile {
-                    reason: format!("{e:#}"),
+                    reason: crate::error_chain(&e),
                 })?;
                 Ok(targets_from_cluster_file(&file))
             }

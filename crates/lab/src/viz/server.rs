@@ -147,7 +147,15 @@ async fn serve(listener: TcpListener, frames: watch::Receiver<Frame>) {
     let _ = axum::serve(listener, router(frames)).await;
 }
 
+/// What a binary built without the page answers for it.
+pub const NO_PAGE: &str = "this neverust binary was built without the visualizer's page \
+     (cargo feature `viz-page`, which needs npm): /snapshot.json and /ws still serve the \
+     cluster. Run a binary built with default features, or the image's `visualizer` target.";
+
 fn asset(name: &str) -> Response {
+    if !assets::EMBEDDED {
+        return (StatusCode::SERVICE_UNAVAILABLE, NO_PAGE).into_response();
+    }
     match assets::get(name) {
         Some((body, mime)) => (
             [
@@ -250,6 +258,21 @@ mod tests {
         fast.send(tokio_tungstenite::tungstenite::Message::Close(None))
             .await
             .unwrap();
+    }
+
+    /// A binary without the page says so, rather than a 404 that looks like a wrong URL.
+    #[cfg(not(feature = "viz-page"))]
+    #[tokio::test]
+    async fn without_the_page_the_visualizer_says_how_it_was_built() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_tx, frames) = watch::channel(Frame::default());
+        tokio::spawn(serve(listener, frames));
+        for path in ["/", "/app.js"] {
+            let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+            assert!(r.text().await.unwrap().contains("viz-page"));
+        }
     }
 
     #[tokio::test]

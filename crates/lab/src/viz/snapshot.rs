@@ -14,8 +14,8 @@ use neverust_node::api::answers;
 use neverust_node::metrics::names;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::file::Implementation;
 use crate::metrics::{self, Sample};
+use crate::topology::cluster_file::Implementation;
 
 /// How long a node that stopped answering stays on the page (grey) before it is removed.
 pub const GONE_AFTER_SECONDS: f64 = 6.0;

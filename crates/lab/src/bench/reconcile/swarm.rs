@@ -63,7 +63,7 @@ async fn one(
             Ok(n) => nodes.push(n),
             Err(e) => {
                 stop(nodes).await;
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
