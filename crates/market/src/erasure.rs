@@ -86,7 +86,7 @@ impl SlotLayout {
             return Err(ErasureError::InsufficientBlocks {
                 blocks,
                 ec_k,
-                min_size: (ec_k * block_size) as u64,
+                min_size: (ec_k as u64).saturating_mul(block_size as u64),
             });
         }
         if block_size == 0 || block_size % 2 == 1 {
