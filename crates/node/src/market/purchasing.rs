@@ -154,6 +154,15 @@ pub async fn request_storage(
         }
         return Err(e);
     }
+    // Hosts find the coded dataset as they find any dataset.
+    let announcing = state.clone();
+    let (manifest_cid, tree_cid) = (coded.manifest_cid, coded.tree_cid);
+    tokio::spawn(async move {
+        announcing
+            .net
+            .provide_dataset(&manifest_cid, &tree_cid)
+            .await
+    });
     tracing::info!(request = %id, dataset = %cid_string(&cid), slots = coded.slots, slot_size = coded.slot_size, "storage requested");
     Ok(id)
 }

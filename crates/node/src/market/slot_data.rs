@@ -64,6 +64,7 @@ pub enum SlotDataError {
 /// A coded dataset as the client stored it.
 pub struct Coded {
     pub manifest_cid: Cid,
+    pub tree_cid: Cid,
     pub verify_root: Digest,
     pub slot_size: u64,
     pub slots: u64,
@@ -141,6 +142,7 @@ pub async fn code_dataset(
         upload.commit(&manifest.tree_cid, leaves, &manifest_cid, manifest_bytes)?;
         Ok(Coded {
             manifest_cid,
+            tree_cid: manifest.tree_cid,
             verify_root,
             slot_size: set.layout.slot_size(),
             slots: set.layout.slots() as u64,
