@@ -118,6 +118,25 @@ impl Market {
     pub fn copy(&self) -> &Arc<LedgerCopy> {
         &self.link.copy
     }
+
+    /// Tops this node's balance up to `amount`: tokens enter the market here (a transfer in,
+    /// on a chain), for a client's escrow or a host's collateral.
+    pub async fn fund(
+        &self,
+        amount: neverust_market::request::Amount,
+    ) -> Result<(), link::ActError> {
+        let have = self.copy().read(|l| {
+            use neverust_market::ledger::MarketState;
+            l.balance(&self.me)
+        });
+        if have < amount {
+            let deposit = neverust_market::ledger::Action::Deposit {
+                amount: amount - have,
+            };
+            self.link.act(deposit).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs the agents until the node stops.

@@ -196,18 +196,8 @@ fn check_offers(market: &Market, ask: &StorageAsk) -> Result<(), PurchaseError> 
 
 async fn post(market: &Market, request: StorageRequest) -> Result<(), PurchaseError> {
     let price = request.ask.total_price()?;
-    let have = market.copy().read(|l| l.balance(&market.me));
     let refused = |e: super::link::ActError| PurchaseError::Refused(e.to_string());
-    if have < price {
-        // The tokens enter the market here (a transfer in, on a chain).
-        market
-            .link
-            .act(Action::Deposit {
-                amount: price - have,
-            })
-            .await
-            .map_err(refused)?;
-    }
+    market.fund(price).await.map_err(refused)?;
     market
         .link
         .act(Action::RequestStorage { request })

@@ -453,18 +453,11 @@ async fn sell(
         .await
         .map_err(|e| (SaleState::SaleErrored, e.to_string()))?;
     sales.set(&id, SaleState::SaleFilling);
-    // The collateral enters the market with the fill (a token transfer in on a chain).
     let collateral = request.ask.collateral_per_slot().unwrap_or(0);
-    let have = market.copy().read(|l| l.balance(&market.me));
-    if have < collateral {
-        market
-            .link
-            .act(Action::Deposit {
-                amount: collateral - have,
-            })
-            .await
-            .map_err(|e| (SaleState::SaleErrored, e.to_string()))?;
-    }
+    market
+        .fund(collateral)
+        .await
+        .map_err(|e| (SaleState::SaleErrored, e.to_string()))?;
     market
         .link
         .act(Action::FillSlot { slot, proof })
