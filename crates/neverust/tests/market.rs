@@ -6,9 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{data, TestNode};
+use common::{data, eventually, TestNode};
 use serde_json::{json, Value};
 
 /// Short periods so a lost host is noticed within seconds.
@@ -60,25 +60,6 @@ fn request(nodes: u64, tolerance: u64, duration: u64) -> Value {
         "tolerance": tolerance,
         "expiry": 120,
     })
-}
-
-/// Polls `check` every 250 ms until it gives a value, for at most `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 async fn held_slots(node: &TestNode) -> Vec<(String, u64)> {

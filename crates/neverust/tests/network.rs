@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{data, TestNode};
+use common::{data, eventually, TestNode};
 use neverust_node::metrics::names;
 use sha2::{Digest, Sha256};
 
@@ -49,14 +49,10 @@ async fn content_is_found_through_the_dht_two_hops_away() {
     let listed: neverust_node::api::answers::DataList = c.get("/data").await;
     assert!(listed.content.iter().any(|d| d.cid == cid));
     // Its announcement goes out through the queue (started once the walk ahead of it ends).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while c.metric(names::DHT_ANNOUNCEMENTS_TOTAL).await < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "C never announced the dataset it fetched"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let announced =
+        || async { (c.metric(names::DHT_ANNOUNCEMENTS_TOTAL).await >= 1.0).then_some(()) };
+    let limit = std::time::Duration::from_secs(20);
+    eventually("C to announce the dataset it fetched", limit, announced).await;
     assert_eq!(c.metric(names::DHT_ANNOUNCEMENTS_WAITING).await, 0.0);
 }
 
@@ -161,16 +157,16 @@ async fn a_restarted_node_keeps_its_peer_id_and_rejoins() {
     // Its data is announced again after the restart: a newcomer finds it through the DHT.
     let c = start_joined(dirs[2].path(), &boot, &[]);
     c.wait_connected(&boot.peer_id).await;
-    let mut got = (0, vec![]);
-    for _ in 0..50 {
-        got = c.stream_network(&cid).await;
-        if got.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(got.0, 200);
-    assert_eq!(sha(&got.1), sha(&payload));
+    let got = eventually(
+        "the newcomer to find the dataset",
+        Duration::from_secs(15),
+        || async {
+            let (status, body) = c.stream_network(&cid).await;
+            (status == 200).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(sha(&got), sha(&payload));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,9 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{data, TestNode};
+use common::{data, eventually, TestNode};
 use neverust_node::api::answers::{DataList, DebugInfo, PeerIdAnswer, Space, SprAnswer};
 use sha2::{Digest, Sha256};
 
@@ -200,14 +200,12 @@ async fn over_quota_is_refused_with_the_quota_in_the_message_and_nothing_stored(
 }
 
 async fn wait_for_space(node: &TestNode, expected: &Space) -> Space {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("the space to be {expected:?}");
+    eventually(&what, Duration::from_secs(10), || async {
         let now = node.space().await;
-        if &now == expected || Instant::now() > deadline {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (&now == expected).then_some(now)
+    })
+    .await
 }
 
 /// Sends part of a large upload, a few blocks at a time, until the node counts some of it
@@ -224,7 +222,6 @@ async fn start_upload_until_stored(node: &TestNode, used_before: u64, seed: u64)
     )
     .unwrap();
     let body = data(DECLARED * BLOCK, seed);
-    let deadline = Instant::now() + Duration::from_secs(30);
     // Never the whole body: the upload must still be unfinished when we stop.
     for piece in body.chunks(32 * BLOCK).take(DECLARED / 32 - 1) {
         conn.write_all(piece).unwrap();
@@ -234,13 +231,13 @@ async fn start_upload_until_stored(node: &TestNode, used_before: u64, seed: u64)
             return conn;
         }
     }
-    while node.space().await.quota_used_bytes == used_before {
-        assert!(
-            Instant::now() < deadline,
-            "the node never stored a block of the upload"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stored = || async { (node.space().await.quota_used_bytes != used_before).then_some(()) };
+    eventually(
+        "the node to store a block of the upload",
+        Duration::from_secs(30),
+        stored,
+    )
+    .await;
     conn
 }
 

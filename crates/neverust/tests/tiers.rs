@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{data, metric_sum, usage_error, TestNode};
+use common::{data, eventually, metric_sum, usage_error, TestNode};
 use neverust_node::metrics::names;
 use sha2::{Digest, Sha256};
 
@@ -80,17 +80,17 @@ async fn a_tiered_node_serves_moves_and_keeps_every_block() {
     assert!(text.contains("emulated=\"true\""));
 
     // Reads of a slow tier's blocks bring some up within a few placement rounds.
-    let mut promoted = 0.0;
-    for _ in 0..40 {
-        let (_, body) = node.download(&cid).await;
-        assert_eq!(body.len(), payload.len());
-        promoted = metric_sum(&node.metrics_text().await, names::TIER_PROMOTIONS_TOTAL);
-        if promoted > 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(promoted > 0.0, "no block was promoted after repeated reads");
+    eventually(
+        "a block to be promoted by repeated reads",
+        Duration::from_secs(10),
+        || async {
+            let (_, body) = node.download(&cid).await;
+            assert_eq!(body.len(), payload.len());
+            let promoted = metric_sum(&node.metrics_text().await, names::TIER_PROMOTIONS_TOTAL);
+            (promoted > 0.0).then_some(())
+        },
+    )
+    .await;
 
     node.kill9();
     let node = TestNode::start(&dir.path().join("data"), &args);

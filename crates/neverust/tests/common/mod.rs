@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use neverust_lab::client::NodeClient;
 use neverust_node::api::answers::{self, DebugInfo, Space};
 
 pub mod archivist;
+pub mod eventually;
+
+pub use eventually::eventually;
 
 pub struct TestNode {
     pub child: Child,
@@ -19,6 +23,9 @@ pub struct TestNode {
     pub peer_id: String,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    /// The lab's client of the node's API: what the lab and the visualizer read, the
+    /// tests read the same way.
+    pub client: NodeClient,
 }
 
 pub fn binary() -> &'static str {
@@ -75,8 +82,10 @@ impl TestNode {
                 .unwrap_or_else(|| panic!("no {key} in {ready:?}"))
                 .to_string()
         };
+        let base = field("api=");
         TestNode {
-            base: field("api="),
+            client: NodeClient::new(base.clone()),
+            base,
             peer_id: field("peer_id="),
             child,
             data_dir: data_dir.to_path_buf(),
@@ -164,7 +173,10 @@ impl TestNode {
     }
 
     pub async fn debug_info(&self) -> DebugInfo {
-        self.get("/debug/info").await
+        self.client
+            .debug_info()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.base))
     }
 
     /// Peer ids this node holds a live connection to, from `/debug/info`.
@@ -180,18 +192,23 @@ impl TestNode {
 
     /// Waits (bounded) until this node is connected to `peer`.
     pub async fn wait_connected(&self, peer: &str) {
-        for _ in 0..200 {
-            if self.connected_peers().await.iter().any(|p| p == peer) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{} never connected to {peer}", self.peer_id);
+        let what = format!("{} to connect to {peer}", self.peer_id);
+        eventually(&what, Duration::from_secs(10), || async {
+            self.connected_peers()
+                .await
+                .iter()
+                .any(|p| p == peer)
+                .then_some(())
+        })
+        .await
     }
 
     /// The node's `/metrics` text.
     pub async fn metrics_text(&self) -> String {
-        metrics_of(&self.http, &self.base).await
+        self.client
+            .metrics()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.base))
     }
 
     /// The sum of every series of a metric in `/metrics` (0 when absent).
