@@ -52,7 +52,8 @@ impl TestNode {
                 "--api-bindaddr",
                 ip,
                 "--log-level",
-                "warn",
+                // NEVERUST_TEST_LOG=info shows what the nodes of a failing test did.
+                &std::env::var("NEVERUST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             ])
             .arg("--data-dir")
             .arg(data_dir)

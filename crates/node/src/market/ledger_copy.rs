@@ -5,10 +5,15 @@
 //! The keeper's copy also keeps the log in memory, to send followers what they missed;
 //! a follower's keeps only the books.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use libp2p::identity::PublicKey;
+use libp2p::PeerId;
+use neverust_market::ids::Address;
 
 use neverust_market::ledger::{
     LedgerError, MarketConfig, MarketState, MemoryLedger, Outcome, SignedAction,
@@ -32,10 +37,17 @@ pub enum CopyError {
     },
     #[error(transparent)]
     Refused(#[from] LedgerError),
+    /// The very same signed action was applied before, as entry `seq`.
+    #[error("the action is entry {seq} already")]
+    Duplicate { seq: u64 },
 }
 
 struct Copy {
     ledger: MemoryLedger,
+    /// Who each address is on the network, from the keys that signed their actions.
+    peers: BTreeMap<Address, PeerId>,
+    /// The latest entries by signature, so a resubmitted action is recognised.
+    recent: Recent,
     file: File,
     /// Every entry, for followers (the keeper only).
     kept: Option<Vec<Arc<SignedAction>>>,
@@ -88,6 +100,8 @@ impl LedgerCopy {
             MemoryLedger::without_log(config)
         };
         let mut kept = keep.then(Vec::new);
+        let mut peers = BTreeMap::new();
+        let mut recent = Recent::default();
         let mut good_bytes = 0u64;
         let mut len = 0u64;
         if let Ok(f) = File::open(&log_path) {
@@ -96,6 +110,8 @@ impl LedgerCopy {
                 let Ok(entry) = serde_json::from_slice::<SignedAction>(&line) else {
                     break;
                 };
+                learn_peer(&mut peers, &entry);
+                recent.insert(&entry, len);
                 if let Err(e) = ledger.apply(entry.clone()) {
                     tracing::warn!(
                         seq = len,
@@ -123,6 +139,8 @@ impl LedgerCopy {
             dir: dir.to_path_buf(),
             copy: Mutex::new(Copy {
                 ledger,
+                peers,
+                recent,
                 file,
                 kept,
                 len,
@@ -137,7 +155,11 @@ impl LedgerCopy {
         let mut line = serde_json::to_vec(&entry).expect("actions serialize");
         line.push(b'\n');
         let mut copy = self.copy.lock().expect("ledger lock");
+        if let Some(seq) = copy.recent.get(&entry) {
+            return Err(CopyError::Duplicate { seq });
+        }
         let outcome = copy.ledger.apply(entry.clone())?;
+        learn_peer(&mut copy.peers, &entry);
         let path = self.dir.join(LOG);
         if let Err(e) = copy
             .file
@@ -150,6 +172,7 @@ impl LedgerCopy {
         }
         let seq = copy.len;
         copy.len += 1;
+        copy.recent.insert(&entry, seq);
         let entry = Arc::new(entry);
         if let Some(k) = copy.kept.as_mut() {
             k.push(entry.clone());
@@ -188,6 +211,16 @@ impl LedgerCopy {
         f(&self.copy.lock().expect("ledger lock").ledger)
     }
 
+    /// The peer behind `address`, if it has acted.
+    pub fn peer_of(&self, address: &Address) -> Option<PeerId> {
+        self.copy
+            .lock()
+            .expect("ledger lock")
+            .peers
+            .get(address)
+            .copied()
+    }
+
     pub fn config(&self) -> MarketConfig {
         self.read(|l| l.config().clone())
     }
@@ -215,6 +248,38 @@ impl LedgerCopy {
     }
 }
 
+/// The sequence numbers of the latest entries by signature.
+#[derive(Default)]
+struct Recent {
+    by_signature: std::collections::HashMap<Vec<u8>, u64>,
+    order: std::collections::VecDeque<Vec<u8>>,
+}
+
+/// Resubmissions come within seconds: this many entries back is plenty.
+const RECENT: usize = 16_384;
+
+impl Recent {
+    fn insert(&mut self, entry: &SignedAction, seq: u64) {
+        self.by_signature.insert(entry.signature.clone(), seq);
+        self.order.push_back(entry.signature.clone());
+        if self.order.len() > RECENT {
+            if let Some(old) = self.order.pop_front() {
+                self.by_signature.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, entry: &SignedAction) -> Option<u64> {
+        self.by_signature.get(&entry.signature).copied()
+    }
+}
+
+fn learn_peer(peers: &mut BTreeMap<Address, PeerId>, entry: &SignedAction) {
+    if let Ok(key) = PublicKey::try_decode_protobuf(&entry.actor) {
+        peers.insert(Address::of(&key), key.to_peer_id());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +302,12 @@ mod tests {
             copy.apply(deposit(&key, 11, 7)).unwrap();
             let refused = copy.apply(deposit(&key, 9, 1)).unwrap_err();
             assert!(matches!(refused, CopyError::Refused(_)), "{refused}");
+            let again = deposit(&key, 11, 7);
+            let twice = copy.apply(again).unwrap_err();
+            assert!(
+                matches!(twice, CopyError::Duplicate { .. }),
+                "the same signed action is not applied twice: {twice}"
+            );
             assert_eq!(copy.entries(), 2);
         }
         // A crash in the middle of a write leaves half a line.
@@ -250,6 +321,7 @@ mod tests {
         let copy = LedgerCopy::open(dir.path(), config.clone(), true).unwrap();
         assert_eq!(copy.entries(), 2);
         assert_eq!(copy.read(|l| l.balance(&who)), 12);
+        assert_eq!(copy.peer_of(&who), Some(key.public().to_peer_id()));
         assert_eq!(copy.entries_from(1).len(), 1);
         copy.apply(deposit(&key, 12, 1)).unwrap();
         drop(copy);

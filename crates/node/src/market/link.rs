@@ -22,6 +22,8 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Signing again after the ledger's clock passed ours (another party acted in between).
 const STALE_ATTEMPTS: u32 = 5;
 const REFOLLOW_DELAY: Duration = Duration::from_secs(1);
+const SUBMIT_ATTEMPTS: u32 = 5;
+const RESUBMIT_DELAY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActError {
@@ -31,6 +33,8 @@ pub enum ActError {
     Unreachable(String),
     #[error("the market's ledger: {0}")]
     Copy(String),
+    #[error("the action is the ledger's entry {0} already")]
+    Duplicate(u64),
 }
 
 pub struct LedgerLink {
@@ -137,27 +141,34 @@ impl LedgerLink {
     ) -> Result<Result<Outcome, ActError>, Stale> {
         // Listening before sending, so the echo cannot pass unheard.
         let mut events = self.copy.subscribe();
-        let answer = async {
-            let mut stream = open(&self.control, keeper).await?;
-            wire::write(
-                &mut stream,
-                &Ask::Submit {
-                    action: Box::new(signed),
-                },
-            )
-            .await?;
-            wire::read::<Answer>(&mut stream).await
-        };
-        let seq = match answer.await {
-            Ok(Answer::Submitted { seq }) => seq,
-            Ok(Answer::Refused { stale: true, .. }) => return Err(Stale),
-            Ok(Answer::Refused { error, .. }) => return Ok(Err(ActError::Refused(error))),
-            Ok(other) => {
-                return Ok(Err(ActError::Unreachable(format!(
-                    "unexpected answer {other:?}"
-                ))))
+        // libp2p-stream drops an inbound stream whose acceptor is busy that instant, which
+        // reads here as a closed stream: the same signed action is sent again, and the
+        // keeper answers a copy it already sequenced with that entry's number.
+        let mut attempt = 0;
+        let seq = loop {
+            attempt += 1;
+            let answer = async {
+                let mut stream = open(&self.control, keeper).await?;
+                let ask = Ask::Submit {
+                    action: Box::new(signed.clone()),
+                };
+                wire::write(&mut stream, &ask).await?;
+                wire::read::<Answer>(&mut stream).await
+            };
+            match answer.await {
+                Ok(Answer::Submitted { seq }) => break seq,
+                Ok(Answer::Refused { stale: true, .. }) => return Err(Stale),
+                Ok(Answer::Refused { error, .. }) => return Ok(Err(ActError::Refused(error))),
+                Ok(other) => {
+                    return Ok(Err(ActError::Unreachable(format!(
+                        "unexpected answer {other:?}"
+                    ))))
+                }
+                Err(_) if attempt < SUBMIT_ATTEMPTS => {
+                    tokio::time::sleep(RESUBMIT_DELAY * attempt).await
+                }
+                Err(e) => return Ok(Err(ActError::Unreachable(e.to_string()))),
             }
-            Err(e) => return Ok(Err(ActError::Unreachable(e.to_string()))),
         };
         let echo = async {
             loop {
@@ -199,6 +210,7 @@ async fn apply_here(
     match applied {
         Ok(Ok(a)) => Ok(Ok(a)),
         Ok(Err(CopyError::Refused(LedgerError::ClockWentBack { .. }))) => Err(Stale),
+        Ok(Err(CopyError::Duplicate { seq })) => Ok(Err(ActError::Duplicate(seq))),
         Ok(Err(CopyError::Refused(e))) => Ok(Err(ActError::Refused(e.to_string()))),
         Ok(Err(e)) => Ok(Err(ActError::Copy(e.to_string()))),
         Err(e) => Ok(Err(ActError::Copy(e))),
@@ -222,6 +234,7 @@ async fn serve(copy: Arc<LedgerCopy>, peer: PeerId, mut stream: libp2p::Stream) 
         match wire::read::<Ask>(&mut stream).await? {
             Ask::Submit { action } => {
                 let answer = match apply_here(&copy, *action).await {
+                    Ok(Err(ActError::Duplicate(seq))) => Answer::Submitted { seq },
                     Err(Stale) => Answer::Refused {
                         error: "the ledger's clock is past the action's time".into(),
                         stale: true,

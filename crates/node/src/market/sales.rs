@@ -25,6 +25,8 @@ use crate::state::NodeState;
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 /// Sales downloading at once.
 const MAX_STARTING: usize = 2;
+/// How long a host tries to reach one of a request's other holders before fetching.
+const MEET_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Sale {
     pub slot: SlotRef,
@@ -439,6 +441,7 @@ async fn sell(
         .await
         .map_err(|e| (SaleState::SaleIgnored, e.to_string()))?;
     sales.set(&id, SaleState::SaleDownloading);
+    meet_holders(state, market, request).await;
     let was_repair = market
         .copy()
         .read(|l| l.slot(&id).is_some_and(|s| s.state == SlotState::Repair));
@@ -472,9 +475,37 @@ async fn sell(
         metrics.slots_rebuilt.inc();
     }
     tracing::info!(slot = %id, request = %slot.request_id, index = slot.slot_index, repair = was_repair, rebuilt, "slot filled");
+    // Announced as a provider of the coded dataset, so a host repairing another slot finds
+    // this one through the DHT; downloads ask a provider for blocks and take its don't-haves.
+    state
+        .net
+        .provide_dataset(&request.content.cid, &held.tree)
+        .await;
     if let Some(s) = sales.by_slot.lock().expect("sales lock").get_mut(&id) {
         s.held = Some(held);
         s.state = SaleState::SaleProving;
     }
     Ok(())
+}
+
+/// Connects to the request's client and the hosts of its other slots (where the network
+/// knows them): downloads ask connected peers what they hold, so a slot can be fetched, or
+/// rebuilt from the others, even when the DHT's providers are gone.
+async fn meet_holders(state: &Arc<NodeState>, market: &Market, request: &StorageRequest) {
+    let holders: Vec<_> = market.copy().read(|l| {
+        let hosts = (0..request.ask.slots).filter_map(|i| l.slot(&request.slot_id(i))?.host);
+        std::iter::once(request.client).chain(hosts).collect()
+    });
+    let me = state.net.local_peer_id();
+    let dials = holders
+        .iter()
+        .filter_map(|a| market.copy().peer_of(a))
+        .filter(|p| *p != me)
+        .map(|p| {
+            let net = state.net.clone();
+            async move {
+                let _ = tokio::time::timeout(MEET_TIMEOUT, net.dial(Some(p), Vec::new())).await;
+            }
+        });
+    futures::future::join_all(dials).await;
 }

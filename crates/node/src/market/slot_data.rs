@@ -6,6 +6,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use neverust_content::manifest::{ErasureInfo, VerificationInfo};
@@ -23,6 +24,8 @@ use crate::state::NodeState;
 
 /// Multicodec of the root over slot roots (Archivist's `SlotProvingRootCodec`).
 pub const VERIFY_ROOT_CODEC: u64 = 0xCD05;
+/// How long a slot fetch may go without a block before the slot is rebuilt instead.
+const PATIENCE: Duration = Duration::from_secs(10);
 /// Archivist's `cellSize` (2 KiB): recorded in the manifest; proofs here sample whole blocks.
 const CELL_SIZE: u32 = 2048;
 /// Archivist's `StrategyType`: `LinearStrategy = 0`, `SteppedStrategy = 1`.
@@ -54,11 +57,6 @@ pub enum SlotDataError {
     WrongRoot { slot: u64 },
     #[error("store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
-    #[error("cannot keep the coded manifest at {path}: {source}")]
-    Keep {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// A coded dataset as the client stored it.
@@ -228,12 +226,7 @@ pub async fn fetch_slot(
         .map_err(|e| fetch_err(e.to_string()))?;
     let (layout, roots) = check_coded(request, &manifest)?;
     let range = slot_range(&layout, slot);
-    let progress = Arc::new(DownloadProgress::default());
-    let (leaves, repaired) = match state
-        .net
-        .fetch_range(cid, &manifest, range.clone(), progress)
-        .await
-    {
+    let (leaves, repaired) = match fetch_patiently(state, cid, &manifest, range.clone()).await {
         Ok(fetched) => (
             fetched
                 .into_iter()
@@ -261,12 +254,12 @@ pub async fn fetch_slot(
             store.put_block(&cid, data)?;
             store.put_leaf(&tree, start + i as u64, LeafRef { cid, proof })?;
         }
+        // Stored as Archivist's hosts store it: other hosts repairing a slot fetch it from
+        // here when the client is gone.
+        store.put_block(&cid, manifest_bytes)?;
         Ok::<_, StoreError>(())
     })
     .await??;
-    // Kept beside the store, not in it: a stored manifest would list the coded dataset as
-    // held here whole, and announce it.
-    keep_manifest(state, &cid, &manifest_bytes)?;
     let slot_root_proof = MerkleTree::new(roots)?.proof(slot as usize)?;
     Ok((
         HeldSlot {
@@ -279,23 +272,34 @@ pub async fn fetch_slot(
     ))
 }
 
-fn manifest_path(state: &NodeState, cid: &Cid) -> std::path::PathBuf {
-    state
-        .config
-        .data_dir
-        .join("market")
-        .join("manifests")
-        .join(neverust_content::cid_string(cid))
-}
-
-fn keep_manifest(state: &NodeState, cid: &Cid, bytes: &[u8]) -> Result<(), SlotDataError> {
-    let path = manifest_path(state, cid);
-    let io = |source| SlotDataError::Keep {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(path.parent().expect("under the data dir")).map_err(io)?;
-    std::fs::write(&path, bytes).map_err(io)
+/// Fetches `range`, giving up once no block has arrived for [`PATIENCE`]: a slot whose
+/// holders are gone is rebuilt from the others sooner than a download's stall timeout.
+async fn fetch_patiently(
+    state: &NodeState,
+    cid: Cid,
+    manifest: &Manifest,
+    range: Range<u64>,
+) -> Result<Vec<neverust_net::FetchedLeaf>, String> {
+    use std::sync::atomic::Ordering;
+    let progress = Arc::new(DownloadProgress::default());
+    let fetch = state
+        .net
+        .fetch_range(cid, manifest, range, progress.clone());
+    tokio::pin!(fetch);
+    let (mut seen, mut since) = (0, Instant::now());
+    loop {
+        tokio::select! {
+            fetched = &mut fetch => return fetched.map_err(|e| e.to_string()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let done = progress.blocks_done.load(Ordering::Relaxed);
+                if done != seen {
+                    (seen, since) = (done, Instant::now());
+                } else if since.elapsed() > PATIENCE {
+                    return Err(format!("no block arrived for {PATIENCE:?}"));
+                }
+            }
+        }
+    }
 }
 
 /// Rebuilds slot `lost` from any K of the others, fetched from whoever holds them. Returns
@@ -314,12 +318,7 @@ async fn rebuild(
         if have == layout.ec_k {
             break;
         }
-        let progress = Arc::new(DownloadProgress::default());
-        match state
-            .net
-            .fetch_range(cid, manifest, slot_range(layout, other), progress)
-            .await
-        {
+        match fetch_patiently(state, cid, manifest, slot_range(layout, other)).await {
             Ok(leaves) => {
                 slots[other as usize] = Some(leaves.into_iter().map(|l| l.data.to_vec()).collect());
                 have += 1;
@@ -356,11 +355,11 @@ pub async fn held_slot(
 ) -> Result<HeldSlot, SlotDataError> {
     let store = state.store.clone();
     let request = request.clone();
-    let path = manifest_path(state, &request.content.cid);
     tokio::task::spawn_blocking(move || {
         let cid = request.content.cid;
-        let bytes = std::fs::read(&path)
-            .map_err(|_| SlotDataError::UnknownDataset(neverust_content::cid_string(&cid)))?;
+        let bytes = store
+            .get_block(&cid)?
+            .ok_or_else(|| SlotDataError::UnknownDataset(neverust_content::cid_string(&cid)))?;
         let manifest = Manifest::decode(&bytes)?;
         let (layout, roots) = check_coded(&request, &manifest)?;
         let range = slot_range(&layout, slot);
