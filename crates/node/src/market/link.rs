@@ -111,7 +111,10 @@ impl LedgerLink {
             };
             match result {
                 Err(Stale) if attempt < STALE_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await
+                    // Spread out, so parties that acted in the same round do not collide again.
+                    let jitter = rand::random::<u64>() % 100;
+                    let delay = Duration::from_millis(100 * u64::from(attempt) + jitter);
+                    tokio::time::sleep(delay).await
                 }
                 Err(Stale) => return Err(ActError::Refused("the ledger's clock is ahead".into())),
                 Ok(r) => return r,
