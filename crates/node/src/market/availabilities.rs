@@ -234,6 +234,16 @@ impl Availabilities {
         Ok(Some(reservation))
     }
 
+    /// The reservation held for a slot (a restarted host picks its sales up again by it).
+    pub fn reservation_for(&self, request_id: &RequestId, slot_index: u64) -> Option<Reservation> {
+        let saved = self.saved.lock().expect("availabilities lock");
+        saved
+            .reservations
+            .iter()
+            .find(|r| r.request_id == *request_id && r.slot_index == slot_index)
+            .cloned()
+    }
+
     /// Gives a reservation's room back, with whatever collateral came back.
     pub fn release(
         &self,
@@ -316,6 +326,11 @@ mod tests {
 
         let reopened = Availabilities::open(dir.path()).unwrap();
         assert_eq!(reopened.list()[0].free_size, 1 << 19);
+        assert_eq!(
+            reopened.reservation_for(&RequestId([1; 32]), 0),
+            Some(r.clone())
+        );
+        assert_eq!(reopened.reservation_for(&RequestId([1; 32]), 1), None);
         assert_eq!(reopened.reservations(&a.id).unwrap(), vec![r.clone()]);
         reopened.release(&r.id, 0).unwrap();
         assert_eq!(reopened.list()[0].free_size, 1 << 20);

@@ -173,13 +173,16 @@ async fn resume_held(state: &Arc<NodeState>, market: &Market, trader: &Trader) {
                 Err(e) => (None, Some(e.to_string()), SaleState::SaleErrored),
             };
         tracing::info!(slot = %id, state = ?state_now, "resumed a sale from the ledger");
+        let reservation = trader
+            .availabilities
+            .reservation_for(&slot.request_id, slot.slot_index);
         trader.sales.by_slot.lock().expect("sales lock").insert(
             id,
             Sale {
                 slot,
                 request,
                 state: state_now,
-                reservation: None,
+                reservation,
                 held,
                 error,
             },
