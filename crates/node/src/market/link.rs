@@ -19,8 +19,15 @@ use super::wire::{self, Answer, Ask, WireError, PROTOCOL};
 /// How long an action the keeper accepted may take to come back through the follow stream.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(30);
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Signing again after the ledger's clock passed ours (another party acted in between).
-const STALE_ATTEMPTS: u32 = 5;
+/// Tries of one action sent again after the keeper dropped the stream (see [`Again`]).
+const ATTEMPTS: u32 = 5;
+/// How long an action is signed again after the ledger's clock passed it. The clock counts
+/// whole seconds, so any submission that takes longer than the rest of its second to be
+/// applied while another party acts is stale: on a loaded keeper most of them. A budget of
+/// time rather than of tries keeps a host proving however busy the keeper is.
+const STALE_BUDGET: Duration = Duration::from_secs(10);
+/// The longest wait between two tries.
+const BACKOFF_CAP: Duration = Duration::from_millis(500);
 const REFOLLOW_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +101,7 @@ impl LedgerLink {
     /// Signs `action` (at the ledger's time or later) and has it sequenced; returns once
     /// this node's copy holds it, with what it did.
     pub async fn act(&self, action: Action) -> Result<Outcome, ActError> {
+        let first = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -102,14 +110,27 @@ impl LedgerLink {
             let result = match self.keeper_peer().await? {
                 None => apply_here(&self.copy, signed)
                     .await
-                    .map(|r| r.map(|a| a.outcome.clone())),
+                    .map(|r| r.map(|a| a.outcome.clone()))
+                    .map_err(|Stale| Again::Stale),
                 Some(peer) => self.submit(peer, signed).await,
             };
+            let again = match &result {
+                Err(Again::Stale) => first.elapsed() < STALE_BUDGET,
+                Err(Again::Dropped(_)) => attempt < ATTEMPTS,
+                Ok(_) => false,
+            };
+            if again {
+                // Spread out, so hosts that acted in the same round do not collide again.
+                let jitter = Duration::from_millis(rand::random::<u64>() % 100);
+                let backoff = (Duration::from_millis(100) * attempt).min(BACKOFF_CAP);
+                tokio::time::sleep(backoff + jitter).await;
+                continue;
+            }
             match result {
-                Err(Stale) if attempt < STALE_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await
+                Err(Again::Stale) => {
+                    return Err(ActError::Refused("the ledger's clock is ahead".into()))
                 }
-                Err(Stale) => return Err(ActError::Refused("the ledger's clock is ahead".into())),
+                Err(Again::Dropped(e)) => return Err(ActError::Unreachable(e)),
                 Ok(r) => return r,
             }
         }
@@ -134,7 +155,7 @@ impl LedgerLink {
         &self,
         keeper: PeerId,
         signed: SignedAction,
-    ) -> Result<Result<Outcome, ActError>, Stale> {
+    ) -> Result<Result<Outcome, ActError>, Again> {
         // Listening before sending, so the echo cannot pass unheard.
         let mut events = self.copy.subscribe();
         let answer = async {
@@ -150,14 +171,14 @@ impl LedgerLink {
         };
         let seq = match answer.await {
             Ok(Answer::Submitted { seq }) => seq,
-            Ok(Answer::Refused { stale: true, .. }) => return Err(Stale),
+            Ok(Answer::Refused { stale: true, .. }) => return Err(Again::Stale),
             Ok(Answer::Refused { error, .. }) => return Ok(Err(ActError::Refused(error))),
             Ok(other) => {
                 return Ok(Err(ActError::Unreachable(format!(
                     "unexpected answer {other:?}"
                 ))))
             }
-            Err(e) => return Ok(Err(ActError::Unreachable(e.to_string()))),
+            Err(e) => return Err(Again::Dropped(e.to_string())),
         };
         let echo = async {
             loop {
@@ -187,6 +208,18 @@ impl LedgerLink {
 
 /// The ledger's clock was past the action's time.
 struct Stale;
+
+/// Why an action is tried again.
+enum Again {
+    /// The ledger's clock was past the action's time.
+    Stale,
+    /// The stream to the keeper failed before its answer. The usual cause: the keeper's
+    /// queue of inbound streams was full (hosts acting in the same second) and libp2p-stream
+    /// dropped this one unread. Sending again is safe either way: an action the keeper did
+    /// apply is refused the second time by the ledger's own rules (a slot filled, a
+    /// challenge answered).
+    Dropped(String),
+}
 
 async fn apply_here(
     copy: &Arc<LedgerCopy>,
