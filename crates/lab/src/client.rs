@@ -1,5 +1,9 @@
 //! The lab talks to nodes only as a user would: their REST API and `/metrics`.
 
+mod market;
+
+pub use market::{state_name, HeldSlot};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -117,6 +121,28 @@ impl NodeClient {
             .await
             .map_err(http)?;
         Self::checked(&url, r).await?.text().await.map_err(http)
+    }
+
+    /// POSTs `body` as JSON; the answer's text.
+    async fn post_json<T: serde::Serialize>(
+        &self,
+        url: String,
+        body: &T,
+        limit: Duration,
+    ) -> Result<String, ClientError> {
+        let r = self
+            .http
+            .post(&url)
+            .timeout(limit)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| timeout_or(e, &url, limit))?;
+        Self::checked(&url, r)
+            .await?
+            .text()
+            .await
+            .map_err(|source| ClientError::Http { url, source })
     }
 
     pub async fn healthy(&self) -> bool {

@@ -34,6 +34,9 @@ pub struct Results {
     pub cache: Option<CacheResult>,
     #[serde(default)]
     pub reconcile: Option<ReconcileResult>,
+    /// Storage requests filled by marketplace hosts, a host killed, the slot repaired.
+    #[serde(default)]
+    pub marketplace: Option<MarketplaceResult>,
     /// Per node CPU and RSS sampled from /proc during the whole run.
     pub resources: Vec<NodeResources>,
     /// Totals over every scenario, what a CI run asserts on.
@@ -500,6 +503,85 @@ pub struct PartitionResult {
     pub lost: usize,
     pub events: Vec<Event>,
     pub ops: Vec<OpSample>,
+}
+
+/// The `marketplace` scenario: storage requests from several clients filled by the
+/// cluster's marketplace hosts; then, per request, a slot host killed with -9 and the time
+/// until another host holds that slot again.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct MarketplaceResult {
+    /// Why the scenario did not run (too few marketplace nodes), when it did not.
+    pub skipped: Option<String>,
+    pub marketplace_nodes: usize,
+    /// Nodes whose availability was accepted (every marketplace node offers storage).
+    pub hosts: usize,
+    pub dataset_bytes: u64,
+    /// Each request's `nodes` and `tolerance`.
+    pub slots: u64,
+    pub tolerance: u64,
+    pub requests: Vec<MarketRequest>,
+    /// The slot hosts killed with -9, restarted once the repairs were measured.
+    pub killed: Vec<usize>,
+    pub restart_seconds: Vec<f64>,
+    /// Requests that reached `started`, whose lost slot another host holds again, whose
+    /// dataset was read back identical through a node other than its client.
+    pub started: usize,
+    pub repaired: usize,
+    pub downloadable: usize,
+    /// Validators' proof outcomes during the scenario, summed over every node.
+    pub proofs: ProofCounts,
+    /// Slots the hosts filled, repaired and rebuilt from the other slots during the
+    /// scenario (nodes that were killed counted up to their kill).
+    pub slots_filled: u64,
+    pub slots_repaired: u64,
+    pub slots_rebuilt: u64,
+    pub events: Vec<Event>,
+    pub errors: Vec<String>,
+}
+
+/// One client's storage request.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct MarketRequest {
+    pub client: usize,
+    pub cid: String,
+    /// `0x…`, once the client accepted the request.
+    pub request_id: Option<String>,
+    /// From the first try until the client accepted the request (it refuses one until some
+    /// host's terms have reached its copy of the ledger).
+    pub accepted_s: Option<f64>,
+    /// From the acceptance until the purchase was `started` (every slot filled).
+    pub started_s: Option<f64>,
+    /// Who held which slot once it started.
+    pub holders: Vec<SlotHolder>,
+    /// The slot lost with its killed host, when one was killed.
+    pub lost: Option<LostSlot>,
+    /// The purchase's state at the end.
+    pub state: String,
+    /// Read back identical (sha256) through `reader`.
+    pub downloaded: bool,
+    pub reader: Option<usize>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotHolder {
+    pub node: usize,
+    pub slot_index: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct LostSlot {
+    pub node: usize,
+    pub slot_index: u64,
+    /// From the kill until another host held the slot (None: not within the limit).
+    pub repair_s: Option<f64>,
+    pub repaired_by: Option<usize>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProofCounts {
+    pub verified: u64,
+    pub missed: u64,
+    pub invalid: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]

@@ -6,7 +6,7 @@ use neverust_lab::bench::stats::quantiles;
 use neverust_lab::report::{render_html, write_report};
 use neverust_lab::results::*;
 
-const PLOT_IDS: [&str; 20] = [
+const PLOT_IDS: [&str; 21] = [
     "plot-upload-cdf",
     "plot-upload-throughput",
     "plot-exchange-cdf",
@@ -24,6 +24,7 @@ const PLOT_IDS: [&str; 20] = [
     "plot-scale-cpu",
     "plot-chaos-timeline",
     "plot-partition-timeline",
+    "plot-marketplace",
     "plot-resources-rss",
     "plot-resources-cpu",
     "plot-resources-bars",
@@ -475,6 +476,61 @@ fn reconcile() -> ReconcileResult {
     }
 }
 
+fn marketplace() -> MarketplaceResult {
+    let request =
+        |client: usize, hosts: [usize; 3], lost: usize, by: usize, repair_s| MarketRequest {
+            client,
+            cid: format!("zDv{client}"),
+            request_id: Some(format!("0x{}", format!("{client:02x}").repeat(32))),
+            accepted_s: Some(0.5),
+            started_s: Some(1.5 + client as f64),
+            holders: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, &node)| SlotHolder {
+                    node,
+                    slot_index: i as u64,
+                })
+                .collect(),
+            lost: Some(LostSlot {
+                node: lost,
+                slot_index: 0,
+                repair_s,
+                repaired_by: repair_s.map(|_| by),
+            }),
+            state: "started".into(),
+            downloaded: true,
+            reader: Some(0),
+        };
+    MarketplaceResult {
+        marketplace_nodes: 7,
+        hosts: 7,
+        dataset_bytes: 4 * MIB,
+        slots: 3,
+        tolerance: 1,
+        requests: vec![
+            request(1, [4, 2, 3], 4, 6, Some(11.5)),
+            request(2, [5, 1, 7], 5, 4, None),
+        ],
+        killed: vec![4, 5],
+        restart_seconds: vec![0.2, 0.3],
+        started: 2,
+        repaired: 1,
+        downloadable: 2,
+        proofs: ProofCounts {
+            verified: 44,
+            missed: 2,
+            invalid: 0,
+        },
+        slots_filled: 6,
+        slots_repaired: 1,
+        slots_rebuilt: 0,
+        events: vec![event(9.0, "kill", "node 4 (kill -9)")],
+        errors: vec!["slot 0 of node 2's request <not repaired>".into()],
+        ..Default::default()
+    }
+}
+
 /// A run with every section filled.
 fn full() -> Results {
     let mut noise = Noise(42);
@@ -529,6 +585,7 @@ fn full() -> Results {
         interop: Some(interop(&mut noise)),
         cache: Some(cache(&mut noise)),
         reconcile: Some(reconcile()),
+        marketplace: Some(marketplace()),
         resources,
         checks: Checks {
             uploads_acknowledged: 160,
@@ -592,6 +649,29 @@ fn full_run_has_every_plot() {
         html.contains("a copy &lt;differs&gt;"),
         "a swarm run's errors are shown, escaped"
     );
+    assert!(
+        html.contains("<td>0x0101…0101</td>") && html.contains("<td>node 6</td>"),
+        "each request is a row: its id, who repaired its lost slot"
+    );
+    assert!(
+        html.contains("<td>1 of 2</td>"),
+        "lost slots repaired, out of those lost"
+    );
+    assert!(html.contains("node 2&#39;s request &lt;not repaired&gt;"));
+}
+
+#[test]
+fn a_skipped_marketplace_says_why() {
+    let results = Results {
+        marketplace: Some(MarketplaceResult {
+            skipped: Some("the cluster has 1 marketplace nodes".into()),
+            ..Default::default()
+        }),
+        ..Results::default()
+    };
+    let html = render_html(&results);
+    assert!(html.contains("Skipped: the cluster has 1 marketplace nodes."));
+    assert!(!html.contains("<svg"));
 }
 
 #[test]
@@ -703,6 +783,7 @@ fn empty_vectors_in_present_sections_render_without_charts() {
             swarm: Some(ReconcileSwarm::default()),
             ..ReconcileResult::default()
         }),
+        marketplace: Some(MarketplaceResult::default()),
         resources: vec![NodeResources::default()],
         ..Results::default()
     };
@@ -755,6 +836,10 @@ fn degenerate() -> Results {
     rc.pairs[0].bytes_ratio = f64::INFINITY;
     rc.pairs[0].time_ratio = f64::NAN;
     rc.heal.as_mut().unwrap().time_ratio = f64::NAN;
+    let m = r.marketplace.as_mut().unwrap();
+    m.requests.truncate(1);
+    m.requests[0].started_s = Some(f64::NAN);
+    m.requests[0].lost = None;
     for n in &mut r.resources {
         n.t_s.truncate(1);
         n.rss_bytes = vec![0];

@@ -1,6 +1,7 @@
 //! Flags of the lab's subcommands: `cluster` (and `cluster status|stop`) and `bench`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use neverust_lab::bench::{Profile, Scenario};
@@ -87,6 +88,14 @@ pub struct LaunchArgs {
     /// DIR puts it). E.g. --node-tier memory:64MiB --node-tier ssd:/mnt/ssd:1GiB.
     #[arg(long = "node-tier", value_name = "SPEC")]
     pub node_tiers: Vec<String>,
+    /// Every Neverust node's --proof-period: short, so `bench marketplace` sees a dead host's
+    /// slot freed and repaired within seconds rather than minutes.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "2s")]
+    pub node_proof_period: Duration,
+    /// Every Neverust node's --proof-timeout: how long a host has to answer a challenge. A
+    /// machine too loaded to prove within it sees live hosts' proofs missed.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "4s")]
+    pub node_proof_timeout: Duration,
     /// An Archivist node binary: some nodes run it instead of Neverust (a mixed cluster,
     /// whose figures the bench reports side by side).
     #[arg(long, value_name = "PATH")]
@@ -135,6 +144,16 @@ impl LaunchArgs {
         spec.marketplace_every = self.marketplace_every;
         spec.log_level = self.node_log_level.clone();
         spec.extra_args = vec!["--store".into(), self.node_store.clone()];
+        for (flag, d) in [
+            ("--node-proof-period", self.node_proof_period),
+            ("--node-proof-timeout", self.node_proof_timeout),
+        ] {
+            if d.as_secs() == 0 {
+                return Err(format!("{flag} must be at least 1s"));
+            }
+        }
+        spec.proof_period = self.node_proof_period;
+        spec.proof_timeout = self.node_proof_timeout;
         if !self.node_tiers.is_empty() {
             let example: Result<Vec<neverust_node::tiers::TierSpec>, String> = self
                 .node_tiers
@@ -180,8 +199,8 @@ fn archivist_nodes(binary: &Path, every: usize) -> Result<ArchivistNodes, String
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// all, or one or more of upload, exchange, throughput, interop, cache, stress, scale,
-    /// chaos (comma-separated).
+    /// all, or one or more of upload, exchange, throughput, interop, cache, reconcile,
+    /// stress, scale, chaos, marketplace (comma-separated).
     #[arg(required = true, value_parser = parse_scenarios)]
     pub scenarios: Vec<String>,
     /// Run against a running cluster instead of starting one: its cluster.json, or the

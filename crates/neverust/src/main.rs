@@ -44,7 +44,7 @@ fn bench(args: lab_cli::BenchArgs) -> ExitCode {
     let target = match &args.cluster {
         Some(arg) => Target::running(arg),
         None => match args.launch.spec() {
-            Ok(s) => Target::Launch(s),
+            Ok(s) => Target::Launch(Box::new(s)),
             Err(e) => return usage_error(e),
         },
     };

@@ -210,6 +210,14 @@ fn bench_all_on_five_nodes() {
         r["interop"]
     );
     assert_eq!(r["throughput"]["swarm"]["downloaders"], 3);
+    assert!(
+        r["marketplace"]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("1 marketplace nodes"),
+        "one marketplace node of five is too few, and the report says so: {}",
+        r["marketplace"]
+    );
     let stress = &r["stress"];
     assert_eq!(stress["verified"], stress["operations"], "{stress}");
     let points: Vec<u64> = r["scale"]["points"]
@@ -366,6 +374,85 @@ fn bench_all_on_five_nodes() {
         .collect();
     assert!(!text.contains("NaN"));
     // Nothing of the bench is left running.
+    assert!(neverust_procs(tmp.path()).is_empty());
+}
+
+/// `bench marketplace` on six marketplace nodes: two clients' requests start, slot hosts
+/// are killed (one per request at most), their slots are repaired elsewhere, every dataset
+/// reads back, the validators counted proofs.
+#[test]
+fn bench_marketplace_on_seven_nodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report");
+    let out = neverust()
+        .args([
+            "bench",
+            "marketplace",
+            "--nodes",
+            "7",
+            "--marketplace-every",
+            "1",
+        ])
+        .args(["--profile", "smoke", "--seed", "3"])
+        // Debug builds sharing two cores with the other tests prove in seconds, not
+        // milliseconds: a live host must not miss its proofs.
+        .args(["--node-proof-period", "3s", "--node-proof-timeout", "15s"])
+        .args(["--base-port", "23800", "--bootstrap-api-port", "23899"])
+        .args(["--node-log-level", "warn", "--dir"])
+        .arg(tmp.path().join("cluster"))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let r = read_json(&report.join("results.json"));
+    let m = &r["marketplace"];
+    assert!(m["skipped"].is_null(), "{m}");
+    assert_eq!(m["marketplace_nodes"], 6, "{m}");
+    assert_eq!(m["hosts"], 6, "every marketplace node offers storage: {m}");
+    let requests = m["requests"].as_array().unwrap();
+    assert_eq!(
+        requests.len(),
+        2,
+        "six nodes leave room for two clients: {m}"
+    );
+    assert_eq!(m["started"], 2, "{m}");
+    assert_eq!(m["downloadable"], 2, "{m}");
+    assert_eq!(m["errors"].as_array().unwrap().len(), 0, "{m}");
+    let killed: Vec<u64> = m["killed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_u64().unwrap())
+        .collect();
+    assert!(!killed.is_empty(), "a slot host is killed: {m}");
+    for q in requests {
+        assert_eq!(q["state"], "started", "{q}");
+        assert_eq!(q["holders"].as_array().unwrap().len(), 3, "{q}");
+        assert!(!killed.contains(&q["client"].as_u64().unwrap()), "{m}");
+        assert_ne!(q["reader"], q["client"], "{q}");
+        if let Some(lost) = q["lost"].as_object() {
+            assert!(lost["repair_s"].as_f64().unwrap() > 0.0, "{q}");
+            assert_ne!(lost["repaired_by"], lost["node"], "{q}");
+        }
+    }
+    assert!(m["repaired"].as_u64().unwrap() >= 1, "{m}");
+    assert!(m["proofs"]["verified"].as_u64().unwrap() > 0, "{m}");
+    assert!(
+        m["proofs"]["missed"].as_u64().unwrap() >= 1,
+        "the dead host's proofs are missed: {m}"
+    );
+    assert_eq!(m["proofs"]["invalid"], 0, "{m}");
+    assert_eq!(m["restart_seconds"].as_array().unwrap().len(), killed.len());
+    assert_eq!(r["checks"]["acknowledged_lost"], 0, "{}", r["checks"]);
+    assert_eq!(r["checks"]["errors"], 0, "{}", r["checks"]);
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(
+        html.contains("plot-marketplace"),
+        "the report draws the scenario"
+    );
     assert!(neverust_procs(tmp.path()).is_empty());
 }
 

@@ -10,6 +10,7 @@ mod cache;
 mod chaos;
 mod exchange;
 mod interop;
+mod marketplace;
 pub mod netns;
 mod partition;
 pub mod payload;
@@ -50,10 +51,13 @@ pub enum Scenario {
     Stress,
     Scale,
     Chaos,
+    Marketplace,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    /// In the order they run. `marketplace` comes last: its requests stay proven every
+    /// proof period after it ends, which no other scenario's figures should include.
+    pub const ALL: [Scenario; 10] = [
         Scenario::Upload,
         Scenario::Exchange,
         Scenario::Throughput,
@@ -63,6 +67,7 @@ impl Scenario {
         Scenario::Stress,
         Scenario::Scale,
         Scenario::Chaos,
+        Scenario::Marketplace,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +81,7 @@ impl Scenario {
             Scenario::Stress => "stress",
             Scenario::Scale => "scale",
             Scenario::Chaos => "chaos",
+            Scenario::Marketplace => "marketplace",
         }
     }
 
@@ -84,6 +90,7 @@ impl Scenario {
     pub fn needs_local_nodes(self) -> Option<&'static str> {
         match self {
             Scenario::Chaos => Some("it kills (kill -9), restarts and partitions nodes, which takes their processes and network namespaces on this machine"),
+            Scenario::Marketplace => Some("it kills slot hosts (kill -9) and restarts them, which takes their processes on this machine"),
             Scenario::Scale => Some("it starts clusters of its own on this machine, whose figures would say nothing about the deployed cluster"),
             Scenario::Cache | Scenario::Reconcile => Some("it starts nodes of its own on this machine, whose figures would say nothing about the deployed cluster"),
             _ => None,
@@ -101,7 +108,7 @@ impl Scenario {
                 .into_iter()
                 .find(|x| x.name() == part.trim())
                 .ok_or_else(|| {
-                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, interop, cache, reconcile, stress, scale or chaos")
+                    format!("unknown scenario {part:?}: expected all, upload, exchange, throughput, interop, cache, reconcile, stress, scale, chaos or marketplace")
                 })?;
             out.push(found);
         }
@@ -146,6 +153,8 @@ pub struct Profile {
     pub reconcile_heal_blocks: u64,
     pub reconcile_swarm_downloaders: usize,
     pub reconcile_swarm_bytes: u64,
+    /// `marketplace`: the size of each client's dataset.
+    pub market_file: u64,
     /// How long idle CPU and RSS are sampled. An idle node's work comes in bursts, one every
     /// 15 s when libp2p pings its peers (about 4 s of work, then 10 s of none, read each
     /// second on 50 nodes), so a shorter window often sees none of it and reports 0 %.
@@ -187,6 +196,7 @@ impl Profile {
                 reconcile_heal_blocks: 10_000,
                 reconcile_swarm_downloaders: 2,
                 reconcile_swarm_bytes: 4 * MIB,
+                market_file: MIB,
                 idle_window: Duration::from_secs(3),
             }),
             "quick" => Ok(Profile {
@@ -218,6 +228,7 @@ impl Profile {
                 reconcile_heal_blocks: 100_000,
                 reconcile_swarm_downloaders: 6,
                 reconcile_swarm_bytes: 64 * MIB,
+                market_file: 4 * MIB,
                 idle_window: Duration::from_secs(15),
             }),
             "full" => Ok(Profile {
@@ -249,6 +260,7 @@ impl Profile {
                 reconcile_heal_blocks: 1_000_000,
                 reconcile_swarm_downloaders: 10,
                 reconcile_swarm_bytes: 256 * MIB,
+                market_file: 16 * MIB,
                 idle_window: Duration::from_secs(30),
             }),
             other => Err(format!(
@@ -260,8 +272,9 @@ impl Profile {
 
 /// Where the scenarios run.
 pub enum Target {
-    /// Start a cluster with this spec, and stop it at the end.
-    Launch(ClusterSpec),
+    /// Start a cluster with this spec, and stop it at the end (boxed: a spec is large
+    /// beside a path).
+    Launch(Box<ClusterSpec>),
     /// A cluster `neverust cluster` runs, from its `cluster.json`.
     Attach(PathBuf),
     /// A deployed cluster (Compose, Kubernetes) found from its bootstrap's API URL.
@@ -417,6 +430,7 @@ pub async fn run(
     ));
     let (cluster, spec) = match target {
         Target::Launch(spec) => {
+            let spec = *spec;
             ui.say(format!(
                 "starting a {}-node cluster in {}",
                 spec.nodes,
@@ -559,6 +573,9 @@ async fn run_scenarios(
             Scenario::Chaos => chaos::run(ctx, &live)
                 .await
                 .map(|r| results.chaos = Some(r)),
+            Scenario::Marketplace => marketplace::run(ctx, &live)
+                .await
+                .map(|r| results.marketplace = Some(r)),
         };
         if let Err(e) = r {
             ctx.checks.errors += 1;

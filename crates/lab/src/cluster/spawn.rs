@@ -76,7 +76,9 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&e.data_dir)
             .args(["--log-level", &spec.log_level])
-            .args(["--worker-threads", &worker_threads(spec.nodes).to_string()]);
+            .args(["--worker-threads", &worker_threads(spec.nodes).to_string()])
+            .args(["--proof-period", &seconds(spec.proof_period)])
+            .args(["--proof-timeout", &seconds(spec.proof_timeout)]);
         if index > 0 {
             let host = node
                 .placement
@@ -93,4 +95,9 @@ impl Cluster {
             cmd.arg("--tier").arg(node_tier(tier, index));
         }
     }
+}
+
+/// A duration as `neverust start` reads one (whole seconds: the market counts in them).
+fn seconds(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
 }

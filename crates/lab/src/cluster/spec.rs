@@ -61,7 +61,17 @@ pub struct ClusterSpec {
     pub ready_timeout: Duration,
     /// Nodes that run Archivist instead of Neverust (a mixed cluster).
     pub archivist: Option<ArchivistNodes>,
+    /// Every Neverust node's `--proof-period` and `--proof-timeout`. The node's defaults
+    /// (a minute each) would leave a dead host unnoticed for minutes; the lab's are short,
+    /// so `bench marketplace` sees a lost slot repaired within seconds. A machine that cannot
+    /// prove within the timeout (debug builds, many nodes per core) needs a longer one.
+    pub proof_period: Duration,
+    pub proof_timeout: Duration,
 }
+
+/// The lab's proof period and timeout (see [`ClusterSpec::proof_period`]).
+pub const PROOF_PERIOD: Duration = Duration::from_secs(2);
+pub const PROOF_TIMEOUT: Duration = Duration::from_secs(4);
 
 impl ClusterSpec {
     pub fn new(nodes: usize, dir: PathBuf) -> ClusterSpec {
@@ -79,6 +89,8 @@ impl ClusterSpec {
             restart: false,
             ready_timeout: Duration::from_secs(120),
             archivist: None,
+            proof_period: PROOF_PERIOD,
+            proof_timeout: PROOF_TIMEOUT,
         }
     }
 

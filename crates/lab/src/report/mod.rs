@@ -9,6 +9,7 @@ mod cache;
 mod faults;
 mod html;
 mod interop;
+mod marketplace;
 mod overview;
 pub mod plots;
 mod reconcile;
@@ -39,6 +40,7 @@ pub fn render_html(results: &Results) -> String {
         scenarios::stress(results.stress.as_ref()),
         scale::scale(results.scale.as_ref()),
         faults::chaos(results.chaos.as_ref()),
+        marketplace::marketplace(results.marketplace.as_ref()),
         resources::resources(&results.resources),
         visualizer::visualizer(results.visualizer.as_ref()),
         Some(overview::explanations()),

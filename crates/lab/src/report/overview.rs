@@ -110,7 +110,7 @@ pub fn cluster(c: Option<&ClusterSummary>) -> Option<Section> {
 
 /// Static explanations, so a reader new to the lab can read every figure.
 pub fn explanations() -> Section {
-    let items: [(&str, &str); 8] = [
+    let items: [(&str, &str); 9] = [
         (
             "Ratios",
             "A throughput divided by a baseline from the same run (sha256 for uploads, \
@@ -152,6 +152,12 @@ pub fn explanations() -> Section {
             "Heal time",
             "After a network partition is removed, the time until a download across the \
              former split succeeds again.",
+        ),
+        (
+            "Repair time",
+            "After a marketplace host is killed, the time until another host holds the slot \
+             it lost: the validators must first see its proofs missed, which frees the slot, \
+             then a host fetches or rebuilds the slot's blocks and fills it with a proof.",
         ),
     ];
     let mut body = String::from("<dl>\n");

@@ -533,6 +533,13 @@ where
         // Room for the figures printed above the tallest bar.
         y.end += (y.end - y.start) * 0.08;
     }
+    if bars.groups.len() > 1 {
+        // The legend sits in the upper right: a row of about 18 px per group plus its frame,
+        // in a plot area about 220 px high. The axis is stretched so that the bars and their
+        // figures end below it.
+        let share = (16.0 + 18.0 * bars.groups.len() as f64) / 220.0;
+        y.end = y.start + (y.end - y.start) / (1.0 - share.min(0.6));
+    }
     let mut chart = ChartBuilder::on(area)
         .caption(bars.chart.title, TITLE_FONT)
         .margin(12)

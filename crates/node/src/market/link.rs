@@ -19,8 +19,13 @@ use super::wire::{self, Answer, Ask, WireError, PROTOCOL};
 /// How long an action the keeper accepted may take to come back through the follow stream.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(30);
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Signing again after the ledger's clock passed ours (another party acted in between).
-const STALE_ATTEMPTS: u32 = 5;
+/// How long an action is signed again after the ledger's clock passed it. The clock counts
+/// whole seconds, so a submission that takes longer than the rest of its second to be
+/// applied while another party acts is stale: on a loaded keeper most of them. A budget of
+/// time rather than of tries keeps a host proving however busy the keeper is.
+const STALE_BUDGET: Duration = Duration::from_secs(10);
+/// The longest wait between two signings.
+const BACKOFF_CAP: Duration = Duration::from_millis(500);
 const REFOLLOW_DELAY: Duration = Duration::from_secs(1);
 const SUBMIT_ATTEMPTS: u32 = 5;
 const RESUBMIT_DELAY: Duration = Duration::from_millis(100);
@@ -98,6 +103,7 @@ impl LedgerLink {
     /// Signs `action` (at the ledger's time or later) and has it sequenced; returns once
     /// this node's copy holds it, with what it did.
     pub async fn act(&self, action: Action) -> Result<Outcome, ActError> {
+        let first = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -110,11 +116,11 @@ impl LedgerLink {
                 Some(peer) => self.submit(peer, signed).await,
             };
             match result {
-                Err(Stale) if attempt < STALE_ATTEMPTS => {
+                Err(Stale) if first.elapsed() < STALE_BUDGET => {
                     // Spread out, so parties that acted in the same round do not collide again.
-                    let jitter = rand::random::<u64>() % 100;
-                    let delay = Duration::from_millis(100 * u64::from(attempt) + jitter);
-                    tokio::time::sleep(delay).await
+                    let jitter = Duration::from_millis(rand::random::<u64>() % 100);
+                    let backoff = (Duration::from_millis(100) * attempt).min(BACKOFF_CAP);
+                    tokio::time::sleep(backoff + jitter).await
                 }
                 Err(Stale) => return Err(ActError::Refused("the ledger's clock is ahead".into())),
                 Ok(r) => return r,
