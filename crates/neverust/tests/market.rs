@@ -6,8 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::market::{self, availability, eventually, request};
 use common::{data, TestNode};
 use serde_json::{json, Value};
 
@@ -26,59 +27,12 @@ fn marketplace(dir: &Path, keeper: &TestNode) -> TestNode {
 }
 
 async fn post_json(node: &TestNode, path: &str, body: &Value) -> (u16, String) {
-    let resp = node
-        .http
-        .post(node.url(path))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    market::post_json(&node.http, &node.base, path, body).await
 }
 
 async fn get(node: &TestNode, path: &str) -> (u16, String) {
     let resp = node.http.get(node.url(path)).send().await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-fn availability(total_size: u64) -> Value {
-    json!({
-        "totalSize": total_size,
-        "duration": 3600,
-        "minPricePerBytePerSecond": "1",
-        "totalCollateral": "1000000000000",
-    })
-}
-
-fn request(nodes: u64, tolerance: u64, duration: u64) -> Value {
-    json!({
-        "duration": duration,
-        "pricePerBytePerSecond": "1",
-        "proofProbability": "1",
-        "collateralPerByte": "1",
-        "nodes": nodes,
-        "tolerance": tolerance,
-        "expiry": 120,
-    })
-}
-
-/// Polls `check` every 250 ms until it gives a value, for at most `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 async fn held_slots(node: &TestNode) -> Vec<(String, u64)> {
@@ -155,15 +109,24 @@ async fn a_request_is_filled_by_distinct_hosts_proven_and_repaired_after_a_host_
     let (_, ids) = get(&client, "/storage/purchases").await;
     assert!(ids.contains(&id), "{ids}");
 
-    let mut holders = Vec::new();
-    for (i, h) in hosts.iter().enumerate() {
-        let h = h.as_ref().unwrap();
-        for (request, slot) in held_slots(h).await {
-            assert_eq!(request, id);
-            holders.push((i, slot));
-        }
-    }
-    holders.sort_by_key(|(_, slot)| *slot);
+    // The client sees the last fill in its copy of the ledger as soon as the host that made
+    // it, which lists the slot only once its own copy has it too.
+    let holders = eventually(
+        "every host to list its slot",
+        Duration::from_secs(10),
+        || async {
+            let mut holders = Vec::new();
+            for (i, h) in hosts.iter().enumerate() {
+                for (request, slot) in held_slots(h.as_ref().unwrap()).await {
+                    assert_eq!(request, id);
+                    holders.push((i, slot));
+                }
+            }
+            holders.sort_by_key(|(_, slot)| *slot);
+            (holders.len() == 3).then_some(holders)
+        },
+    )
+    .await;
     assert_eq!(
         holders.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
         vec![0, 1, 2],

@@ -11,6 +11,7 @@ use std::time::Duration;
 use neverust_node::api::answers::{self, DebugInfo, Space};
 
 pub mod archivist;
+pub mod market;
 
 pub struct TestNode {
     pub child: Child,
