@@ -123,6 +123,53 @@ def tier_panels(selector=""):
     ]
 
 
+def market_panels(match=""):
+    """The storage marketplace: purchases (a client's storage requests) and sales (a host's
+    slots) by state, storage proofs by outcome, and slots filled, repaired (taken over from
+    a lost host) and rebuilt (coded from the other slots when their blocks could not be
+    fetched). `match` narrows every series to one node (`node="$node"`); without it the
+    panels sum the cluster and count proofs as the validators resolved them."""
+
+    def sel(*more):
+        labels = ", ".join(m for m in (match, *more) if m)
+        return f"{{{labels}}}" if labels else ""
+
+    def by_state(metric):
+        return [(f"sum by (state) ({metric}{sel()})", "{{state}}")]
+
+    # A node's own view counts both its roles; the cluster's counts each challenge once,
+    # as the validator that issued it resolved it. The proofs' own `role` label (host,
+    # validator) meets the `role` every scrape config gives its targets (bootstrap, node):
+    # Prometheus keeps the target's and renames the metric's `exported_role`, in the native
+    # cluster, Compose and Kubernetes alike.
+    validators = sel('exported_role="validator"')
+    if match:
+        proofs = ("sum by (exported_role, outcome) "
+                  f"(rate(neverust_market_proofs_total{sel()}{RATE}))",
+                  "{{exported_role}} {{outcome}}")
+    else:
+        proofs = (f"sum by (outcome) (rate(neverust_market_proofs_total{validators}{RATE}))",
+                  "{{outcome}}")
+    slots = [
+        (f"sum(increase(neverust_market_slots_{kind}_total{sel()}{RATE}))", kind)
+        for kind in ("filled", "repaired", "rebuilt")
+    ]
+    return [
+        row("Marketplace"),
+        series("Purchases by state", by_state("neverust_market_purchases"),
+               description="Storage requests made by marketplace nodes, by purchase state "
+                           "(every state is a series, 0 when empty)", w=6),
+        series("Sales by state", by_state("neverust_market_sales"),
+               description="Slots marketplace nodes host or are taking, by sale state", w=6),
+        series("Proofs by outcome", [proofs], "ops",
+               "Storage proofs resolved per second: verified, invalid, or missed (no answer "
+               "before the deadline: the slot is freed for repair)", w=6),
+        series("Slots filled, repaired, rebuilt", slots,
+               description="Slots filled by hosts in the window; repaired: taken over after "
+                           "their host lost them; rebuilt: coded from the other slots", w=6),
+    ]
+
+
 def overview():
     return "Neverust cluster", "neverust-overview", [], [
         row("Cluster"),
@@ -160,6 +207,7 @@ def overview():
         ]),
         series("Wantlists", [("sum(neverust_wantlist_blocks)", "blocks wanted, not yet received")]),
         *tier_panels(),
+        *market_panels(),
         row("REST API"),
         series("Requests by route",
                [(f"sum by (route) (rate(neverust_api_requests_total{RATE}))", "{{route}}")],
@@ -242,6 +290,7 @@ def node_detail():
                description="Offences by peers: malformed or oversize messages, bad hashes or proofs"),
         series("Stored", [(on("neverust_block_bytes"), "bytes")], "bytes"),
         *tier_panels(n),
+        *market_panels('node="$node"'),
         row("REST API and store"),
         series("Requests by route and status", [
             (f"sum by (route, status) (rate({on('neverust_api_requests_total')}{RATE}))",

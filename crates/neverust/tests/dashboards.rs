@@ -1,7 +1,9 @@
 //! `neverust cluster --prometheus` with the real Debian Prometheus, and every PromQL
 //! expression of the Grafana dashboards evaluated through that Prometheus's HTTP API after
 //! real traffic: an expression that errors, or finds no series, or only NaN, fails. The
-//! nodes are tiered (memory, SSD, emulated HDD), so the tier panels are evaluated too.
+//! nodes are tiered (memory, SSD, emulated HDD), so the tier panels are evaluated too, and
+//! all but the bootstrap trade storage: a purchase on three hosts, proven every period,
+//! feeds the marketplace panels.
 
 mod common;
 
@@ -15,7 +17,7 @@ use serde_json::Value;
 
 const BASE_PORT: &str = "23700";
 const BOOTSTRAP_API_PORT: &str = "23799";
-/// The node the drill-down dashboard is evaluated for: the one that downloads.
+/// The node the drill-down dashboard is evaluated for: the one that downloads, and a host.
 const DRILL_NODE: &str = "2";
 
 fn dashboards_dir() -> PathBuf {
@@ -115,7 +117,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     ];
     let launcher = Terminated(
         Command::new(common::binary())
-            .args(["cluster", "--nodes", "3", "--marketplace-every", "2"])
+            .args(["cluster", "--nodes", "5", "--marketplace-every", "1"])
             .args([
                 "--base-port",
                 BASE_PORT,
@@ -161,7 +163,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     // the traffic (so the rates below have a sample from before it).
     wait_for("every node scraped", Duration::from_secs(30), || {
         let p = &prom;
-        async move { p.values("sum(up{job=\"neverust\"})").await == vec![3.0] }
+        async move { p.values("sum(up{job=\"neverust\"})").await == vec![5.0] }
     })
     .await;
     let targets = prom.api("targets", &[]).await;
@@ -181,8 +183,10 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
         labels,
         vec![
             own("0", "bootstrap", "altruistic"),
-            own("1", "node", "altruistic"),
+            own("1", "node", "marketplace"),
             own("2", "node", "marketplace"),
+            own("3", "node", "marketplace"),
+            own("4", "node", "marketplace"),
         ]
     );
 
@@ -214,6 +218,9 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
         assert!(r.status().is_success(), "local read: {}", r.status());
         assert_eq!(r.bytes().await.unwrap().len(), payload.len());
     }
+    // Node 1 buys storage for it on the other three; the bootstrap keeps the ledger and
+    // validates their proofs.
+    common::market::buy(&http, &api[1], &[&api[2], &api[3], &api[4]], &cid).await;
     let tier_hits = common::metric_sum(
         &common::metrics_of(&http, &api[2]).await,
         names::TIER_HITS_TOTAL,
@@ -230,9 +237,21 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
                 )
                 .await;
             let hits = p.values("sum(neverust_tier_hits_total{node=\"2\"})").await;
+            // Proof counters are born with the first proof: rates need two scrapes of them.
+            let scraped = |selector: &'static str| async move {
+                let expr = format!(
+                    "count_over_time({}{selector}[1m])",
+                    names::MARKET_PROOFS_TOTAL
+                );
+                p.values(&expr).await.iter().any(|v| *v >= 2.0)
+            };
+            // The metric's `role` is `exported_role` beside the target's own `role`.
+            let proofs = scraped("{exported_role=\"validator\"}").await
+                && scraped("{node=\"2\",exported_role=\"host\"}").await;
             received.iter().any(|v| *v > 0.0)
                 && errors.iter().any(|v| *v >= 2.0)
                 && hits.iter().any(|v| *v >= tier_hits)
+                && proofs
         }
     })
     .await;
@@ -253,7 +272,40 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let values = prom
         .api("label/node/values", &[("match[]", "neverust_node_info")])
         .await;
-    assert_eq!(values["data"], serde_json::json!(["0", "1", "2"]));
+    assert_eq!(values["data"], serde_json::json!(["0", "1", "2", "3", "4"]));
+
+    // The market's gauges say what the nodes' APIs said: one purchase started, three slots
+    // proven, and every other state present at zero.
+    let state = |metric: &str, state: &str| format!("sum({metric}{{state=\"{state}\"}})");
+    assert_eq!(
+        prom.values(&state(names::MARKET_PURCHASES, "started"))
+            .await,
+        vec![1.0]
+    );
+    assert_eq!(
+        prom.values(&state(names::MARKET_SALES, "SaleProving"))
+            .await,
+        vec![3.0]
+    );
+    assert_eq!(
+        prom.values(&state(names::MARKET_PURCHASES, "failed")).await,
+        vec![0.0]
+    );
+    // Every market series is on the overview.
+    let overview = std::fs::read_to_string(dashboards_dir().join("cluster-overview.json")).unwrap();
+    for name in [
+        names::MARKET_PURCHASES,
+        names::MARKET_SALES,
+        names::MARKET_PROOFS_TOTAL,
+        names::MARKET_SLOTS_FILLED_TOTAL,
+        names::MARKET_SLOTS_REPAIRED_TOTAL,
+        names::MARKET_SLOTS_REBUILT_TOTAL,
+    ] {
+        assert!(
+            overview.contains(name),
+            "the overview has no panel of {name}"
+        );
+    }
 
     let mut failures = Vec::new();
     let mut checked = 0;

@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::market::{availability, request};
 use common::{data, eventually, TestNode};
 use serde_json::{json, Value};
 
@@ -26,40 +27,12 @@ fn marketplace(dir: &Path, keeper: &TestNode) -> TestNode {
 }
 
 async fn post_json(node: &TestNode, path: &str, body: &Value) -> (u16, String) {
-    let resp = node
-        .http
-        .post(node.url(path))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    common::market::post_json(&node.http, &node.base, path, body).await
 }
 
 async fn get(node: &TestNode, path: &str) -> (u16, String) {
     let resp = node.http.get(node.url(path)).send().await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-fn availability(total_size: u64) -> Value {
-    json!({
-        "totalSize": total_size,
-        "duration": 3600,
-        "minPricePerBytePerSecond": "1",
-        "totalCollateral": "1000000000000",
-    })
-}
-
-fn request(nodes: u64, tolerance: u64, duration: u64) -> Value {
-    json!({
-        "duration": duration,
-        "pricePerBytePerSecond": "1",
-        "proofProbability": "1",
-        "collateralPerByte": "1",
-        "nodes": nodes,
-        "tolerance": tolerance,
-        "expiry": 120,
-    })
 }
 
 async fn held_slots(node: &TestNode) -> Vec<(String, u64)> {

@@ -13,6 +13,7 @@ use neverust_node::api::answers::{self, DebugInfo, Space};
 
 pub mod archivist;
 pub mod eventually;
+pub mod market;
 
 pub use eventually::eventually;
 
