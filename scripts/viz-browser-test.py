@@ -77,7 +77,7 @@ PAGE_STATE = """() => ({
   seq: Number(document.querySelector('#graph').dataset.seq),
   status: document.querySelector('#status').className,
   statusText: document.querySelector('#status').textContent,
-  circles: [...document.querySelectorAll('#graph circle')].map(c => ({
+  circles: [...document.querySelectorAll('#graph .nodes circle')].map(c => ({
     id: c.dataset.id, role: c.dataset.role, up: c.dataset.up, fill: c.getAttribute('fill')})),
   renderer: document.querySelector('#edges').dataset.renderer,
   lines: Number(document.querySelector('#edges').dataset.edges),

@@ -55,7 +55,7 @@ def measure(browser, url):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(url)
     page.wait_for_function(
-        f"() => document.querySelectorAll('#graph circle').length >= {NODES}", timeout=60_000)
+        f"() => document.querySelectorAll('#graph .nodes circle').length >= {NODES}", timeout=60_000)
     # Two more snapshots, so the page runs in its steady state.
     seq = page.evaluate("() => window.neverustViz.snapshot.seq")
     page.wait_for_function(f"() => window.neverustViz.snapshot.seq >= {seq + 2}",
@@ -76,7 +76,7 @@ def measure(browser, url):
     print(f"viz-scale: [{renderer}] drawing one snapshot: " +
           ", ".join(f"{u:.1f} ms" for u in updates))
     # Drag a node in circles for 5 s: the simulation runs every frame meanwhile.
-    box = page.locator("#graph circle").nth(NODES // 2).bounding_box()
+    box = page.locator("#graph .nodes circle").nth(NODES // 2).bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx, cy)
     page.mouse.down()

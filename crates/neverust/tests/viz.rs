@@ -1,6 +1,7 @@
 //! The visualizer's server against real clusters: what it sends the page must be what the
-//! nodes report themselves (node count, connections, totals), from a cluster.json and from
-//! a real Prometheus scraping the nodes; a node killed turns grey, then disappears; bad
+//! nodes report themselves (node count, connections, totals, the slots marketplace hosts
+//! hold of a storage request), from a cluster.json and from a real Prometheus scraping the
+//! nodes; a node killed turns grey, then disappears; bad
 //! flags and a busy port are named. The page itself is tested in Chromium by
 //! scripts/viz-browser-test.py.
 
@@ -120,6 +121,94 @@ async fn assert_snapshot_matches(http: &reqwest::Client, viz: &str, apis: &[Stri
     }
 }
 
+/// The slots a node lists in `/sales/slots`, as (request id, slot index); none on a node
+/// that does not trade (the bootstrap answers 503).
+async fn held_slots(http: &reqwest::Client, api: &str) -> Vec<(String, u64)> {
+    let url = format!("{api}/api/archivist/v1/sales/slots");
+    let r = http.get(&url).send().await.unwrap();
+    if r.status() == 503 {
+        return Vec::new();
+    }
+    let slots: Vec<Value> = r.json().await.unwrap();
+    let mut held: Vec<(String, u64)> = slots
+        .iter()
+        .map(|s| {
+            let id = s["request"]["id"].as_str().unwrap().to_string();
+            (id, s["slotIndex"].as_u64().unwrap())
+        })
+        .collect();
+    held.sort();
+    held
+}
+
+/// Every host's slots in the snapshot are the ones it lists itself, and the request is
+/// drawn with its client (node 1) and a host per slot.
+async fn assert_slots_match(http: &reqwest::Client, viz: &str, apis: &[String], request: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut truth = Vec::new();
+        for api in apis {
+            truth.push(held_slots(http, api).await);
+        }
+        let snap = get_json(http, &format!("{viz}snapshot.json"))
+            .await
+            .unwrap();
+        let nodes = snap["nodes"].as_array().unwrap();
+        let drawn: Vec<Vec<(String, u64)>> = nodes
+            .iter()
+            .map(|n| {
+                let mut held: Vec<(String, u64)> = n["slots"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| {
+                        let id = s["request"].as_str().unwrap().to_string();
+                        (id, s["slot_index"].as_u64().unwrap())
+                    })
+                    .collect();
+                held.sort();
+                held
+            })
+            .collect();
+        let hosted: usize = truth.iter().map(Vec::len).sum();
+        if drawn != truth || hosted != 3 {
+            assert!(
+                Instant::now() < deadline,
+                "the snapshot's slots {drawn:?} are not the nodes' {truth:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        }
+        assert!(truth[0].is_empty() && truth[1].is_empty(), "{truth:?}");
+        let requests = snap["requests"].as_array().unwrap();
+        assert_eq!(requests.len(), 1, "{snap}");
+        let r = &requests[0];
+        assert_eq!(r["id"], request);
+        assert_eq!(r["client"], nodes[1]["id"], "node 1 made it: {r}");
+        let hosts: Vec<(&str, u64)> = r["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["node"].as_str().unwrap(),
+                    h["slot_index"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(hosts.iter().map(|h| h.1).collect::<Vec<_>>(), [0, 1, 2]);
+        let mut by: Vec<&str> = hosts.iter().map(|h| h.0).collect();
+        by.sort();
+        let mut expected: Vec<&str> = nodes[2..]
+            .iter()
+            .map(|n| n["id"].as_str().unwrap())
+            .collect();
+        expected.sort();
+        assert_eq!(by, expected, "one slot on each other marketplace node");
+        return;
+    }
+}
+
 fn wait_cluster(path: &Path, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
@@ -150,6 +239,8 @@ async fn snapshots_match_what_five_nodes_report() {
                 "cluster",
                 "--nodes",
                 "5",
+                "--marketplace-every",
+                "1",
                 "--base-port",
                 &BASE_PORT.to_string(),
             ])
@@ -189,6 +280,8 @@ async fn snapshots_match_what_five_nodes_report() {
     let cid = common::upload_to(&http, &apis[1], data.clone()).await;
     let back = common::download_through(&http, &apis[3], &cid).await;
     assert_eq!(back.len(), data.len());
+    // Node 1 buys storage for it on the three other marketplace nodes.
+    let request = common::market::buy(&http, &apis[1], &[&apis[2], &apis[3], &apis[4]], &cid).await;
 
     let snap = assert_snapshot_matches(&http, &viz, &apis).await;
     assert!(snap["stats"]["total_blocks"].as_f64().unwrap() > 0.0);
@@ -206,12 +299,13 @@ async fn snapshots_match_what_five_nodes_report() {
         roles,
         [
             "bootstrap",
-            "altruistic",
-            "altruistic",
             "marketplace",
-            "altruistic"
+            "marketplace",
+            "marketplace",
+            "marketplace"
         ]
     );
+    assert_slots_match(&http, &viz, &apis, &request).await;
     let page = http.get(&viz).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("d3.min.js"));
 

@@ -67,6 +67,11 @@ impl NodeClient {
         Ok(p.state)
     }
 
+    /// `GET /storage/purchases`: the ids of the requests this node made.
+    pub async fn purchase_ids(&self) -> Result<Vec<String>, ClientError> {
+        self.get_answer("/storage/purchases").await
+    }
+
     /// `GET /sales/slots`: the slots this host holds (filled and being proven).
     pub async fn held_slots(&self) -> Result<Vec<HeldSlot>, ClientError> {
         let slots: Vec<views::Slot> = self.get_answer("/sales/slots").await?;

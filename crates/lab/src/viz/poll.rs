@@ -4,9 +4,11 @@
 //! a node restarted under a new pid, or a cluster that grew, is picked up), or a
 //! Prometheus server's `/api/v1/targets` (Compose, Kubernetes: the addresses it scrapes,
 //! with the `role`, `mode` and `node` labels the generated configs put on each target).
-//! Either way the nodes themselves are then asked for `/debug/info` and `/metrics`: the
-//! connections exist only in `/debug/info`, and asking the nodes directly gives a fresh
-//! reading every poll rather than Prometheus's last scrape (5 s apart in Compose).
+//! Either way the nodes themselves are then asked for `/debug/info` and `/metrics`, and
+//! marketplace nodes for the slots they hold and the requests they made: the connections
+//! exist only in `/debug/info`, the slots only in the market routes, and asking the nodes
+//! directly gives a fresh reading every poll rather than Prometheus's last scrape (5 s
+//! apart in Compose).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,9 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 
+use super::market::{NodeMarket, VizSlot};
 use super::snapshot::{Builder, DebugInfo, NodeMetrics, NodeReport, Snapshot, Target};
 use crate::client::NodeClient;
-use crate::topology::cluster_file::ClusterFile;
+use crate::topology::cluster_file::{ClusterFile, Implementation};
 
 /// A node that has not answered within this long counts as down for this poll: the
 /// page must keep its 2 s rhythm even when a node hangs.
@@ -152,25 +155,62 @@ impl Poller {
 }
 
 async fn poll_node(client: &NodeClient, target: Target) -> NodeReport {
-    let ask = async { tokio::join!(client.debug_info(), client.metrics()) };
-    let (info, metrics, error) = match tokio::time::timeout(NODE_LIMIT, ask).await {
-        Ok((Ok(info), Ok(text))) => (
+    let ask = async {
+        tokio::join!(
+            client.debug_info(),
+            client.metrics(),
+            market(client, &target)
+        )
+    };
+    let (info, metrics, market, error) = match tokio::time::timeout(NODE_LIMIT, ask).await {
+        Ok((Ok(info), Ok(text), market)) => (
             Some(DebugInfo::from_answer(&info)),
             Some(NodeMetrics::from_samples(
                 &crate::metrics::parse(&text),
                 target.implementation,
             )),
+            market,
             None,
         ),
-        Ok((Err(e), _)) | Ok((_, Err(e))) => (None, None, Some(e.to_string())),
-        Err(_) => (None, None, Some(format!("no answer within {NODE_LIMIT:?}"))),
+        Ok((Err(e), _, _)) | Ok((_, Err(e), _)) => (None, None, None, Some(e.to_string())),
+        Err(_) => (
+            None,
+            None,
+            None,
+            Some(format!("no answer within {NODE_LIMIT:?}")),
+        ),
     };
     NodeReport {
         target,
         info,
         metrics,
+        market,
         error,
     }
+}
+
+/// The slots a marketplace node holds and the requests it made; None from a node that is
+/// not one (by the source's word: a node of unknown mode is asked) or did not answer them.
+/// Archivist nodes keep theirs on a chain and are not asked.
+async fn market(client: &NodeClient, target: &Target) -> Option<NodeMarket> {
+    let trades = target.implementation == Implementation::Neverust
+        && target.mode.as_deref().is_none_or(|m| m == "marketplace");
+    if !trades {
+        return None;
+    }
+    let (slots, purchases) = tokio::join!(client.held_slots(), client.purchase_ids());
+    let slots = slots
+        .ok()?
+        .into_iter()
+        .map(|s| VizSlot {
+            request: s.request,
+            slot_index: s.slot_index,
+        })
+        .collect();
+    Some(NodeMarket {
+        slots,
+        purchases: purchases.ok()?,
+    })
 }
 
 pub fn targets_from_cluster_file(file: &ClusterFile) -> Vec<Target> {

@@ -14,6 +14,7 @@ use neverust_node::api::answers;
 use neverust_node::metrics::names;
 use serde::{Deserialize, Serialize};
 
+use super::market::{self, NodeMarket, VizRequest, VizSlot};
 use crate::metrics::{self, Sample};
 use crate::topology::cluster_file::Implementation;
 
@@ -42,6 +43,8 @@ pub struct NodeReport {
     pub target: Target,
     pub info: Option<DebugInfo>,
     pub metrics: Option<NodeMetrics>,
+    /// Only from a marketplace node that answered its market routes.
+    pub market: Option<NodeMarket>,
     pub error: Option<String>,
 }
 
@@ -188,6 +191,8 @@ pub struct Snapshot {
     pub stats: Stats,
     pub nodes: Vec<VizNode>,
     pub edges: Vec<Edge>,
+    /// Storage requests the answering nodes hold slots of, with their hosts and client.
+    pub requests: Vec<VizRequest>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -222,6 +227,10 @@ pub struct VizNode {
     pub received_bytes_per_s: Option<f64>,
     /// The node's tiers (empty on a single store), as of its last answer.
     pub tiers: Vec<VizTier>,
+    /// Slots of storage requests this node holds (a marketplace host), and the requests it
+    /// made (a client); empty while it does not answer, as nothing it holds can be seen.
+    pub slots: Vec<VizSlot>,
+    pub purchases: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -304,6 +313,8 @@ impl Builder {
                 node.sent_bytes_per_s = None;
                 node.received_bytes_per_s = None;
                 node.cpu_percent = None;
+                node.slots.clear();
+                node.purchases.clear();
                 // A restarted node's counters start again: no rate across the gap.
                 known.reading = None;
                 fill_role(node, &r.target, None, None);
@@ -321,6 +332,8 @@ impl Builder {
             node.peers = m.peers;
             node.rss_bytes = m.rss_bytes;
             node.tiers = info.tiers.clone();
+            let NodeMarket { slots, purchases } = r.market.unwrap_or_default();
+            (node.slots, node.purchases) = (slots, purchases);
             let ledgers: HashMap<String, u64> = info
                 .ledgers
                 .iter()
@@ -364,6 +377,8 @@ impl Builder {
         for (key, known) in &mut self.known {
             if !seen_now.contains(key) {
                 known.node.up = false;
+                known.node.slots.clear();
+                known.node.purchases.clear();
                 known.reading = None;
             }
         }
@@ -424,6 +439,7 @@ impl Builder {
             interval_seconds,
             poll_seconds: 0.0,
             stats,
+            requests: market::requests(&nodes),
             nodes,
             edges,
         }
@@ -490,6 +506,7 @@ mod tests {
                 sent_bytes: sent,
                 ..Default::default()
             }),
+            market: None,
             error: None,
         }
     }
@@ -499,6 +516,7 @@ mod tests {
             target: target(i),
             info: None,
             metrics: None,
+            market: None,
             error: Some("connection refused".into()),
         }
     }
@@ -602,6 +620,50 @@ mod tests {
         let s = build(&mut b, vec![up(0, &[], &[], 0.0)], 12.0);
         assert!(!s.nodes[1].up);
         assert_eq!(s.seq, 6);
+    }
+
+    #[test]
+    fn slots_are_what_answering_hosts_list() {
+        let with_market = |mut r: NodeReport, slots: &[u64], purchases: &[&str]| {
+            r.market = Some(NodeMarket {
+                slots: slots
+                    .iter()
+                    .map(|&i| VizSlot {
+                        request: "0xa".into(),
+                        slot_index: i,
+                    })
+                    .collect(),
+                purchases: purchases.iter().map(|p| p.to_string()).collect(),
+            });
+            r
+        };
+        let mut b = Builder::new();
+        let s = build(
+            &mut b,
+            vec![
+                with_market(up(1, &[], &[], 0.0), &[], &["0xa"]),
+                with_market(up(2, &[], &[], 0.0), &[0], &[]),
+                with_market(up(3, &[], &[], 0.0), &[1], &[]),
+            ],
+            0.0,
+        );
+        assert_eq!(s.nodes[1].slots.len(), 1);
+        assert_eq!(s.requests.len(), 1);
+        assert_eq!(s.requests[0].client.as_deref(), Some("peer1"));
+        assert_eq!(s.requests[0].hosts.len(), 2);
+        // A host that stops answering takes its slot off the page; one that answers
+        // without its market routes lists none.
+        let s = build(
+            &mut b,
+            vec![
+                with_market(up(1, &[], &[], 0.0), &[], &["0xa"]),
+                down(2),
+                up(3, &[], &[], 0.0),
+            ],
+            2.0,
+        );
+        assert!(s.nodes[1].slots.is_empty() && s.nodes[2].slots.is_empty());
+        assert!(s.requests.is_empty());
     }
 
     #[test]

@@ -12,6 +12,10 @@ const ROLE_COLORS = {
 };
 const DOWN_COLOR = "#b8bec6";
 const MIB = 1024 * 1024;
+// Storage requests get colours unlike the roles' and the busy edges' orange; a request
+// keeps the first it got for as long as the page is open, while its hosts come and go.
+const REQUEST_PALETTE = ["#2ecc71", "#f1c40f", "#1abc9c", "#fd79a8", "#c8e650", "#00d2ff", "#ffffff", "#ff7675"];
+const requestColors = new Map();
 
 // What the tests (and curious users, from the console) can read.
 // `updateMs`: how long drawing the last snapshot took (scripts/viz-scale.py reads it).
@@ -20,6 +24,10 @@ window.neverustViz = state;
 
 const svg = d3.select("#graph");
 const world = svg.append("g");
+// Under the nodes: a client's dashed lines to the hosts of its requests, and a ring around
+// a host per request it holds slots of.
+const marketLinkLayer = world.append("g").attr("class", "market-links");
+const ringLayer = world.append("g").attr("class", "rings");
 const nodeLayer = world.append("g").attr("class", "nodes");
 const canvas = document.getElementById("edges");
 const edges = edgeRenderer(canvas);
@@ -27,6 +35,8 @@ canvas.dataset.renderer = edges.kind;
 let zoomTransform = d3.zoomIdentity;
 let edgeWidth = () => 1;
 let circles = nodeLayer.selectAll("circle");
+let rings = ringLayer.selectAll("circle");
+let marketLinks = marketLinkLayer.selectAll("line");
 const tooltip = document.getElementById("tooltip");
 
 // Simulation objects by node id: they keep their position across snapshots, so the
@@ -103,6 +113,21 @@ const drag = d3
 
 function color(n) {
   return n.up ? ROLE_COLORS[n.role] || ROLE_COLORS.unknown : DOWN_COLOR;
+}
+
+function requestColor(id) {
+  if (!requestColors.has(id)) {
+    requestColors.set(id, REQUEST_PALETTE[requestColors.size % REQUEST_PALETTE.length]);
+  }
+  return requestColors.get(id);
+}
+
+function shortId(id) {
+  return id.length > 12 ? id.slice(0, 6) + "…" + id.slice(-4) : id;
+}
+
+function nodeRadius(n) {
+  return n.role === "bootstrap" ? 11 : 7;
 }
 
 function update(snapshot) {
@@ -184,17 +209,69 @@ function render() {
           tooltip.hidden = true;
         })
     )
-    .attr("r", (d) => (d.data.role === "bootstrap" ? 11 : 7))
+    .attr("r", (d) => nodeRadius(d.data))
     .attr("fill", (d) => color(d.data))
     .attr("data-id", (d) => d.id)
     .attr("data-role", (d) => d.data.role)
     .attr("data-up", (d) => String(d.data.up))
     .classed("down", (d) => !d.data.up);
+  renderMarket();
   draw();
+}
+
+// A ring per request a host holds slots of (the snapshot's order, so rings keep their
+// places), and a dashed line from each request's client to each of its hosts.
+function renderMarket() {
+  const requests = (state.snapshot && state.snapshot.requests) || [];
+  const order = new Map(requests.map((r, i) => [r.id, i]));
+  const ringData = simulation.nodes().flatMap((d) => {
+    const held = [...new Set((d.data.slots || []).map((s) => s.request))].sort(
+      (a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0)
+    );
+    return held.map((request, k) => ({
+      key: d.id + "|" + request,
+      node: d,
+      request,
+      r: nodeRadius(d.data) + 4 + 3.5 * k,
+    }));
+  });
+  rings = ringLayer
+    .selectAll("circle")
+    .data(ringData, (r) => r.key)
+    .join("circle")
+    .attr("r", (r) => r.r)
+    // A style, not an attribute: the page's `circle` rule would win over an attribute.
+    .style("stroke", (r) => requestColor(r.request))
+    .attr("data-node", (r) => r.node.id)
+    .attr("data-request", (r) => r.request);
+  const linkData = requests.flatMap((r) =>
+    r.client && simNodes.has(r.client)
+      ? r.hosts
+          .filter((h) => simNodes.has(h.node))
+          .map((h) => ({
+            key: r.id + "|" + h.node,
+            source: simNodes.get(r.client),
+            target: simNodes.get(h.node),
+            request: r.id,
+          }))
+      : []
+  );
+  marketLinks = marketLinkLayer
+    .selectAll("line")
+    .data(linkData, (l) => l.key)
+    .join("line")
+    .style("stroke", (l) => requestColor(l.request))
+    .attr("data-request", (l) => l.request);
 }
 
 function draw() {
   drawEdges();
+  marketLinks
+    .attr("x1", (l) => l.source.x)
+    .attr("y1", (l) => l.source.y)
+    .attr("x2", (l) => l.target.x)
+    .attr("y2", (l) => l.target.y);
+  rings.attr("cx", (r) => r.node.x).attr("cy", (r) => r.node.y);
   circles.attr("cx", (d) => d.x).attr("cy", (d) => d.y);
 }
 
@@ -242,6 +319,37 @@ function stats(s) {
   err.hidden = !s.source_error;
   err.textContent = s.source_error ? "Cannot read the node list: " + s.source_error : "";
   document.getElementById("source").textContent = "Nodes from " + s.source + ".";
+  requestLegend(s);
+}
+
+// Each storage request some node holds slots of: its colour, its id, how many slots are
+// held and by which nodes, and whose it is.
+function requestLegend(s) {
+  const list = document.getElementById("requests");
+  const index = new Map(s.nodes.map((n) => [n.id, n.index]));
+  const name = (id) => (index.get(id) === null || index.get(id) === undefined ? shortId(id) : `node ${index.get(id)}`);
+  const items = (s.requests || []).map((r) => {
+    const li = document.createElement("li");
+    li.dataset.request = r.id;
+    li.dataset.slots = String(r.hosts.length);
+    const dot = document.createElement("span");
+    dot.className = "ring";
+    dot.style.borderColor = requestColor(r.id);
+    const text = document.createElement("span");
+    const hosts = r.hosts.map((h) => `${h.slot_index}: ${name(h.node)}`).join(", ");
+    text.textContent =
+      `${shortId(r.id)}: ${r.hosts.length} slot${r.hosts.length === 1 ? "" : "s"} (${hosts})` +
+      (r.client ? `, client ${name(r.client)}` : "");
+    li.append(dot, text);
+    return li;
+  });
+  if (!items.length) {
+    const li = document.createElement("li");
+    li.className = "none";
+    li.textContent = "no slots held";
+    items.push(li);
+  }
+  list.replaceChildren(...items);
 }
 
 // A tier as the node reports it: blocks, bytes of its capacity, the share of the reads that
@@ -273,6 +381,10 @@ function showTooltip(d, event) {
     ["sending", rate(n.sent_bytes_per_s)],
     ["receiving", rate(n.received_bytes_per_s)],
     ["API", n.api_url],
+    ...((n.slots || []).length
+      ? [["slots", n.slots.map((x) => `${shortId(x.request)} #${x.slot_index}`).join(", ")]]
+      : []),
+    ...((n.purchases || []).length ? [["requests made", String(n.purchases.length)]] : []),
     // One row per tier, fastest first, labelled as its metrics are (memory0, ssd1, ...).
     ...(n.tiers || []).map(tierRow),
   ];
