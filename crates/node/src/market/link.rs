@@ -27,7 +27,7 @@ const STALE_BUDGET: Duration = Duration::from_secs(10);
 /// The longest wait between two signings.
 const BACKOFF_CAP: Duration = Duration::from_millis(500);
 const REFOLLOW_DELAY: Duration = Duration::from_secs(1);
-const SUBMIT_ATTEMPTS: u32 = 5;
+const SUBMIT_ATTEMPTS: u32 = 10;
 const RESUBMIT_DELAY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +174,11 @@ impl LedgerLink {
                     ))))
                 }
                 Err(_) if attempt < SUBMIT_ATTEMPTS => {
-                    tokio::time::sleep(RESUBMIT_DELAY * attempt).await
+                    // Spread out, so the parties whose streams were dropped together do
+                    // not arrive together again.
+                    let jitter = Duration::from_millis(rand::random::<u64>() % 100);
+                    let backoff = (RESUBMIT_DELAY * attempt).min(BACKOFF_CAP);
+                    tokio::time::sleep(backoff + jitter).await
                 }
                 Err(e) => return Ok(Err(ActError::Unreachable(e.to_string()))),
             }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use neverust_market::ids::{SlotId, SlotRef};
 use neverust_market::ledger::{Action, ChallengeStatus, MarketState, Outcome};
 use neverust_market::request::{OfferTerms, StorageRequest};
-use neverust_market::states::{RequestState, SaleState, SlotState};
+use neverust_market::states::{Lifecycle, RequestState, SaleState, SlotState};
 use neverust_market::views::{self, Reservation};
 use rand::seq::SliceRandom;
 
@@ -158,13 +158,17 @@ async fn resume_held(state: &Arc<NodeState>, market: &Market, trader: &Trader) {
             .collect()
     });
     for (id, slot, request) in mine {
-        if trader
+        // Also a sale that gave up while its fill went through after all (its outcome lost
+        // with a dropped stream or a slow echo): the books say this host holds the slot, so
+        // it proves it.
+        let followed = trader
             .sales
             .by_slot
             .lock()
             .expect("sales lock")
-            .contains_key(&id)
-        {
+            .get(&id)
+            .is_some_and(|s| !s.state.is_terminal());
+        if followed {
             continue;
         }
         let (held, error, state_now) =
