@@ -18,8 +18,10 @@ pub struct IllegalTransition {
 }
 
 /// A state machine over `Self`: [`Lifecycle::can_go`] is its edge set.
-pub trait Lifecycle: Copy + Sized {
+pub trait Lifecycle: Copy + Sized + 'static {
     const MACHINE: &'static str;
+    /// Every state, in declaration order (for series that show each one, even at zero).
+    const ALL: &'static [Self];
     fn name(self) -> &'static str;
     fn can_go(self, to: Self) -> bool;
     fn is_terminal(self) -> bool;
@@ -55,6 +57,16 @@ pub enum PurchaseState {
 
 impl Lifecycle for PurchaseState {
     const MACHINE: &'static str = "purchase";
+    const ALL: &'static [Self] = &[
+        Self::Pending,
+        Self::Submitted,
+        Self::Started,
+        Self::Finished,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Errored,
+        Self::Unknown,
+    ];
 
     fn name(self) -> &'static str {
         use PurchaseState::*;
@@ -117,6 +129,22 @@ pub enum SaleState {
 
 impl Lifecycle for SaleState {
     const MACHINE: &'static str = "sale";
+    const ALL: &'static [Self] = &[
+        Self::SalePreparing,
+        Self::SaleSlotReserving,
+        Self::SaleDownloading,
+        Self::SaleInitialProving,
+        Self::SaleFilling,
+        Self::SaleFilled,
+        Self::SaleProving,
+        Self::SalePayout,
+        Self::SaleFinished,
+        Self::SaleIgnored,
+        Self::SaleCancelled,
+        Self::SaleFailed,
+        Self::SaleErrored,
+        Self::SaleUnknown,
+    ];
 
     fn name(self) -> &'static str {
         use SaleState::*;
@@ -195,6 +223,13 @@ pub enum RequestState {
 
 impl Lifecycle for RequestState {
     const MACHINE: &'static str = "request";
+    const ALL: &'static [Self] = &[
+        Self::New,
+        Self::Started,
+        Self::Cancelled,
+        Self::Finished,
+        Self::Failed,
+    ];
 
     fn name(self) -> &'static str {
         use RequestState::*;
@@ -237,6 +272,15 @@ pub enum SlotState {
 
 impl Lifecycle for SlotState {
     const MACHINE: &'static str = "slot";
+    const ALL: &'static [Self] = &[
+        Self::Free,
+        Self::Filled,
+        Self::Finished,
+        Self::Failed,
+        Self::Paid,
+        Self::Cancelled,
+        Self::Repair,
+    ];
 
     fn name(self) -> &'static str {
         use SlotState::*;
@@ -273,6 +317,22 @@ impl Lifecycle for SlotState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `name()` is what the API shows (the serde name), once per state.
+    fn names_are_the_json_names<S: Lifecycle + Serialize + PartialEq + std::fmt::Debug>() {
+        for (i, s) in S::ALL.iter().enumerate() {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name(), "{s:?}");
+            assert!(!S::ALL[..i].contains(s), "{s:?} listed twice");
+        }
+    }
+
+    #[test]
+    fn every_machine_lists_its_states_by_their_json_names() {
+        names_are_the_json_names::<PurchaseState>();
+        names_are_the_json_names::<SaleState>();
+        names_are_the_json_names::<RequestState>();
+        names_are_the_json_names::<SlotState>();
+    }
 
     #[test]
     fn purchase_happy_path_and_refusals() {

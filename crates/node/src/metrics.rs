@@ -320,8 +320,15 @@ mod tests {
                 outcome: "ok",
             })
             .inc();
-        crate::market::metrics::MarketMetrics::set_states(&m.market.sales, &[], &["SaleProving"]);
-        crate::market::metrics::MarketMetrics::set_states(&m.market.purchases, &[], &["started"]);
+        use neverust_market::states::{PurchaseState, SaleState};
+        crate::market::metrics::MarketMetrics::set_states(
+            &m.market.sales,
+            [SaleState::SaleProving],
+        );
+        crate::market::metrics::MarketMetrics::set_states(
+            &m.market.purchases,
+            [PurchaseState::Started],
+        );
         m.market
             .proofs
             .get_or_create(&crate::market::metrics::ProofLabels {

@@ -1,6 +1,7 @@
 //! The market's series: purchases and sales by state (set from the agents' view at every
 //! round), proofs by outcome, slots filled, repaired and rebuilt, the ledger's length.
 
+use neverust_market::states::Lifecycle;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -9,7 +10,7 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
-    pub state: String,
+    pub state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,23 +71,20 @@ impl MarketMetrics {
         );
     }
 
-    /// Sets a by-state gauge family to `counts`, zeroing states no longer present.
-    pub fn set_states(
+    /// Sets a by-state gauge family to how many of `states` are in each state, every
+    /// state of the machine shown, at zero too.
+    pub fn set_states<S: Lifecycle + PartialEq>(
         family: &Family<StateLabels, Gauge>,
-        counts: &[(String, i64)],
-        known: &[&str],
+        states: impl IntoIterator<Item = S>,
     ) {
-        for state in known {
-            let n = counts
-                .iter()
-                .filter(|(s, _)| s == state)
-                .map(|(_, n)| n)
-                .sum();
+        let states: Vec<S> = states.into_iter().collect();
+        for state in S::ALL {
+            let n = states.iter().filter(|s| *s == state).count();
             family
                 .get_or_create(&StateLabels {
-                    state: state.to_string(),
+                    state: state.name(),
                 })
-                .set(n);
+                .set(n as i64);
         }
     }
 }

@@ -3,7 +3,6 @@
 //! on the purchase's state is the request's in the books. A refused request leaves nothing
 //! behind: the coded dataset is deleted again.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use neverust_content::{cid_string, Cid, Manifest, BLOCK_SIZE};
@@ -41,17 +40,6 @@ pub enum PurchaseError {
     #[error("reading the dataset: {0}")]
     Store(String),
 }
-
-const PURCHASE_STATES: [&str; 8] = [
-    "pending",
-    "submitted",
-    "started",
-    "finished",
-    "failed",
-    "cancelled",
-    "errored",
-    "unknown",
-];
 
 fn purchase_state(s: RequestState) -> PurchaseState {
     match s {
@@ -209,18 +197,14 @@ async fn post(market: &Market, request: StorageRequest) -> Result<(), PurchaseEr
 /// Settles this client's requests whose time has come; counts purchases by state.
 pub async fn round(state: &Arc<NodeState>, market: &Market) {
     let now = unix_now();
-    let (due, counts) = market.copy().read(|l| {
-        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    let (due, states) = market.copy().read(|l| {
+        let mut states = Vec::new();
         let mut due = Vec::new();
         for r in l.books().requests.values() {
             if r.request.client != market.me {
                 continue;
             }
-            let name = serde_json::to_value(purchase_state(r.state))
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            *counts.entry(name).or_default() += 1;
+            states.push(purchase_state(r.state));
             let settle = match r.state {
                 RequestState::New => now > r.expires_at,
                 RequestState::Started => now >= r.ends_at,
@@ -230,10 +214,9 @@ pub async fn round(state: &Arc<NodeState>, market: &Market) {
                 due.push(r.id);
             }
         }
-        (due, counts)
+        (due, states)
     });
-    let counts: Vec<(String, i64)> = counts.into_iter().collect();
-    MarketMetrics::set_states(&state.metrics.market.purchases, &counts, &PURCHASE_STATES);
+    MarketMetrics::set_states(&state.metrics.market.purchases, states);
     for id in due {
         if let Err(e) = market.link.act(Action::Settle { request: id }).await {
             tracing::debug!(request = %id, "settling: {e}");

@@ -79,45 +79,17 @@ impl Sales {
     }
 }
 
-const SALE_STATES: [&str; 14] = [
-    "SalePreparing",
-    "SaleSlotReserving",
-    "SaleDownloading",
-    "SaleInitialProving",
-    "SaleFilling",
-    "SaleFilled",
-    "SaleProving",
-    "SalePayout",
-    "SaleFinished",
-    "SaleIgnored",
-    "SaleCancelled",
-    "SaleFailed",
-    "SaleErrored",
-    "SaleUnknown",
-];
-
-fn state_name(s: SaleState) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 pub async fn round(state: &Arc<NodeState>, market: &Arc<Market>, trader: &Trader) {
     publish_terms(market, trader).await;
     resume_held(state, market, trader).await;
     answer_challenges(state, market, trader);
     follow_to_end(market, trader);
     take_open_slots(state, market, trader);
-    let counts: Vec<(String, i64)> = {
+    let states: Vec<SaleState> = {
         let sales = trader.sales.by_slot.lock().expect("sales lock");
-        let mut c: BTreeMap<String, i64> = BTreeMap::new();
-        for s in sales.values() {
-            *c.entry(state_name(s.state)).or_default() += 1;
-        }
-        c.into_iter().collect()
+        sales.values().map(|s| s.state).collect()
     };
-    MarketMetrics::set_states(&state.metrics.market.sales, &counts, &SALE_STATES);
+    MarketMetrics::set_states(&state.metrics.market.sales, states);
 }
 
 /// Publishes the availabilities' terms when they differ from what was last published.
