@@ -160,6 +160,11 @@ impl Slot {
     pub fn proof(&self, pos: usize) -> MerkleProof {
         self.tree.proof(pos).expect("position within the slot")
     }
+
+    /// The sha256 of each block, in order: the slot tree's leaves, hashed once by `new`.
+    pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
+        (0..self.blocks.len()).map(|i| self.tree.leaf(i).expect("a leaf per block"))
+    }
 }
 
 /// The tree over a slot's block digests (never empty: a layout has at least one row).
@@ -408,6 +413,8 @@ mod tests {
         let p = set.slots[1].proof(3);
         assert!(p.verify(&sha256(&bs[7]), &root));
         assert_eq!(set.slots[1].root_cid().codec(), SLOT_ROOT_CODEC);
+        let hashed: Vec<_> = set.slots[3].blocks.iter().map(|b| sha256(b)).collect();
+        assert_eq!(set.slots[3].digests().collect::<Vec<_>>(), hashed);
     }
 
     #[test]

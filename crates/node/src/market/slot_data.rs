@@ -102,7 +102,8 @@ pub async fn code_dataset(
         let roots = set.roots();
         let verify_root = set.verify_root();
         let encoded: Vec<&Vec<u8>> = set.slots.iter().flat_map(|s| &s.blocks).collect();
-        let digests: Vec<Digest> = encoded.iter().map(|b| sha256(b)).collect();
+        // The slot trees hashed every coded block already.
+        let digests: Vec<Digest> = set.slots.iter().flat_map(|s| s.digests()).collect();
         let tree = MerkleTree::new(digests.clone())?;
         let manifest = Manifest {
             tree_cid: tree.root_cid(),
@@ -242,7 +243,12 @@ pub async fn fetch_slot(
             (rebuild(state, cid, &manifest, &layout, slot).await?, true)
         }
     };
-    let slot_tree = erasure::slot_tree(&leaves.iter().map(|l| &l.1).collect::<Vec<_>>());
+    // Each block was checked against its CID on arrival: the CIDs' digests are the leaves.
+    let digests = leaves
+        .iter()
+        .map(|l| digest_of(&l.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let slot_tree = MerkleTree::new(digests)?;
     if slot_tree.root() != roots[slot as usize] {
         return Err(SlotDataError::WrongRoot { slot });
     }
