@@ -42,7 +42,7 @@ pub enum CopyError {
     Duplicate { seq: u64 },
 }
 
-struct Copy {
+struct Replica {
     ledger: MemoryLedger,
     /// Who each address is on the network, from the keys that signed their actions.
     peers: BTreeMap<Address, PeerId>,
@@ -56,7 +56,7 @@ struct Copy {
 
 pub struct LedgerCopy {
     dir: PathBuf,
-    copy: Mutex<Copy>,
+    copy: Mutex<Replica>,
     events: broadcast::Sender<Arc<Applied>>,
     head: watch::Sender<u64>,
 }
@@ -137,7 +137,7 @@ impl LedgerCopy {
         }
         Ok(Arc::new(LedgerCopy {
             dir: dir.to_path_buf(),
-            copy: Mutex::new(Copy {
+            copy: Mutex::new(Replica {
                 ledger,
                 peers,
                 recent,

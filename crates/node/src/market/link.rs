@@ -285,14 +285,11 @@ async fn stream_log(
     let mut next = from;
     loop {
         for action in copy.entries_from(next) {
-            wire::write(
-                stream,
-                &Answer::Entry {
-                    seq: next,
-                    action: Box::new((*action).clone()),
-                },
-            )
-            .await?;
+            let entry = wire::EntryOut {
+                seq: next,
+                action: &action,
+            };
+            wire::write(stream, &entry).await?;
             next += 1;
         }
         // Wait for something new; what arrives is read from the kept log above, in order.
