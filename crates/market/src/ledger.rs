@@ -508,9 +508,6 @@ impl Books {
 pub struct MemoryLedger {
     config: MarketConfig,
     log: Vec<SignedAction>,
-    /// Whether `log` keeps what was applied: a node that writes the log to disk keeps only
-    /// the books in memory (a proof carries its sampled blocks, ~320 KiB each).
-    keep_log: bool,
     books: Books,
 }
 
@@ -531,17 +528,7 @@ impl MemoryLedger {
         MemoryLedger {
             config,
             log: Vec::new(),
-            keep_log: true,
             books: Books::default(),
-        }
-    }
-
-    /// A ledger that applies and checks everything but keeps only the books, for a caller
-    /// that keeps the log elsewhere ([`MemoryLedger::log`] stays empty).
-    pub fn without_log(config: MarketConfig) -> Self {
-        MemoryLedger {
-            keep_log: false,
-            ..MemoryLedger::new(config)
         }
     }
 
@@ -564,6 +551,32 @@ impl MemoryLedger {
 
     pub fn books(&self) -> &Books {
         &self.books
+    }
+
+    /// Checks and applies `entry` to the books without keeping it in [`MemoryLedger::log`],
+    /// for a caller that keeps the log itself (a proof carries its sampled blocks, ~320 KiB:
+    /// neither a second copy in memory nor a copy to hand it over).
+    pub fn apply_unlogged(&mut self, entry: &SignedAction) -> Result<Outcome, LedgerError> {
+        let key = entry.verify()?;
+        if entry.at < self.books.now {
+            return Err(LedgerError::ClockWentBack {
+                at: entry.at,
+                now: self.books.now,
+            });
+        }
+        // Work on a copy so a refused action leaves nothing half done.
+        let mut books = self.books.clone();
+        books.now = entry.at;
+        let outcome = Step {
+            config: &self.config,
+            books: &mut books,
+            actor: Address::of(&key),
+            at: entry.at,
+        }
+        .run(&entry.action)?;
+        debug_assert_eq!(books.accounted(), Some(books.minted), "tokens conserved");
+        self.books = books;
+        Ok(outcome)
     }
 
     /// The challenge a host answers when filling a slot: entropy from the slot and how many
@@ -598,28 +611,8 @@ impl MarketState for MemoryLedger {
     }
 
     fn apply(&mut self, entry: SignedAction) -> Result<Outcome, LedgerError> {
-        let key = entry.verify()?;
-        if entry.at < self.books.now {
-            return Err(LedgerError::ClockWentBack {
-                at: entry.at,
-                now: self.books.now,
-            });
-        }
-        // Work on a copy so a refused action leaves nothing half done.
-        let mut books = self.books.clone();
-        books.now = entry.at;
-        let outcome = Step {
-            config: &self.config,
-            books: &mut books,
-            actor: Address::of(&key),
-            at: entry.at,
-        }
-        .run(&entry.action)?;
-        debug_assert_eq!(books.accounted(), Some(books.minted), "tokens conserved");
-        self.books = books;
-        if self.keep_log {
-            self.log.push(entry);
-        }
+        let outcome = self.apply_unlogged(&entry)?;
+        self.log.push(entry);
         Ok(outcome)
     }
 

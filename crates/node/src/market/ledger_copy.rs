@@ -94,11 +94,8 @@ impl LedgerCopy {
             let body = serde_json::to_vec_pretty(&config).expect("config serializes");
             std::fs::write(&config_path, body).map_err(io(&config_path))?;
         }
-        let mut ledger = if keep {
-            MemoryLedger::new(config)
-        } else {
-            MemoryLedger::without_log(config)
-        };
+        // The log is on disk, and in `kept` on the keeper: entries go to the ledger unlogged.
+        let mut ledger = MemoryLedger::new(config);
         let mut kept = keep.then(Vec::new);
         let mut peers = BTreeMap::new();
         let mut recent = Recent::default();
@@ -112,7 +109,7 @@ impl LedgerCopy {
                 };
                 learn_peer(&mut peers, &entry);
                 recent.insert(&entry, len);
-                if let Err(e) = ledger.apply(entry.clone()) {
+                if let Err(e) = ledger.apply_unlogged(&entry) {
                     tracing::warn!(
                         seq = len,
                         "market log entry no longer applies ({e}); the log is cut there"
@@ -158,7 +155,7 @@ impl LedgerCopy {
         if let Some(seq) = copy.recent.get(&entry) {
             return Err(CopyError::Duplicate { seq });
         }
-        let outcome = copy.ledger.apply(entry.clone())?;
+        let outcome = copy.ledger.apply_unlogged(&entry)?;
         learn_peer(&mut copy.peers, &entry);
         let path = self.dir.join(LOG);
         if let Err(e) = copy
@@ -195,12 +192,10 @@ impl LedgerCopy {
         let body = serde_json::to_vec_pretty(&config).expect("config serializes");
         std::fs::write(&config_path, body).map_err(io(&config_path))?;
         copy.file.set_len(0).map_err(io(&log_path))?;
-        copy.ledger = if copy.kept.is_some() {
+        if copy.kept.is_some() {
             copy.kept = Some(Vec::new());
-            MemoryLedger::new(config)
-        } else {
-            MemoryLedger::without_log(config)
-        };
+        }
+        copy.ledger = MemoryLedger::new(config);
         copy.len = 0;
         self.head.send_replace(0);
         Ok(())
