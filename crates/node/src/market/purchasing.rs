@@ -151,7 +151,7 @@ pub async fn request_storage(
             .provide_dataset(&manifest_cid, &tree_cid)
             .await
     });
-    tracing::info!(request = %id, dataset = %cid_string(&cid), slots = coded.slots, slot_size = coded.slot_size, "storage requested");
+    tracing::info!(request = %id, dataset = %cid_string(&cid), slots = erasure.nodes, slot_size = layout.slot_size(), "storage requested");
     Ok(id)
 }
 

@@ -34,7 +34,6 @@ pub struct Sale {
     pub state: SaleState,
     pub reservation: Option<Reservation>,
     pub held: Option<HeldSlot>,
-    pub error: Option<String>,
 }
 
 #[derive(Default)]
@@ -143,11 +142,13 @@ async fn resume_held(state: &Arc<NodeState>, market: &Market, trader: &Trader) {
         if followed {
             continue;
         }
-        let (held, error, state_now) =
-            match slot_data::held_slot(state, &request, slot.slot_index).await {
-                Ok(h) => (Some(h), None, SaleState::SaleProving),
-                Err(e) => (None, Some(e.to_string()), SaleState::SaleErrored),
-            };
+        let (held, state_now) = match slot_data::held_slot(state, &request, slot.slot_index).await {
+            Ok(h) => (Some(h), SaleState::SaleProving),
+            Err(e) => {
+                tracing::warn!(slot = %id, "the books say this host holds the slot, but: {e}");
+                (None, SaleState::SaleErrored)
+            }
+        };
         tracing::info!(slot = %id, state = ?state_now, "resumed a sale from the ledger");
         let reservation = trader
             .availabilities
@@ -160,7 +161,6 @@ async fn resume_held(state: &Arc<NodeState>, market: &Market, trader: &Trader) {
                 state: state_now,
                 reservation,
                 held,
-                error,
             },
         );
     }
@@ -376,7 +376,6 @@ fn take_open_slots(state: &Arc<NodeState>, market: &Arc<Market>, trader: &Trader
                 state: SaleState::SalePreparing,
                 reservation: Some(reservation),
                 held: None,
-                error: None,
             },
         );
         budget -= 1;
@@ -391,7 +390,6 @@ fn take_open_slots(state: &Arc<NodeState>, market: &Arc<Market>, trader: &Trader
                     let mut sales = trader.sales.by_slot.lock().expect("sales lock");
                     sales.get_mut(&slot.id()).and_then(|s| {
                         s.state = to;
-                        s.error = Some(e);
                         s.reservation.take()
                     })
                 };

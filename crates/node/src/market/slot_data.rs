@@ -64,8 +64,6 @@ pub struct Coded {
     pub manifest_cid: Cid,
     pub tree_cid: Cid,
     pub verify_root: Digest,
-    pub slot_size: u64,
-    pub slots: u64,
 }
 
 /// Reads the dataset `cid` from the local store, codes it into `params.nodes` slots and
@@ -143,8 +141,6 @@ pub async fn code_dataset(
             manifest_cid,
             tree_cid: manifest.tree_cid,
             verify_root,
-            slot_size: set.layout.slot_size(),
-            slots: set.layout.slots() as u64,
         })
     })
     .await?
