@@ -568,6 +568,20 @@ pub struct SlotHolder {
     pub slot_index: u64,
 }
 
+impl SlotHolder {
+    /// Slot i held by `nodes[i]`: a request's holders, in slot order.
+    pub fn in_slot_order(nodes: &[usize]) -> Vec<SlotHolder> {
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, &node)| SlotHolder {
+                node,
+                slot_index: i as u64,
+            })
+            .collect()
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct LostSlot {
     pub node: usize,

@@ -484,14 +484,7 @@ fn marketplace() -> MarketplaceResult {
             request_id: Some(format!("0x{}", format!("{client:02x}").repeat(32))),
             accepted_s: Some(0.5),
             started_s: Some(1.5 + client as f64),
-            holders: hosts
-                .iter()
-                .enumerate()
-                .map(|(i, &node)| SlotHolder {
-                    node,
-                    slot_index: i as u64,
-                })
-                .collect(),
+            holders: SlotHolder::in_slot_order(&hosts),
             lost: Some(LostSlot {
                 node: lost,
                 slot_index: 0,

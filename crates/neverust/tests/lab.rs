@@ -161,10 +161,9 @@ fn bad_cluster_flags_name_the_flag() {
 #[test]
 fn bench_all_on_five_nodes() {
     let tmp = tempfile::tempdir().unwrap();
-    let report = tmp.path().join("report");
-    let out = neverust()
-        .args([
-            "bench",
+    let run = common::bench(
+        tmp.path(),
+        &[
             "all",
             "--nodes",
             "5",
@@ -172,20 +171,15 @@ fn bench_all_on_five_nodes() {
             "smoke",
             "--scale-nodes",
             "2,3",
-        ])
-        .args(["--base-port", "23400", "--bootstrap-api-port", "23499"])
-        .args(["--node-log-level", "warn", "--dir"])
-        .arg(tmp.path().join("cluster"))
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("report.html"), "{stdout}");
+            "--base-port",
+            "23400",
+            "--bootstrap-api-port",
+            "23499",
+        ],
+    );
+    let (r, report, stderr) = (&run.results, &run.report, &run.stderr);
+    assert!(run.stdout.contains("report.html"), "{}", run.stdout);
 
-    let r = read_json(&report.join("results.json"));
     let checks = &r["checks"];
     assert_eq!(checks["acknowledged_lost"], 0, "{checks}");
     assert_eq!(checks["errors"], 0, "{checks}\n{stderr}");
@@ -377,55 +371,52 @@ fn bench_all_on_five_nodes() {
     assert!(neverust_procs(tmp.path()).is_empty());
 }
 
-/// `bench marketplace` on six marketplace nodes: two clients' requests start, slot hosts
-/// are killed (one per request at most), their slots are repaired elsewhere, every dataset
-/// reads back, the validators counted proofs.
-///
-/// Ignored in CI for now: on a debug cluster sharing two cores with other cluster tests, a
-/// request sometimes has a second slot freed after one host's kill and fails (cause not
-/// found yet; issue 19). Run it alone with `cargo test -p neverust --test lab -- --ignored`.
+/// `bench marketplace` on five marketplace nodes, the fewest it runs on: a client's request
+/// starts on three hosts, one of them is killed, its slot is repaired on the fifth, the
+/// dataset reads back, the validators counted proofs. (Which hosts die when several
+/// clients' slots overlap is for `plan`'s unit tests; a debug build's keeper falls behind
+/// the proofs of more requests on two shared cores.)
 #[test]
 #[ignore = "flaky under load: a request sometimes loses a second slot (issue 19)"]
-fn bench_marketplace_on_seven_nodes() {
+fn bench_marketplace_on_six_nodes() {
     let tmp = tempfile::tempdir().unwrap();
-    let report = tmp.path().join("report");
-    let out = neverust()
-        .args([
-            "bench",
+    let run = common::bench(
+        tmp.path(),
+        &[
             "marketplace",
             "--nodes",
-            "7",
+            "6",
             "--marketplace-every",
             "1",
-        ])
-        .args(["--profile", "smoke", "--seed", "3"])
-        // Debug builds sharing two cores with the other tests (every follower re-verifies
-        // every proof) can take many seconds to get a proof onto the ledger: a live host
-        // must not miss its proofs.
-        .args(["--node-proof-period", "5s", "--node-proof-timeout", "40s"])
-        .args(["--base-port", "27800", "--bootstrap-api-port", "27899"])
-        .args(["--node-log-level", "warn", "--dir"])
-        .arg(tmp.path().join("cluster"))
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
-    let r = read_json(&report.join("results.json"));
+            "--profile",
+            "smoke",
+            "--seed",
+            "3",
+            // Debug builds sharing two cores with the other tests prove in seconds, not
+            // milliseconds: a live host must not miss its proofs.
+            "--node-proof-period",
+            "4s",
+            "--node-proof-timeout",
+            "15s",
+            "--base-port",
+            "27800",
+            "--bootstrap-api-port",
+            "27899",
+        ],
+    );
+    let (r, report) = (&run.results, &run.report);
     let m = &r["marketplace"];
     assert!(m["skipped"].is_null(), "{m}");
-    assert_eq!(m["marketplace_nodes"], 6, "{m}");
-    assert_eq!(m["hosts"], 6, "every marketplace node offers storage: {m}");
+    assert_eq!(m["marketplace_nodes"], 5, "{m}");
+    assert_eq!(m["hosts"], 5, "every marketplace node offers storage: {m}");
     let requests = m["requests"].as_array().unwrap();
     assert_eq!(
         requests.len(),
-        2,
-        "six nodes leave room for two clients: {m}"
+        1,
+        "five nodes leave room for one client: {m}"
     );
-    assert_eq!(m["started"], 2, "{m}");
-    assert_eq!(m["downloadable"], 2, "{m}");
+    assert_eq!(m["started"], 1, "{m}");
+    assert_eq!(m["downloadable"], 1, "{m}");
     assert_eq!(m["errors"].as_array().unwrap().len(), 0, "{m}");
     let killed: Vec<u64> = m["killed"]
         .as_array()
@@ -433,7 +424,7 @@ fn bench_marketplace_on_seven_nodes() {
         .iter()
         .map(|k| k.as_u64().unwrap())
         .collect();
-    assert!(!killed.is_empty(), "a slot host is killed: {m}");
+    assert_eq!(killed.len(), 1, "one slot host is killed: {m}");
     for q in requests {
         assert_eq!(q["state"], "started", "{q}");
         assert_eq!(q["holders"].as_array().unwrap().len(), 3, "{q}");
@@ -444,7 +435,8 @@ fn bench_marketplace_on_seven_nodes() {
             assert_ne!(lost["repaired_by"], lost["node"], "{q}");
         }
     }
-    assert!(m["repaired"].as_u64().unwrap() >= 1, "{m}");
+    assert_eq!(m["repaired"], 1, "{m}");
+    assert!(m["slots_repaired"].as_u64().unwrap() >= 1, "{m}");
     assert!(m["proofs"]["verified"].as_u64().unwrap() > 0, "{m}");
     assert!(
         m["proofs"]["missed"].as_u64().unwrap() >= 1,

@@ -137,34 +137,32 @@ fn bad_tier_specs_are_usage_errors_naming_the_flag() {
 #[test]
 fn a_cluster_of_tiered_nodes_benches_clean() {
     let tmp = tempfile::tempdir().unwrap();
-    let report = tmp.path().join("report");
     let ssd = format!("ssd:{}:4MiB", tmp.path().join("ssd").display());
     let hdd = format!(
         "hdd:{}:1GiB:latency=200us",
         tmp.path().join("hdd").display()
     );
-    let out = std::process::Command::new(common::binary())
-        .args(["bench", "upload", "--nodes", "3", "--profile", "smoke"])
-        .args([
+    let r = common::bench(
+        tmp.path(),
+        &[
+            "upload",
+            "--nodes",
+            "3",
+            "--profile",
+            "smoke",
             "--node-tier",
             "memory:2MiB",
             "--node-tier",
             &ssd,
             "--node-tier",
             &hdd,
-        ])
-        .args(["--base-port", "23600", "--bootstrap-api-port", "23699"])
-        .args(["--node-log-level", "warn", "--dir"])
-        .arg(tmp.path().join("cluster"))
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bench failed:\n{stderr}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report.join("results.json")).unwrap())
-            .unwrap();
+            "--base-port",
+            "23600",
+            "--bootstrap-api-port",
+            "23699",
+        ],
+    )
+    .results;
     assert_eq!(r["checks"]["errors"], 0, "{}", r["checks"]);
     for i in 0..3 {
         for tier in ["ssd", "hdd"] {

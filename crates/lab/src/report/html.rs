@@ -234,6 +234,11 @@ impl Section {
     pub fn new(id: &'static str, title: &'static str, body: String) -> Self {
         Self { id, title, body }
     }
+
+    /// A scenario that did not run, and why: the reader sees it was asked for.
+    pub fn skipped(id: &'static str, title: &'static str, why: &str) -> Self {
+        Self::new(id, title, paragraph(&format!("Skipped: {why}.")))
+    }
 }
 
 /// The whole page: style, a table of contents, and the sections in order.

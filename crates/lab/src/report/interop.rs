@@ -12,11 +12,7 @@ const ERRORS_SHOWN: usize = 10;
 pub fn interop(r: Option<&InteropResult>) -> Option<Section> {
     let r = r?;
     if let Some(why) = &r.skipped {
-        return Some(Section::new(
-            "interop",
-            "Archivist interop",
-            paragraph(&format!("Skipped: {why}.")),
-        ));
+        return Some(Section::skipped("interop", "Archivist interop", why));
     }
     let idle = table(
         &[

@@ -12,11 +12,7 @@ const ERRORS_SHOWN: usize = 10;
 pub fn marketplace(r: Option<&MarketplaceResult>) -> Option<Section> {
     let r = r?;
     if let Some(why) = &r.skipped {
-        return Some(Section::new(
-            "marketplace",
-            "Marketplace",
-            paragraph(&format!("Skipped: {why}.")),
-        ));
+        return Some(Section::skipped("marketplace", "Marketplace", why));
     }
     let requests = r.requests.len();
     let lost = r.requests.iter().filter(|q| q.lost.is_some()).count();

@@ -340,6 +340,40 @@ pub fn tool(name: &str) -> Command {
     Command::new(name)
 }
 
+/// A `neverust bench` run that succeeded: what it printed and its `results.json`.
+pub struct Bench {
+    pub stdout: String,
+    pub stderr: String,
+    pub results: serde_json::Value,
+    /// Where `results.json` and `report.html` are.
+    pub report: PathBuf,
+}
+
+/// Runs `neverust bench ARGS` on a cluster it starts under `dir` (its nodes logging
+/// warnings only), its report in `dir/report`; fails the test when the run fails.
+pub fn bench(dir: &Path, args: &[&str]) -> Bench {
+    let report = dir.join("report");
+    let out = Command::new(binary())
+        .arg("bench")
+        .args(args)
+        .args(["--node-log-level", "warn", "--dir"])
+        .arg(dir.join("cluster"))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let text = std::fs::read_to_string(report.join("results.json")).unwrap();
+    Bench {
+        stdout,
+        stderr,
+        results: serde_json::from_str(&text).unwrap(),
+        report,
+    }
+}
+
 /// Runs `neverust ARGS`, which must refuse them as a usage error (exit 2); its stderr.
 pub fn usage_error(args: &[&str]) -> String {
     let out = Command::new(binary()).args(args).output().unwrap();

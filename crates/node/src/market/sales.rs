@@ -247,6 +247,9 @@ fn follow_to_end(market: &Market, trader: &Trader) {
                     (Some(RequestState::Failed), _) => SaleState::SaleFailed,
                     // Freed (proofs missed): the slot is someone else's to repair now.
                     (_, SlotState::Repair | SlotState::Free) => SaleState::SaleFailed,
+                    // Repaired by another host while this one was down: a host restarted
+                    // from books older than the repair resumed the sale, and must let go.
+                    _ if rec.host != Some(market.me) => SaleState::SaleFailed,
                     _ => continue,
                 };
                 let returned = if next == SaleState::SaleFinished {

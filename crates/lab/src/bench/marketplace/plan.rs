@@ -143,14 +143,7 @@ mod tests {
     fn placed(client: usize, hosts: &[usize]) -> Placed {
         Placed {
             client,
-            holders: hosts
-                .iter()
-                .enumerate()
-                .map(|(i, &node)| SlotHolder {
-                    node,
-                    slot_index: i as u64,
-                })
-                .collect(),
+            holders: SlotHolder::in_slot_order(hosts),
         }
     }
 
