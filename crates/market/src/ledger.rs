@@ -23,7 +23,7 @@
 //! to that moment. Tokens enter only through [`Action::Deposit`] (the token contract's place)
 //! and leave only by burning, so `Σ balances + Σ escrow + burned = minted` always holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use libp2p_identity::{Keypair, PublicKey};
 use neverust_content::{sha256, BLOCK_SIZE};
@@ -127,6 +127,24 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// Its name on the wire, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Deposit { .. } => "deposit",
+            Action::RequestStorage { .. } => "requestStorage",
+            Action::ReserveSlot { .. } => "reserveSlot",
+            Action::FillSlot { .. } => "fillSlot",
+            Action::Challenge { .. } => "challenge",
+            Action::SubmitProof { .. } => "submitProof",
+            Action::MarkProofMissing { .. } => "markProofMissing",
+            Action::FreeSlot { .. } => "freeSlot",
+            Action::Settle { .. } => "settle",
+            Action::Offer { .. } => "offer",
+        }
+    }
+}
+
 mod hex_bytes32 {
     use super::*;
 
@@ -156,24 +174,33 @@ mod hex_vec {
 
 const DOMAIN: &[u8] = b"neverust-market/action/v1\0";
 
-/// An action, when its actor says it happened, and the actor's signature over both.
+/// How long after it was signed an action may still be applied. Within this window the
+/// ledger knows every signature it applied, so a signed action is applied at most once.
+pub const MAX_ACTION_AGE: u64 = 60;
+
+/// An action, when its actor signed it, and the actor's signature over both.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedAction {
     /// The actor's libp2p public key, protobuf-encoded.
     #[serde(with = "hex_vec")]
     pub actor: Vec<u8>,
-    /// Seconds since the Unix epoch (a chain would give its block time).
+    /// Seconds since the Unix epoch when the actor signed it. The ledger applies it at
+    /// its own time if that is later (a chain applies a transaction at its block's time).
     pub at: u64,
+    /// Random, so the same action signed twice in one second is two actions (two deposits
+    /// of one amount), while the same signature sent twice is one.
+    pub nonce: u64,
     pub action: Action,
     #[serde(with = "hex_vec")]
     pub signature: Vec<u8>,
 }
 
-fn signing_bytes(actor: &[u8], at: u64, action: &Action) -> Vec<u8> {
+fn signing_bytes(actor: &[u8], at: u64, nonce: u64, action: &Action) -> Vec<u8> {
     let mut out = DOMAIN.to_vec();
     out.extend_from_slice(&(actor.len() as u64).to_be_bytes());
     out.extend_from_slice(actor);
     out.extend_from_slice(&at.to_be_bytes());
+    out.extend_from_slice(&nonce.to_be_bytes());
     out.extend_from_slice(&serde_json::to_vec(action).expect("actions serialize"));
     out
 }
@@ -181,15 +208,34 @@ fn signing_bytes(actor: &[u8], at: u64, action: &Action) -> Vec<u8> {
 impl SignedAction {
     pub fn sign(key: &Keypair, at: u64, action: Action) -> SignedAction {
         let actor = key.public().encode_protobuf();
+        let nonce = rand::random();
         let signature = key
-            .sign(&signing_bytes(&actor, at, &action))
+            .sign(&signing_bytes(&actor, at, nonce, &action))
             .expect("ed25519 and secp256k1 keys sign");
         SignedAction {
             actor,
             at,
+            nonce,
             action,
             signature,
         }
+    }
+
+    /// Its JSON on one line, as logged and sent. Here rather than at the callers so that the
+    /// ~700 KB of a proof is written by this crate's code, which debug builds optimise.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("actions serialize")
+    }
+
+    /// Reads one logged or sent line; a line break inside would split the log, so it is
+    /// refused.
+    pub fn from_json_line(line: &[u8]) -> Result<SignedAction, serde_json::Error> {
+        if line.contains(&b'\n') {
+            return Err(serde::de::Error::custom(
+                "a line break inside a logged action",
+            ));
+        }
+        serde_json::from_slice(line)
     }
 
     /// The actor's key, if the signature is its.
@@ -197,7 +243,7 @@ impl SignedAction {
         let key =
             PublicKey::try_decode_protobuf(&self.actor).map_err(|_| LedgerError::BadSignature)?;
         if key.verify(
-            &signing_bytes(&self.actor, self.at, &self.action),
+            &signing_bytes(&self.actor, self.at, self.nonce, &self.action),
             &self.signature,
         ) {
             Ok(key)
@@ -213,8 +259,12 @@ impl SignedAction {
 pub enum LedgerError {
     #[error("signature does not verify")]
     BadSignature,
-    #[error("action at {at} is older than the ledger's time {now}")]
-    ClockWentBack { at: u64, now: u64 },
+    #[error(
+        "action signed at {at} is more than {MAX_ACTION_AGE} s older than the ledger's time {now}"
+    )]
+    TooOld { at: u64, now: u64 },
+    #[error("the action is the ledger's entry {seq} already")]
+    Replayed { seq: u64 },
     #[error("invalid request: {0}")]
     Invalid(#[from] ValidationError),
     #[error("request {0} is already posted")]
@@ -509,6 +559,34 @@ pub struct MemoryLedger {
     config: MarketConfig,
     log: Vec<SignedAction>,
     books: Books,
+    /// Entries applied, logged or not.
+    applied: u64,
+    recent: RecentSignatures,
+}
+
+/// The signatures applied within the last [`MAX_ACTION_AGE`] seconds, with their entries'
+/// numbers: an older action is refused for its age, so these are all it takes to refuse a
+/// replay.
+#[derive(Clone, Debug, Default)]
+struct RecentSignatures {
+    seq_of: HashMap<Vec<u8>, u64>,
+    /// In the order applied, with the time they were applied at (never decreasing).
+    order: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl RecentSignatures {
+    fn insert(&mut self, signature: &[u8], seq: u64, at: u64) {
+        self.seq_of.insert(signature.to_vec(), seq);
+        self.order.push_back((at, signature.to_vec()));
+        while let Some((oldest, _)) = self.order.front() {
+            if oldest.saturating_add(MAX_ACTION_AGE) >= at {
+                break;
+            }
+            if let Some((_, sig)) = self.order.pop_front() {
+                self.seq_of.remove(&sig);
+            }
+        }
+    }
 }
 
 fn pct(amount: Amount, percent: u8) -> Amount {
@@ -529,6 +607,8 @@ impl MemoryLedger {
             config,
             log: Vec::new(),
             books: Books::default(),
+            applied: 0,
+            recent: RecentSignatures::default(),
         }
     }
 
@@ -558,24 +638,29 @@ impl MemoryLedger {
     /// neither a second copy in memory nor a copy to hand it over).
     pub fn apply_unlogged(&mut self, entry: &SignedAction) -> Result<Outcome, LedgerError> {
         let key = entry.verify()?;
-        if entry.at < self.books.now {
-            return Err(LedgerError::ClockWentBack {
-                at: entry.at,
-                now: self.books.now,
-            });
+        let now = self.books.now;
+        if entry.at.saturating_add(MAX_ACTION_AGE) < now {
+            return Err(LedgerError::TooOld { at: entry.at, now });
         }
+        if let Some(&seq) = self.recent.seq_of.get(&entry.signature) {
+            return Err(LedgerError::Replayed { seq });
+        }
+        // Never back in time: parties acting at once are ordered, not refused.
+        let at = entry.at.max(now);
         // Work on a copy so a refused action leaves nothing half done.
         let mut books = self.books.clone();
-        books.now = entry.at;
+        books.now = at;
         let outcome = Step {
             config: &self.config,
             books: &mut books,
             actor: Address::of(&key),
-            at: entry.at,
+            at,
         }
         .run(&entry.action)?;
         debug_assert_eq!(books.accounted(), Some(books.minted), "tokens conserved");
         self.books = books;
+        self.recent.insert(&entry.signature, self.applied, at);
+        self.applied += 1;
         Ok(outcome)
     }
 

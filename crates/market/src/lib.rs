@@ -48,9 +48,10 @@
 //! rather than `UInt256`; a non-secp256k1 key's address hashes its protobuf encoding.
 //!
 //! What a chain would add: one agreed order of actions (here each party keeps and replays a
-//! log, so two logs can diverge), a clock nobody chooses (here the actor states the time and
-//! the ledger only refuses going backwards), randomness nobody chooses for fill challenges
-//! and proof periods (here derived from the slot or given by the verifier), and a token whose
+//! log, so two logs can diverge), a clock nobody chooses (here the actor states when it
+//! signed, and the ledger applies an action then or at its own time if later, refusing one
+//! signed more than a minute before), randomness nobody chooses for fill challenges and proof
+//! periods (here derived from the slot or given by the verifier), and a token whose
 //! balances others honour (here [`ledger::Action::Deposit`] mints).
 pub mod erasure;
 pub mod ids;

@@ -7,7 +7,8 @@ use neverust_content::{cid_from_digest, codec};
 use neverust_market::erasure::{encode, slot_tree, SlotSet};
 use neverust_market::ids::{Address, Nonce, SlotId, SlotRef};
 use neverust_market::ledger::{
-    ChallengeStatus, LedgerError, MarketConfig, MarketState, MemoryLedger, Outcome,
+    Action, ChallengeStatus, LedgerError, MarketConfig, MarketState, MemoryLedger, Outcome,
+    SignedAction, MAX_ACTION_AGE,
 };
 use neverust_market::proofs::{prove, Challenge, StorageProof};
 use neverust_market::request::{ErasureParams, StorageAsk, StorageContent, StorageRequest};
@@ -346,10 +347,6 @@ fn refusals_change_nothing() {
         w.market.post_request(&w.client.clone(), 5, req.clone()),
         Err(LedgerError::Duplicate(_))
     ));
-    assert!(matches!(
-        w.market.deposit(&h0, 4, 1),
-        Err(LedgerError::ClockWentBack { .. })
-    ));
     let slot = SlotRef {
         request_id: id,
         slot_index: 0,
@@ -392,6 +389,35 @@ fn refusals_change_nothing() {
         w.market.submit_proof(&h1, 10, slot.id(), n, answer),
         Err(LedgerError::NotHost { .. })
     ));
+    w.conserved();
+}
+
+#[test]
+fn an_action_applies_at_the_ledgers_time_once_and_not_when_too_old() {
+    let mut w = world();
+    let key = Keypair::generate_ed25519();
+    w.market.deposit(&key, 100, 1).unwrap();
+    // Signed before the ledger's time (another party's action was sequenced first): it
+    // applies at the ledger's time, which never goes back.
+    w.market.deposit(&key, 90, 2).unwrap();
+    assert_eq!(w.market.books().now, 100);
+    assert_eq!(w.market.balance(&addr(&key)), 3);
+    let late = SignedAction::sign(
+        &key,
+        100 - MAX_ACTION_AGE - 1,
+        Action::Deposit { amount: 4 },
+    );
+    assert!(matches!(
+        w.market.apply(late),
+        Err(LedgerError::TooOld { now: 100, .. })
+    ));
+    // The very same signed action twice is one action; signed again, it is another.
+    let once = SignedAction::sign(&key, 101, Action::Deposit { amount: 5 });
+    w.market.apply(once.clone()).unwrap();
+    let seq = w.market.log().len() as u64 - 1;
+    assert_eq!(w.market.apply(once), Err(LedgerError::Replayed { seq }));
+    w.market.deposit(&key, 101, 5).unwrap();
+    assert_eq!(w.market.balance(&addr(&key)), 13);
     w.conserved();
 }
 

@@ -5,7 +5,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use neverust_lab::client::NodeClient;
@@ -31,6 +32,17 @@ pub struct TestNode {
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_neverust")
+}
+
+/// Passes a node's log on to the test's own output, each line prefixed with the node's API
+/// port: the test harness shows it only for a failing test, and tells the nodes apart.
+fn forward_log(stderr: ChildStderr, label: Arc<OnceLock<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let who = label.get().map_or("starting", String::as_str);
+            eprintln!("[node {who}] {line}");
+        }
+    });
 }
 
 impl TestNode {
@@ -60,10 +72,12 @@ impl TestNode {
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawning neverust");
         let stdout = child.stdout.take().unwrap();
+        let label = Arc::new(OnceLock::new());
+        forward_log(child.stderr.take().unwrap(), label.clone());
         let mut lines = BufReader::new(stdout).lines();
         let ready = loop {
             match lines.next() {
@@ -85,6 +99,7 @@ impl TestNode {
                 .to_string()
         };
         let base = field("api=");
+        let _ = label.set(base.rsplit(':').next().unwrap_or_default().to_string());
         TestNode {
             client: NodeClient::new(base.clone()),
             base,

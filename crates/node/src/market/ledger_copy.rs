@@ -2,12 +2,14 @@
 //! (`market/ledger.jsonl`, one signed action per line, each written and synced before it
 //! counts), replayed and checked again at every start.
 //!
-//! The keeper's copy also keeps the log in memory, to send followers what they missed;
-//! a follower's keeps only the books.
+//! Any copy can send its log on (the keeper sends it to followers): lines are read back
+//! from the file by their offsets, so no copy holds its log in memory, and a line goes out
+//! as it was written, never serialized again.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +26,6 @@ use tokio::sync::{broadcast, watch};
 #[derive(Debug)]
 pub struct Applied {
     pub seq: u64,
-    pub entry: Arc<SignedAction>,
     pub outcome: Outcome,
 }
 
@@ -37,26 +38,28 @@ pub enum CopyError {
     },
     #[error(transparent)]
     Refused(#[from] LedgerError),
-    /// The very same signed action was applied before, as entry `seq`.
-    #[error("the action is entry {seq} already")]
-    Duplicate { seq: u64 },
+    #[error("a market entry does not decode: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("applying an entry was cut short: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 struct Replica {
     ledger: MemoryLedger,
     /// Who each address is on the network, from the keys that signed their actions.
     peers: BTreeMap<Address, PeerId>,
-    /// The latest entries by signature, so a resubmitted action is recognised.
-    recent: Recent,
     file: File,
-    /// Every entry, for followers (the keeper only).
-    kept: Option<Vec<Arc<SignedAction>>>,
-    len: u64,
+    /// Where each entry's line starts in the log, and where the log ends.
+    starts: Vec<u64>,
+    end: u64,
 }
 
 pub struct LedgerCopy {
     dir: PathBuf,
     copy: Mutex<Replica>,
+    /// The log, for reading lines back: written lines are never rewritten (only a reset
+    /// empties the file, on a follower, which sends its log to nobody).
+    reader: File,
     events: broadcast::Sender<Arc<Applied>>,
     head: watch::Sender<u64>,
 }
@@ -78,7 +81,7 @@ impl LedgerCopy {
     /// (a log under another config would not replay to the same books: it is set aside).
     /// A last line cut short by a crash is dropped; so is anything after an entry that no
     /// longer applies.
-    pub fn open(dir: &Path, config: MarketConfig, keep: bool) -> Result<Arc<Self>, CopyError> {
+    pub fn open(dir: &Path, config: MarketConfig) -> Result<Arc<Self>, CopyError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let (config_path, log_path) = (dir.join(CONFIG), dir.join(LOG));
         let same_config = std::fs::read(&config_path)
@@ -94,33 +97,27 @@ impl LedgerCopy {
             let body = serde_json::to_vec_pretty(&config).expect("config serializes");
             std::fs::write(&config_path, body).map_err(io(&config_path))?;
         }
-        // The log is on disk, and in `kept` on the keeper: entries go to the ledger unlogged.
+        // The log is on disk: entries go to the ledger unlogged.
         let mut ledger = MemoryLedger::new(config);
-        let mut kept = keep.then(Vec::new);
         let mut peers = BTreeMap::new();
-        let mut recent = Recent::default();
-        let mut good_bytes = 0u64;
-        let mut len = 0u64;
+        let mut starts = Vec::new();
+        let mut end = 0u64;
         if let Ok(f) = File::open(&log_path) {
             for line in BufReader::new(f).split(b'\n') {
                 let line = line.map_err(io(&log_path))?;
-                let Ok(entry) = serde_json::from_slice::<SignedAction>(&line) else {
+                let Ok(entry) = SignedAction::from_json_line(&line) else {
                     break;
                 };
                 learn_peer(&mut peers, &entry);
-                recent.insert(&entry, len);
                 if let Err(e) = ledger.apply_unlogged(&entry) {
                     tracing::warn!(
-                        seq = len,
+                        seq = starts.len(),
                         "market log entry no longer applies ({e}); the log is cut there"
                     );
                     break;
                 }
-                if let Some(k) = kept.as_mut() {
-                    k.push(Arc::new(entry));
-                }
-                good_bytes += line.len() as u64 + 1;
-                len += 1;
+                starts.push(end);
+                end += line.len() as u64 + 1;
             }
         }
         let file = OpenOptions::new()
@@ -128,7 +125,9 @@ impl LedgerCopy {
             .append(true)
             .open(&log_path)
             .map_err(io(&log_path))?;
-        file.set_len(good_bytes).map_err(io(&log_path))?;
+        file.set_len(end).map_err(io(&log_path))?;
+        let reader = File::open(&log_path).map_err(io(&log_path))?;
+        let len = starts.len() as u64;
         if len > 0 {
             tracing::info!(entries = len, "market ledger replayed");
         }
@@ -137,24 +136,36 @@ impl LedgerCopy {
             copy: Mutex::new(Replica {
                 ledger,
                 peers,
-                recent,
                 file,
-                kept,
-                len,
+                starts,
+                end,
             }),
+            reader,
             events: broadcast::channel(EVENT_BUFFER).0,
             head: watch::channel(len).0,
         }))
     }
 
-    /// Applies `entry` as the next one; refused entries change nothing, on disk or in memory.
+    /// Applies `entry`, an action of this node's or one sent to the keeper, as the next one.
     pub fn apply(&self, entry: SignedAction) -> Result<Arc<Applied>, CopyError> {
-        let mut line = serde_json::to_vec(&entry).expect("actions serialize");
+        let line = entry.to_json();
+        self.apply_logged(entry, line)
+    }
+
+    /// Applies one line of another copy's log as the next entry; that line is logged here.
+    pub fn apply_line(&self, line: Vec<u8>) -> Result<Arc<Applied>, CopyError> {
+        let entry = SignedAction::from_json_line(&line)?;
+        self.apply_logged(entry, line)
+    }
+
+    /// Refused entries change nothing, on disk or in memory.
+    fn apply_logged(
+        &self,
+        entry: SignedAction,
+        mut line: Vec<u8>,
+    ) -> Result<Arc<Applied>, CopyError> {
         line.push(b'\n');
         let mut copy = self.copy.lock().expect("ledger lock");
-        if let Some(seq) = copy.recent.get(&entry) {
-            return Err(CopyError::Duplicate { seq });
-        }
         let outcome = copy.ledger.apply_unlogged(&entry)?;
         learn_peer(&mut copy.peers, &entry);
         let path = self.dir.join(LOG);
@@ -167,21 +178,20 @@ impl LedgerCopy {
             // before this entry, and the keeper sends it again.
             return Err(io(&path)(e));
         }
-        let seq = copy.len;
-        copy.len += 1;
-        copy.recent.insert(&entry, seq);
-        let entry = Arc::new(entry);
-        if let Some(k) = copy.kept.as_mut() {
-            k.push(entry.clone());
-        }
-        let applied = Arc::new(Applied {
+        let seq = copy.starts.len() as u64;
+        let start = copy.end;
+        copy.starts.push(start);
+        copy.end += line.len() as u64;
+        tracing::debug!(
             seq,
-            entry,
-            outcome,
-        });
+            kind = entry.action.kind(),
+            ?outcome,
+            "market entry applied"
+        );
+        let applied = Arc::new(Applied { seq, outcome });
         // Sent under the lock, so every listener hears entries in order.
         let _ = self.events.send(applied.clone());
-        self.head.send_replace(copy.len);
+        self.head.send_replace(seq + 1);
         Ok(applied)
     }
 
@@ -192,11 +202,9 @@ impl LedgerCopy {
         let body = serde_json::to_vec_pretty(&config).expect("config serializes");
         std::fs::write(&config_path, body).map_err(io(&config_path))?;
         copy.file.set_len(0).map_err(io(&log_path))?;
-        if copy.kept.is_some() {
-            copy.kept = Some(Vec::new());
-        }
         copy.ledger = MemoryLedger::new(config);
-        copy.len = 0;
+        copy.starts.clear();
+        copy.end = 0;
         self.head.send_replace(0);
         Ok(())
     }
@@ -229,43 +237,33 @@ impl LedgerCopy {
         self.head.subscribe()
     }
 
-    /// Entries from `from` on (the keeper's copy only; empty otherwise).
-    pub fn entries_from(&self, from: u64) -> Vec<Arc<SignedAction>> {
-        let copy = self.copy.lock().expect("ledger lock");
-        copy.kept
-            .as_ref()
-            .map(|k| k.iter().skip(from as usize).cloned().collect())
-            .unwrap_or_default()
+    /// The logged lines of up to `max` entries from `from` on, without their line breaks.
+    pub fn lines_from(&self, from: u64, max: usize) -> Result<Vec<Vec<u8>>, CopyError> {
+        let spans: Vec<(u64, u64)> = {
+            let copy = self.copy.lock().expect("ledger lock");
+            let from = (from as usize).min(copy.starts.len());
+            let to = (from + max).min(copy.starts.len());
+            (from..to)
+                .map(|i| {
+                    let end = copy.starts.get(i + 1).copied().unwrap_or(copy.end);
+                    (copy.starts[i], end - 1)
+                })
+                .collect()
+        };
+        spans
+            .into_iter()
+            .map(|(start, end)| {
+                let mut line = vec![0u8; (end - start) as usize];
+                self.reader
+                    .read_exact_at(&mut line, start)
+                    .map_err(io(&self.dir.join(LOG)))?;
+                Ok(line)
+            })
+            .collect()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Applied>> {
         self.events.subscribe()
-    }
-}
-
-/// The sequence numbers of the latest entries by signature.
-#[derive(Default)]
-struct Recent {
-    by_signature: std::collections::HashMap<Vec<u8>, u64>,
-    order: std::collections::VecDeque<Vec<u8>>,
-}
-
-/// Resubmissions come within seconds: this many entries back is plenty.
-const RECENT: usize = 16_384;
-
-impl Recent {
-    fn insert(&mut self, entry: &SignedAction, seq: u64) {
-        self.by_signature.insert(entry.signature.clone(), seq);
-        self.order.push_back(entry.signature.clone());
-        if self.order.len() > RECENT {
-            if let Some(old) = self.order.pop_front() {
-                self.by_signature.remove(&old);
-            }
-        }
-    }
-
-    fn get(&self, entry: &SignedAction) -> Option<u64> {
-        self.by_signature.get(&entry.signature).copied()
     }
 }
 
@@ -291,18 +289,26 @@ mod tests {
         let key = Keypair::generate_ed25519();
         let who = neverust_market::ids::Address::of(&key.public());
         let config = MarketConfig::default();
+        let again = deposit(&key, 101, 7);
         {
-            let copy = LedgerCopy::open(dir.path(), config.clone(), false).unwrap();
-            copy.apply(deposit(&key, 10, 5)).unwrap();
-            copy.apply(deposit(&key, 11, 7)).unwrap();
-            let refused = copy.apply(deposit(&key, 9, 1)).unwrap_err();
-            assert!(matches!(refused, CopyError::Refused(_)), "{refused}");
-            let again = deposit(&key, 11, 7);
-            let twice = copy.apply(again).unwrap_err();
+            let copy = LedgerCopy::open(dir.path(), config.clone()).unwrap();
+            copy.apply(deposit(&key, 100, 5)).unwrap();
+            copy.apply(again.clone()).unwrap();
+            let refused = copy.apply(deposit(&key, 30, 1)).unwrap_err();
             assert!(
-                matches!(twice, CopyError::Duplicate { .. }),
+                matches!(refused, CopyError::Refused(LedgerError::TooOld { .. })),
+                "{refused}"
+            );
+            let twice = copy.apply(again.clone()).unwrap_err();
+            assert!(
+                matches!(twice, CopyError::Refused(LedgerError::Replayed { seq: 1 })),
                 "the same signed action is not applied twice: {twice}"
             );
+            // JSON allows a line break between tokens; the log does not.
+            let mut split = deposit(&key, 101, 1).to_json();
+            split.insert(1, b'\n');
+            let broken = copy.apply_line(split).unwrap_err();
+            assert!(matches!(broken, CopyError::Decode(_)), "{broken}");
             assert_eq!(copy.entries(), 2);
         }
         // A crash in the middle of a write leaves half a line.
@@ -313,14 +319,20 @@ mod tests {
         f.write_all(b"{\"actor\":\"08").unwrap();
         drop(f);
 
-        let copy = LedgerCopy::open(dir.path(), config.clone(), true).unwrap();
+        let copy = LedgerCopy::open(dir.path(), config.clone()).unwrap();
         assert_eq!(copy.entries(), 2);
         assert_eq!(copy.read(|l| l.balance(&who)), 12);
         assert_eq!(copy.peer_of(&who), Some(key.public().to_peer_id()));
-        assert_eq!(copy.entries_from(1).len(), 1);
-        copy.apply(deposit(&key, 12, 1)).unwrap();
+        let lines = copy.lines_from(1, 10).unwrap();
+        assert_eq!(lines.len(), 1, "entries 1.. of 2");
+        assert_eq!(
+            lines[0],
+            again.to_json(),
+            "a line goes out as it was logged"
+        );
+        copy.apply(deposit(&key, 102, 1)).unwrap();
         drop(copy);
-        let copy = LedgerCopy::open(dir.path(), config.clone(), false).unwrap();
+        let copy = LedgerCopy::open(dir.path(), config.clone()).unwrap();
         assert_eq!(
             copy.entries(),
             3,
@@ -331,7 +343,7 @@ mod tests {
             proof_timeout: 1,
             ..config
         };
-        let copy = LedgerCopy::open(dir.path(), other, false).unwrap();
+        let copy = LedgerCopy::open(dir.path(), other).unwrap();
         assert_eq!(
             copy.entries(),
             0,

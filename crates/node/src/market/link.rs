@@ -19,12 +19,7 @@ use super::wire::{self, Answer, Ask, WireError, PROTOCOL};
 /// How long an action the keeper accepted may take to come back through the follow stream.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(30);
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an action is signed again after the ledger's clock passed it. The clock counts
-/// whole seconds, so a submission that takes longer than the rest of its second to be
-/// applied while another party acts is stale: on a loaded keeper most of them. A budget of
-/// time rather than of tries keeps a host proving however busy the keeper is.
-const STALE_BUDGET: Duration = Duration::from_secs(10);
-/// The longest wait between two signings.
+/// The longest wait between two submissions of one action.
 const BACKOFF_CAP: Duration = Duration::from_millis(500);
 const REFOLLOW_DELAY: Duration = Duration::from_secs(1);
 const SUBMIT_ATTEMPTS: u32 = 10;
@@ -38,8 +33,6 @@ pub enum ActError {
     Unreachable(String),
     #[error("the market's ledger: {0}")]
     Copy(String),
-    #[error("the action is the ledger's entry {0} already")]
-    Duplicate(u64),
 }
 
 pub struct LedgerLink {
@@ -100,31 +93,19 @@ impl LedgerLink {
         self.keeper.is_none()
     }
 
-    /// Signs `action` (at the ledger's time or later) and has it sequenced; returns once
-    /// this node's copy holds it, with what it did.
+    /// Signs `action` and has it sequenced; returns once this node's copy holds it, with
+    /// what it did.
     pub async fn act(&self, action: Action) -> Result<Outcome, ActError> {
-        let first = tokio::time::Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let at = unix_now().max(self.copy.read(|l| l.books().now));
-            let signed = SignedAction::sign(&self.key, at, action.clone());
-            let result = match self.keeper_peer().await? {
-                None => apply_here(&self.copy, signed)
-                    .await
-                    .map(|r| r.map(|a| a.outcome.clone())),
-                Some(peer) => self.submit(peer, signed).await,
-            };
-            match result {
-                Err(Stale) if first.elapsed() < STALE_BUDGET => {
-                    // Spread out, so parties that acted in the same round do not collide again.
-                    let jitter = Duration::from_millis(rand::random::<u64>() % 100);
-                    let backoff = (Duration::from_millis(100) * attempt).min(BACKOFF_CAP);
-                    tokio::time::sleep(backoff + jitter).await
-                }
-                Err(Stale) => return Err(ActError::Refused("the ledger's clock is ahead".into())),
-                Ok(r) => return r,
-            }
+        let signed = SignedAction::sign(&self.key, unix_now(), action);
+        match self.keeper_peer().await? {
+            None => apply_here(&self.copy, signed)
+                .await
+                .map(|a| a.outcome.clone())
+                .map_err(|e| match e {
+                    CopyError::Refused(e) => ActError::Refused(e.to_string()),
+                    e => ActError::Copy(e.to_string()),
+                }),
+            Some(peer) => self.submit(peer, signed).await,
         }
     }
 
@@ -143,11 +124,8 @@ impl LedgerLink {
         }
     }
 
-    async fn submit(
-        &self,
-        keeper: PeerId,
-        signed: SignedAction,
-    ) -> Result<Result<Outcome, ActError>, Stale> {
+    async fn submit(&self, keeper: PeerId, signed: SignedAction) -> Result<Outcome, ActError> {
+        let line = signed.to_json();
         // Listening before sending, so the echo cannot pass unheard.
         let mut events = self.copy.subscribe();
         // libp2p-stream drops an inbound stream whose acceptor is busy that instant, which
@@ -158,20 +136,17 @@ impl LedgerLink {
             attempt += 1;
             let answer = async {
                 let mut stream = open(&self.control, keeper).await?;
-                let ask = Ask::Submit {
-                    action: Box::new(signed.clone()),
-                };
-                wire::write(&mut stream, &ask).await?;
+                wire::write(&mut stream, &Ask::Submit).await?;
+                wire::write_line(&mut stream, &line).await?;
                 wire::read::<Answer>(&mut stream).await
             };
             match answer.await {
                 Ok(Answer::Submitted { seq }) => break seq,
-                Ok(Answer::Refused { stale: true, .. }) => return Err(Stale),
-                Ok(Answer::Refused { error, .. }) => return Ok(Err(ActError::Refused(error))),
+                Ok(Answer::Refused { error }) => return Err(ActError::Refused(error)),
                 Ok(other) => {
-                    return Ok(Err(ActError::Unreachable(format!(
+                    return Err(ActError::Unreachable(format!(
                         "unexpected answer {other:?}"
-                    ))))
+                    )))
                 }
                 Err(_) if attempt < SUBMIT_ATTEMPTS => {
                     // Spread out, so the parties whose streams were dropped together do
@@ -180,7 +155,7 @@ impl LedgerLink {
                     let backoff = (RESUBMIT_DELAY * attempt).min(BACKOFF_CAP);
                     tokio::time::sleep(backoff + jitter).await
                 }
-                Err(e) => return Ok(Err(ActError::Unreachable(e.to_string()))),
+                Err(e) => return Err(ActError::Unreachable(e.to_string())),
             }
         };
         let echo = async {
@@ -199,35 +174,22 @@ impl LedgerLink {
                 }
             }
         };
-        Ok(tokio::time::timeout(ECHO_TIMEOUT, echo)
+        tokio::time::timeout(ECHO_TIMEOUT, echo)
             .await
             .unwrap_or_else(|_| {
                 Err(ActError::Unreachable(format!(
                     "entry {seq} was sequenced but did not arrive within {ECHO_TIMEOUT:?}"
                 )))
-            }))
+            })
     }
 }
-
-/// The ledger's clock was past the action's time.
-struct Stale;
 
 async fn apply_here(
     copy: &Arc<LedgerCopy>,
     signed: SignedAction,
-) -> Result<Result<Arc<Applied>, ActError>, Stale> {
+) -> Result<Arc<Applied>, CopyError> {
     let copy = copy.clone();
-    let applied = tokio::task::spawn_blocking(move || copy.apply(signed))
-        .await
-        .map_err(|e| e.to_string());
-    match applied {
-        Ok(Ok(a)) => Ok(Ok(a)),
-        Ok(Err(CopyError::Refused(LedgerError::ClockWentBack { .. }))) => Err(Stale),
-        Ok(Err(CopyError::Duplicate { seq })) => Ok(Err(ActError::Duplicate(seq))),
-        Ok(Err(CopyError::Refused(e))) => Ok(Err(ActError::Refused(e.to_string()))),
-        Ok(Err(e)) => Ok(Err(ActError::Copy(e.to_string()))),
-        Err(e) => Ok(Err(ActError::Copy(e))),
-    }
+    tokio::task::spawn_blocking(move || copy.apply(signed)).await?
 }
 
 async fn open(control: &libp2p_stream::Control, peer: PeerId) -> Result<libp2p::Stream, WireError> {
@@ -245,17 +207,20 @@ async fn open(control: &libp2p_stream::Control, peer: PeerId) -> Result<libp2p::
 async fn serve(copy: Arc<LedgerCopy>, peer: PeerId, mut stream: libp2p::Stream) {
     let result = async {
         match wire::read::<Ask>(&mut stream).await? {
-            Ask::Submit { action } => {
-                let answer = match apply_here(&copy, *action).await {
-                    Ok(Err(ActError::Duplicate(seq))) => Answer::Submitted { seq },
-                    Err(Stale) => Answer::Refused {
-                        error: "the ledger's clock is past the action's time".into(),
-                        stale: true,
-                    },
-                    Ok(Ok(applied)) => Answer::Submitted { seq: applied.seq },
-                    Ok(Err(e)) => Answer::Refused {
+            Ask::Submit => {
+                let line = wire::read_line(&mut stream).await?;
+                let applied = {
+                    let copy = copy.clone();
+                    tokio::task::spawn_blocking(move || copy.apply_line(line)).await
+                };
+                let answer = match applied.map_err(CopyError::from).and_then(|a| a) {
+                    Ok(applied) => Answer::Submitted { seq: applied.seq },
+                    // Sent again after a dropped stream: it is that entry.
+                    Err(CopyError::Refused(LedgerError::Replayed { seq })) => {
+                        Answer::Submitted { seq }
+                    }
+                    Err(e) => Answer::Refused {
                         error: e.to_string(),
-                        stale: false,
                     },
                 };
                 wire::write(&mut stream, &answer).await
@@ -268,9 +233,12 @@ async fn serve(copy: Arc<LedgerCopy>, peer: PeerId, mut stream: libp2p::Stream) 
     }
 }
 
+/// Lines read from the log at a time for a follower.
+const LINES_PER_READ: usize = 32;
+
 /// Sends the config, then every entry from `from` on, as long as the follower listens.
 async fn stream_log(
-    copy: &LedgerCopy,
+    copy: &Arc<LedgerCopy>,
     stream: &mut libp2p::Stream,
     from: u64,
 ) -> Result<(), WireError> {
@@ -284,15 +252,18 @@ async fn stream_log(
     let mut events = copy.subscribe();
     let mut next = from;
     loop {
-        for action in copy.entries_from(next) {
-            let entry = wire::EntryOut {
-                seq: next,
-                action: &action,
-            };
-            wire::write(stream, &entry).await?;
-            next += 1;
+        // Subscribed before reading, so nothing applied meanwhile passes unheard.
+        while next < copy.entries() {
+            let c = copy.clone();
+            let lines = tokio::task::spawn_blocking(move || c.lines_from(next, LINES_PER_READ))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
+            for line in lines {
+                wire::write_entry(stream, next, &line).await?;
+                next += 1;
+            }
         }
-        // Wait for something new; what arrives is read from the kept log above, in order.
         match events.recv().await {
             Ok(_) | Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return Ok(()),
@@ -335,13 +306,9 @@ async fn follow(
         other => return Err(format!("expected the config, got {other:?}")),
     }
     loop {
-        let (seq, action) = match wire::read::<Answer>(&mut stream)
+        let (seq, line) = wire::read_entry(&mut stream)
             .await
-            .map_err(|e| e.to_string())?
-        {
-            Answer::Entry { seq, action } => (seq, action),
-            other => return Err(format!("expected an entry, got {other:?}")),
-        };
+            .map_err(|e| e.to_string())?;
         if seq < copy.entries() {
             continue;
         }
@@ -352,7 +319,7 @@ async fn follow(
             ));
         }
         let c = copy.clone();
-        tokio::task::spawn_blocking(move || c.apply(*action))
+        tokio::task::spawn_blocking(move || c.apply_line(line))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("the keeper's entry {seq} does not apply here: {e}"))?;

@@ -93,7 +93,7 @@ impl Market {
         trading: bool,
     ) -> Result<Arc<Market>, MarketStartError> {
         let keeps = keeper.is_none();
-        let copy = LedgerCopy::open(state_dir, options.config.clone(), keeps)?;
+        let copy = LedgerCopy::open(state_dir, options.config.clone())?;
         let key = identity.keypair().clone();
         let me = Address::of(&key.public());
         let link = LedgerLink::start(copy, key, control, keeper);

@@ -79,9 +79,11 @@ impl Sales {
 }
 
 pub async fn round(state: &Arc<NodeState>, market: &Arc<Market>, trader: &Trader) {
+    // First: a challenge has seconds to be answered, and the steps below may wait on the
+    // keeper.
+    answer_challenges(state, market, trader);
     publish_terms(market, trader).await;
     resume_held(state, market, trader).await;
-    answer_challenges(state, market, trader);
     follow_to_end(market, trader);
     take_open_slots(state, market, trader);
     let states: Vec<SaleState> = {
@@ -166,7 +168,9 @@ async fn resume_held(state: &Arc<NodeState>, market: &Market, trader: &Trader) {
     }
 }
 
-/// Starts answering every open challenge on a slot this host proves.
+/// Starts answering every open challenge on a slot this host holds the data of and, the
+/// books say, fills: from the moment the fill is sequenced, which this host may hear of
+/// through its copy before the keeper's answer to the fill arrives.
 fn answer_challenges(state: &Arc<NodeState>, market: &Arc<Market>, trader: &Trader) {
     let now = unix_now();
     let open: Vec<(SlotId, u64, neverust_market::proofs::Challenge, HeldSlot)> = {
@@ -174,8 +178,9 @@ fn answer_challenges(state: &Arc<NodeState>, market: &Arc<Market>, trader: &Trad
         market.copy().read(|l| {
             sales
                 .iter()
-                .filter(|(_, s)| s.state == SaleState::SaleProving)
+                .filter(|(_, s)| matches!(s.state, SaleState::SaleFilling | SaleState::SaleProving))
                 .filter_map(|(id, s)| Some((id, l.slot(id)?, s.held.clone()?)))
+                .filter(|(_, rec, _)| rec.host == Some(market.me))
                 .flat_map(|(id, rec, held)| {
                     rec.challenges
                         .iter()
@@ -435,7 +440,10 @@ async fn sell(
     let proof = slot_data::prove(state, &held, challenge)
         .await
         .map_err(|e| (SaleState::SaleErrored, e.to_string()))?;
-    sales.set(&id, SaleState::SaleFilling);
+    if let Some(s) = sales.by_slot.lock().expect("sales lock").get_mut(&id) {
+        s.held = Some(held.clone());
+        s.state = SaleState::SaleFilling;
+    }
     let collateral = request.ask.collateral_per_slot().unwrap_or(0);
     market
         .fund(collateral)
@@ -446,6 +454,7 @@ async fn sell(
         .act(Action::FillSlot { slot, proof })
         .await
         .map_err(|e| (SaleState::SaleIgnored, e.to_string()))?;
+    sales.set(&id, SaleState::SaleProving);
     let metrics = &state.metrics.market;
     metrics.slots_filled.inc();
     if was_repair {
@@ -457,14 +466,9 @@ async fn sell(
     tracing::info!(slot = %id, request = %slot.request_id, index = slot.slot_index, repair = was_repair, rebuilt, "slot filled");
     // Announced as a provider of the coded dataset, so a host repairing another slot finds
     // this one through the DHT; downloads ask a provider for blocks and take its don't-haves.
-    state
-        .net
-        .provide_dataset(&request.content.cid, &held.tree)
-        .await;
-    if let Some(s) = sales.by_slot.lock().expect("sales lock").get_mut(&id) {
-        s.held = Some(held);
-        s.state = SaleState::SaleProving;
-    }
+    // In the background: a DHT announce can take seconds, the first challenge may not.
+    let (net, cid, tree) = (state.net.clone(), request.content.cid, held.tree);
+    tokio::spawn(async move { net.provide_dataset(&cid, &tree).await });
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! A validator (archivist/validation): once per proof period it draws fresh entropy and
-//! challenges each filled slot of a running request with probability `1 / proofProbability`
+//! challenges each slot of a running request filled before this period with probability
+//! `1 / proofProbability`
 //! (`proofs::proof_required`); it marks the challenges left unanswered past their deadline,
 //! which slashes the host and, after `tolerance` of them, frees the slot for repair; and it
 //! settles requests whose time has come, whoever made them.
@@ -96,7 +97,11 @@ impl Validator {
                     let Some(r) = l.request(&s.slot.request_id) else {
                         continue;
                     };
-                    let live = r.state == RequestState::Started && now < r.ends_at;
+                    // As Archivist's `Proofs`: no proof is required in the period a slot
+                    // was filled in, which the fill's own proof covers.
+                    let live = r.state == RequestState::Started
+                        && now < r.ends_at
+                        && s.filled_at / period_len < period;
                     let open = s
                         .challenges
                         .iter()
