@@ -374,10 +374,8 @@ fn bench_all_on_five_nodes() {
 /// `bench marketplace` on five marketplace nodes, the fewest it runs on: a client's request
 /// starts on three hosts, one of them is killed, its slot is repaired on the fifth, the
 /// dataset reads back, the validators counted proofs. (Which hosts die when several
-/// clients' slots overlap is for `plan`'s unit tests; a debug build's keeper falls behind
-/// the proofs of more requests on two shared cores.)
+/// clients' slots overlap is for `plan`'s unit tests.)
 #[test]
-#[ignore = "flaky under load: a request sometimes loses a second slot (issue 19)"]
 fn bench_marketplace_on_six_nodes() {
     let tmp = tempfile::tempdir().unwrap();
     let run = common::bench(

@@ -189,9 +189,10 @@ impl LedgerCopy {
             "market entry applied"
         );
         let applied = Arc::new(Applied { seq, outcome });
-        // Sent under the lock, so every listener hears entries in order.
-        let _ = self.events.send(applied.clone());
+        // Under the lock, so every listener hears entries in order; the head first, so a
+        // listener woken by the event reads it moved.
         self.head.send_replace(seq + 1);
+        let _ = self.events.send(applied.clone());
         Ok(applied)
     }
 
