@@ -9,9 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Terminated;
+use common::{eventually, Terminated};
 use neverust_node::metrics::names;
 use serde_json::Value;
 
@@ -22,18 +22,6 @@ const DRILL_NODE: &str = "2";
 
 fn dashboards_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/dashboards")
-}
-
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut ok: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !ok().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 struct Prom {
@@ -137,16 +125,15 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let file = dir.join("cluster.json");
     let read_cluster =
         || -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok() };
-    wait_for(
+    let cluster = eventually(
         "cluster.json naming Prometheus",
         Duration::from_secs(60),
         || {
             let c = read_cluster();
-            async move { c.is_some_and(|c| c["prometheus"].is_string()) }
+            async move { c.filter(|c| c["prometheus"].is_string()) }
         },
     )
     .await;
-    let cluster = read_cluster().unwrap();
     let prom = Prom {
         http: reqwest::Client::new(),
         url: cluster["prometheus"].as_str().unwrap().to_string(),
@@ -161,9 +148,9 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
 
     // Every node is a target, labelled as the dashboards expect, and scraped once before
     // the traffic (so the rates below have a sample from before it).
-    wait_for("every node scraped", Duration::from_secs(30), || {
+    eventually("every node scraped", Duration::from_secs(30), || {
         let p = &prom;
-        async move { p.values("sum(up{job=\"neverust\"})").await == vec![5.0] }
+        async move { (p.values("sum(up{job=\"neverust\"})").await == vec![5.0]).then_some(()) }
     })
     .await;
     let targets = prom.api("targets", &[]).await;
@@ -227,7 +214,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     );
     assert!(tier_hits > 0.0, "node 2's tiers served no read");
     // The error counters are born with the errors, so their rate needs two scrapes of them.
-    wait_for("the traffic in Prometheus", Duration::from_secs(30), || {
+    eventually("the traffic in Prometheus", Duration::from_secs(30), || {
         let p = &prom;
         async move {
             let received = p.values("neverust_blocks_received_total{node=\"2\"}").await;
@@ -248,10 +235,11 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
             // The metric's `role` is `exported_role` beside the target's own `role`.
             let proofs = scraped("{exported_role=\"validator\"}").await
                 && scraped("{node=\"2\",exported_role=\"host\"}").await;
-            received.iter().any(|v| *v > 0.0)
+            (received.iter().any(|v| *v > 0.0)
                 && errors.iter().any(|v| *v >= 2.0)
                 && hits.iter().any(|v| *v >= tier_hits)
-                && proofs
+                && proofs)
+                .then_some(())
         }
     })
     .await;

@@ -6,20 +6,13 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::eventually_blocking;
 use serde_json::Value;
 
 fn neverust() -> Command {
     Command::new(common::binary())
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn read_json(path: &Path) -> Value {
@@ -46,7 +39,9 @@ fn cluster_lifecycle_status_stale_refusal_and_keep_data() {
     };
     let mut launcher = args(true).spawn().unwrap();
     let file = dir.join("cluster.json");
-    wait_for("cluster.json", Duration::from_secs(60), || file.exists());
+    eventually_blocking("cluster.json", Duration::from_secs(60), || {
+        file.exists().then_some(())
+    });
     let cluster = read_json(&file);
     let nodes = cluster["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
@@ -94,9 +89,10 @@ fn cluster_lifecycle_status_stale_refusal_and_keep_data() {
         .output()
         .unwrap();
     assert!(stop.status.success());
-    wait_for("nodes to stop", Duration::from_secs(15), || {
+    eventually_blocking("nodes to stop", Duration::from_secs(15), || {
         pids.iter()
             .all(|p| !Path::new(&format!("/proc/{p}")).exists() || zombie(*p))
+            .then_some(())
     });
     assert!(dir.join("node-1/data").exists(), "stop keeps the data");
 
@@ -104,7 +100,9 @@ fn cluster_lifecycle_status_stale_refusal_and_keep_data() {
 
     // A graceful stop (SIGTERM) without --keep-data removes data, keeps logs.
     let launcher = args(false).spawn().unwrap();
-    wait_for("cluster.json", Duration::from_secs(60), || file.exists());
+    eventually_blocking("cluster.json", Duration::from_secs(60), || {
+        file.exists().then_some(())
+    });
     assert_eq!(read_json(&file)["launcher_pid"], launcher.id());
     Command::new("kill")
         .args(["-TERM", &launcher.id().to_string()])
@@ -495,7 +493,9 @@ fn bench_against_a_running_cluster_with_restart() {
         .spawn()
         .unwrap();
     let file = dir.join("cluster.json");
-    wait_for("cluster.json", Duration::from_secs(60), || file.exists());
+    eventually_blocking("cluster.json", Duration::from_secs(60), || {
+        file.exists().then_some(())
+    });
     let before = read_json(&file);
     let report = tmp.path().join("report");
     let out = neverust()

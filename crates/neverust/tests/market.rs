@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::market::{availability, request};
-use common::{data, eventually, TestNode};
+use common::{data, eventually, eventually_ok, TestNode};
 use serde_json::{json, Value};
 
 /// Short periods so a lost host is noticed within seconds.
@@ -56,6 +56,15 @@ async fn metric(node: &TestNode, name: &str, labels: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l.contains(labels))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The non-zero samples of a metric family.
+async fn market_lines(node: &TestNode, name: &str) -> Vec<String> {
+    let text = node.metrics_text().await;
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.ends_with(" 0"))
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,14 +171,22 @@ async fn a_request_is_filled_by_distinct_hosts_proven_and_repaired_after_a_host_
         .find(|i| !holders.iter().any(|(h, _)| h == i))
         .unwrap();
     let spare_node = hosts[spare].as_ref().unwrap();
-    eventually(
+    eventually_ok(
         "the spare host to repair the lost slot",
         Duration::from_secs(120),
         || async {
-            held_slots(spare_node)
+            if held_slots(spare_node)
                 .await
                 .contains(&(id.clone(), lost_slot))
-                .then_some(())
+            {
+                return Ok(());
+            }
+            // What the spare's sales and the validator's proofs came to, for a failure.
+            let spare = market_lines(spare_node, "neverust_market_sales").await;
+            let proofs = market_lines(&keeper, "neverust_market_proofs_total").await;
+            Err(format!(
+                "the spare's sales {spare:?}, the keeper's proofs {proofs:?}"
+            ))
         },
     )
     .await;

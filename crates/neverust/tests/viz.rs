@@ -10,9 +10,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Terminated;
+use common::{eventually, eventually_blocking, eventually_ok, Terminated};
 use neverust_node::api::answers::{self, DebugInfo};
 use neverust_node::metrics::names;
 use serde_json::Value;
@@ -87,38 +87,45 @@ fn snapshot_edges(s: &Value) -> BTreeSet<(String, String)> {
 /// cluster may change while it is read (a connection opens), so it is read until it
 /// holds still, and then any difference is the visualizer's.
 async fn assert_snapshot_matches(http: &reqwest::Client, viz: &str, apis: &[String]) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(40);
     let seq = |s: &Option<Value>| s.as_ref().map_or(0, |s| s["seq"].as_u64().unwrap());
-    loop {
-        assert!(Instant::now() < deadline, "the cluster never held still");
-        let before = truth(http, apis).await;
-        // Poll c+1 may have begun while `before` was read; c+2 began after it.
-        let c = seq(&get_json(http, &format!("{viz}snapshot.json")).await);
-        let snap = loop {
-            let s = get_json(http, &format!("{viz}snapshot.json")).await;
-            if seq(&s) >= c + 2 {
-                break s.unwrap();
+    let (snap, after) = eventually_ok(
+        "the cluster to hold still for a snapshot",
+        Duration::from_secs(40),
+        || async {
+            let before = truth(http, apis).await;
+            // Poll c+1 may have begun while `before` was read; c+2 began after it.
+            let c = seq(&get_json(http, &format!("{viz}snapshot.json")).await);
+            let snap = eventually(
+                "the visualizer's next polls",
+                Duration::from_secs(20),
+                || async {
+                    get_json(http, &format!("{viz}snapshot.json"))
+                        .await
+                        .filter(|s| seq(&Some(s.clone())) >= c + 2)
+                },
+            )
+            .await;
+            let after = truth(http, apis).await;
+            if before != after {
+                return Err("the nodes changed while the snapshot was taken".to_string());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let after = truth(http, apis).await;
-        if before != after {
-            continue;
-        }
-        // Until a new source has listed every node and each answered.
-        let nodes = snap["nodes"].as_array().unwrap();
-        if nodes.len() != apis.len() || nodes.iter().any(|n| n["up"] != true) {
-            continue;
-        }
-        assert_eq!(snap["stats"]["active_nodes"], apis.len());
-        assert_eq!(snapshot_edges(&snap), after.edges, "edges: {snap}");
-        assert_eq!(
-            snap["stats"]["total_blocks"].as_f64().unwrap(),
-            after.blocks
-        );
-        assert_eq!(snap["stats"]["total_bytes"].as_f64().unwrap(), after.bytes);
-        return snap;
-    }
+            // Until a new source has listed every node and each answered.
+            let nodes = snap["nodes"].as_array().unwrap();
+            if nodes.len() != apis.len() || nodes.iter().any(|n| n["up"] != true) {
+                return Err(format!("not every node is up in the snapshot: {snap}"));
+            }
+            Ok((snap, after))
+        },
+    )
+    .await;
+    assert_eq!(snap["stats"]["active_nodes"], apis.len());
+    assert_eq!(snapshot_edges(&snap), after.edges, "edges: {snap}");
+    assert_eq!(
+        snap["stats"]["total_blocks"].as_f64().unwrap(),
+        after.blocks
+    );
+    assert_eq!(snap["stats"]["total_bytes"].as_f64().unwrap(), after.bytes);
+    snap
 }
 
 /// The slots a node lists in `/sales/slots`, as (request id, slot index); none on a node
@@ -144,87 +151,79 @@ async fn held_slots(http: &reqwest::Client, api: &str) -> Vec<(String, u64)> {
 /// Every host's slots in the snapshot are the ones it lists itself, and the request is
 /// drawn with its client (node 1) and a host per slot.
 async fn assert_slots_match(http: &reqwest::Client, viz: &str, apis: &[String], request: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut truth = Vec::new();
-        for api in apis {
-            truth.push(held_slots(http, api).await);
-        }
-        let snap = get_json(http, &format!("{viz}snapshot.json"))
-            .await
-            .unwrap();
-        let nodes = snap["nodes"].as_array().unwrap();
-        let drawn: Vec<Vec<(String, u64)>> = nodes
-            .iter()
-            .map(|n| {
-                let mut held: Vec<(String, u64)> = n["slots"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| {
-                        let id = s["request"].as_str().unwrap().to_string();
-                        (id, s["slot_index"].as_u64().unwrap())
-                    })
-                    .collect();
-                held.sort();
-                held
-            })
-            .collect();
-        let hosted: usize = truth.iter().map(Vec::len).sum();
-        if drawn != truth || hosted != 3 {
-            assert!(
-                Instant::now() < deadline,
-                "the snapshot's slots {drawn:?} are not the nodes' {truth:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            continue;
-        }
-        assert!(truth[0].is_empty() && truth[1].is_empty(), "{truth:?}");
-        let requests = snap["requests"].as_array().unwrap();
-        assert_eq!(requests.len(), 1, "{snap}");
-        let r = &requests[0];
-        assert_eq!(r["id"], request);
-        assert_eq!(r["client"], nodes[1]["id"], "node 1 made it: {r}");
-        let hosts: Vec<(&str, u64)> = r["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                (
-                    h["node"].as_str().unwrap(),
-                    h["slot_index"].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(hosts.iter().map(|h| h.1).collect::<Vec<_>>(), [0, 1, 2]);
-        let mut by: Vec<&str> = hosts.iter().map(|h| h.0).collect();
-        by.sort();
-        let mut expected: Vec<&str> = nodes[2..]
-            .iter()
-            .map(|n| n["id"].as_str().unwrap())
-            .collect();
-        expected.sort();
-        assert_eq!(by, expected, "one slot on each other marketplace node");
-        return;
-    }
+    let (snap, truth) = eventually_ok(
+        "the snapshot's slots to be the nodes' own",
+        Duration::from_secs(20),
+        || async {
+            let mut truth = Vec::new();
+            for api in apis {
+                truth.push(held_slots(http, api).await);
+            }
+            let snap = get_json(http, &format!("{viz}snapshot.json"))
+                .await
+                .unwrap();
+            let drawn: Vec<Vec<(String, u64)>> = snap["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| {
+                    let mut held: Vec<(String, u64)> = n["slots"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| {
+                            let id = s["request"].as_str().unwrap().to_string();
+                            (id, s["slot_index"].as_u64().unwrap())
+                        })
+                        .collect();
+                    held.sort();
+                    held
+                })
+                .collect();
+            let hosted: usize = truth.iter().map(Vec::len).sum();
+            if drawn != truth || hosted != 3 {
+                return Err(format!("drawn {drawn:?}, the nodes' {truth:?}"));
+            }
+            Ok((snap, truth))
+        },
+    )
+    .await;
+    let nodes = snap["nodes"].as_array().unwrap();
+    assert!(truth[0].is_empty() && truth[1].is_empty(), "{truth:?}");
+    let requests = snap["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{snap}");
+    let r = &requests[0];
+    assert_eq!(r["id"], request);
+    assert_eq!(r["client"], nodes[1]["id"], "node 1 made it: {r}");
+    let hosts: Vec<(&str, u64)> = r["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["node"].as_str().unwrap(),
+                h["slot_index"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(hosts.iter().map(|h| h.1).collect::<Vec<_>>(), [0, 1, 2]);
+    let mut by: Vec<&str> = hosts.iter().map(|h| h.0).collect();
+    by.sort();
+    let mut expected: Vec<&str> = nodes[2..]
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    expected.sort();
+    assert_eq!(by, expected, "one slot on each other marketplace node");
 }
 
 fn wait_cluster(path: &Path, limit: Duration) -> Value {
-    let start = Instant::now();
-    loop {
-        let file: Option<Value> = std::fs::read_to_string(path)
+    eventually_blocking(&format!("Prometheus in {}", path.display()), limit, || {
+        std::fs::read_to_string(path)
             .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        match file {
-            Some(c) if c["prometheus"].is_string() => return c,
-            _ => assert!(
-                start.elapsed() < limit,
-                "no Prometheus in {}",
-                path.display()
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .filter(|c| c["prometheus"].is_string())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -359,29 +358,29 @@ async fn snapshots_match_what_five_nodes_report() {
             .find(|n| n["id"] == victim_id.as_str())
             .map(|n| n["up"] == true)
     };
-    let start = Instant::now();
-    let mut went_grey = false;
-    loop {
-        let s = get_json(&http, &format!("{viz}snapshot.json"))
-            .await
-            .unwrap();
-        match node_state(&s) {
-            Some(false) => went_grey = true,
-            Some(true) => {}
-            None => {
-                assert_eq!(s["nodes"].as_array().unwrap().len(), 4);
-                assert_eq!(s["stats"]["active_nodes"], 4);
-                break;
+    let went_grey = std::cell::Cell::new(false);
+    eventually_ok(
+        "the dead node to leave the picture",
+        Duration::from_secs(20),
+        || async {
+            let s = get_json(&http, &format!("{viz}snapshot.json"))
+                .await
+                .unwrap();
+            match node_state(&s) {
+                Some(false) => went_grey.set(true),
+                Some(true) => {}
+                None => {
+                    assert_eq!(s["nodes"].as_array().unwrap().len(), 4);
+                    assert_eq!(s["stats"]["active_nodes"], 4);
+                    return Ok(());
+                }
             }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the dead node stayed: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+            Err(format!("the dead node stayed: {s}"))
+        },
+    )
+    .await;
     assert!(
-        went_grey,
+        went_grey.get(),
         "the dead node vanished without turning grey first"
     );
     drop(launcher);

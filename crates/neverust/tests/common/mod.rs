@@ -16,7 +16,8 @@ pub mod archivist;
 pub mod eventually;
 pub mod market;
 
-pub use eventually::eventually;
+#[allow(unused_imports)] // each test binary uses its own few
+pub use eventually::{eventually, eventually_blocking, eventually_ok};
 
 pub struct TestNode {
     pub child: Child,
