@@ -6,10 +6,16 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::BenchError;
 use crate::results::Baseline;
 
-pub async fn measure() -> anyhow::Result<Baseline> {
-    let sha256_mib_s = tokio::task::spawn_blocking(sha256_speed).await?;
+pub async fn measure() -> Result<Baseline, BenchError> {
+    let sha256_mib_s = tokio::task::spawn_blocking(sha256_speed)
+        .await
+        .map_err(|source| BenchError::Task {
+            what: "measuring the sha256 baseline",
+            source,
+        })?;
     Ok(Baseline {
         sha256_mib_s,
         loopback_tcp_mib_s: loopback_tcp_speed().await?,
@@ -29,9 +35,11 @@ fn sha256_speed() -> f64 {
 }
 
 /// One TCP stream over 127.0.0.1 with 64 KiB writes, 512 MiB or one second.
-async fn loopback_tcp_speed() -> anyhow::Result<f64> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+async fn loopback_tcp_speed() -> Result<f64, BenchError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(BenchError::Loopback)?;
+    let addr = listener.local_addr().map_err(BenchError::Loopback)?;
     let reader = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -44,15 +52,23 @@ async fn loopback_tcp_speed() -> anyhow::Result<f64> {
             total += n as u64;
         }
     });
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(BenchError::Loopback)?;
     let block = vec![0xa5u8; 64 * 1024];
     let start = Instant::now();
     let mut sent = 0u64;
     while sent < 512 << 20 && start.elapsed() < Duration::from_secs(1) {
-        s.write_all(&block).await?;
+        s.write_all(&block).await.map_err(BenchError::Loopback)?;
         sent += block.len() as u64;
     }
-    s.shutdown().await?;
-    let received = reader.await??;
+    s.shutdown().await.map_err(BenchError::Loopback)?;
+    let received = reader
+        .await
+        .map_err(|source| BenchError::Task {
+            what: "reading the loopback TCP baseline",
+            source,
+        })?
+        .map_err(BenchError::Loopback)?;
     Ok(super::stats::mib_s(received, start.elapsed().as_secs_f64()))
 }

@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 
 use super::stats::{bucket_delta, histogram, quantiles, ratio};
 use super::zipf::Zipf;
-use super::{short_error, Ctx};
+use super::{short_error, BenchError, Ctx};
 use crate::client::{sha256, NodeClient};
 use crate::cluster::solo::SoloNode;
 use crate::metrics::{self, Sample};
@@ -63,12 +63,9 @@ struct File {
     sha256: [u8; 32],
 }
 
-pub async fn run(ctx: &mut Ctx, skew: f64) -> anyhow::Result<CacheResult> {
+pub async fn run(ctx: &mut Ctx, skew: f64) -> Result<CacheResult, BenchError> {
     let dir = ctx.work_dir.join("cache");
-    let binary = match &ctx.spec {
-        Some(spec) => spec.binary.clone(),
-        None => std::env::current_exe()?,
-    };
+    let binary = super::node_binary(ctx)?;
     let dataset = ctx.profile.cache_files as u64 * BLOCK;
     let specs = tier_specs(&dir.join("tiered"), dataset);
     let tier_args: Vec<String> = specs
@@ -79,14 +76,23 @@ pub async fn run(ctx: &mut Ctx, skew: f64) -> anyhow::Result<CacheResult> {
         "cache: starting a tiered node ({}) and a memory-store node",
         specs.join(" ")
     ));
-    let tiered = SoloNode::start(&binary, &dir.join("tiered"), &tier_args, READY_LIMIT).await?;
+    let tiered = SoloNode::start(&binary, &dir.join("tiered"), &tier_args, READY_LIMIT)
+        .await
+        .map_err(|source| BenchError::StartNode {
+            node: "the tiered node".into(),
+            source,
+        })?;
     let memory = SoloNode::start(
         &binary,
         &dir.join("memory"),
         &["--store".into(), "memory".into()],
         READY_LIMIT,
     )
-    .await?;
+    .await
+    .map_err(|source| BenchError::StartNode {
+        node: "the memory-store node".into(),
+        source,
+    })?;
     let out = measure(ctx, skew, specs, &tiered.client, &memory.client).await;
     tiered.stop().await;
     memory.stop().await;
@@ -100,7 +106,7 @@ async fn measure(
     specs: Vec<String>,
     tiered: &NodeClient,
     memory: &NodeClient,
-) -> anyhow::Result<CacheResult> {
+) -> Result<CacheResult, BenchError> {
     let p = ctx.profile.clone();
     let mut out = CacheResult {
         skew,
@@ -111,10 +117,9 @@ async fn measure(
     let mut errors = Vec::new();
     let (tiered_files, memory_files) = upload(ctx, tiered, memory, &mut errors).await;
     if tiered_files.is_empty() {
-        anyhow::bail!(
-            "cache: no file could be uploaded to both nodes: {}",
-            errors.first().map_or("", String::as_str)
-        );
+        return Err(BenchError::NoCacheFiles {
+            first: errors.first().cloned().unwrap_or_default(),
+        });
     }
     out.files = tiered_files.len();
     out.dataset_bytes = out.files as u64 * BLOCK;
@@ -312,8 +317,15 @@ struct TierSnap {
 }
 
 /// The tiered node's tiers, fastest first, as its `/metrics` shows them now.
-async fn scrape(client: &NodeClient) -> anyhow::Result<Vec<TierSnap>> {
-    let samples = metrics::parse(&client.metrics().await?);
+async fn scrape(client: &NodeClient) -> Result<Vec<TierSnap>, BenchError> {
+    let text = client
+        .metrics()
+        .await
+        .map_err(|source| BenchError::Metrics {
+            node: "the tiered node".into(),
+            source,
+        })?;
+    let samples = metrics::parse(&text);
     Ok(snapshot(&samples))
 }
 

@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use super::payload::Stored;
 use super::stress::{operations, Op};
-use super::Ctx;
+use super::{BenchError, Ctx};
 use crate::client::NodeClient;
 use crate::results::{ChaosResult, Event, OpSample};
 use crate::topology::cluster_file::NodeEntry;
@@ -19,7 +19,10 @@ const VERIFY_LIMIT: Duration = Duration::from_secs(60);
 const RESTART_LIMIT: Duration = Duration::from_secs(30);
 const CONCURRENCY: usize = 16;
 
-pub async fn run(ctx: &mut Ctx, live: &Arc<Mutex<Vec<NodeEntry>>>) -> anyhow::Result<ChaosResult> {
+pub async fn run(
+    ctx: &mut Ctx,
+    live: &Arc<Mutex<Vec<NodeEntry>>>,
+) -> Result<ChaosResult, BenchError> {
     let n = ctx.cluster.len();
     let mut out = ChaosResult::default();
     if n >= 3 {
@@ -53,7 +56,7 @@ async fn faults(
     ctx: &mut Ctx,
     live: &Arc<Mutex<Vec<NodeEntry>>>,
     out: &mut ChaosResult,
-) -> anyhow::Result<()> {
+) -> Result<(), BenchError> {
     let n = ctx.cluster.len();
     // The bootstrap is spared: it is how restarted nodes find the cluster again.
     let kills = (((n - 1) as f64 * 0.2).ceil() as usize).clamp(1, n - 1);
@@ -104,7 +107,10 @@ async fn faults(
     let fault_to = ctx.t();
     ctx.ui
         .say(format!("chaos: restarted {} nodes", victims.len()));
-    let done: Vec<Op> = workload.await?;
+    let done: Vec<Op> = workload.await.map_err(|source| BenchError::Task {
+        what: "the workload during the faults",
+        source,
+    })?;
     bar.finish_and_clear();
 
     let mut acked: Vec<Stored> = Vec::new();

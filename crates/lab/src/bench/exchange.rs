@@ -10,14 +10,14 @@ use neverust_node::metrics::names::BLOCK_FETCH_LATENCY_SECONDS as LATENCY;
 
 use super::payload::Stored;
 use super::stats::{bucket_delta, histogram, mib_s, quantiles, ratio};
-use super::{short_error, upload_new, Ctx};
+use super::{short_error, upload_new, BenchError, Ctx};
 use crate::client::NodeClient;
 use crate::results::{Aggregate, ExchangeResult};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const BLOCK: u64 = 64 * 1024;
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ExchangeResult> {
+pub async fn run(ctx: &mut Ctx) -> Result<ExchangeResult, BenchError> {
     let mut out = ExchangeResult {
         file_bytes: ctx.profile.exchange_file,
         pairs: ctx.profile.exchange_pairs,
@@ -28,9 +28,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ExchangeResult> {
     for _ in 0..out.pairs {
         let (x, y) = ctx.pair();
         bar.set_message(format!("node {x} -> node {y}"));
-        let up = ctx.cluster.client(x).clone();
-        let down = ctx.cluster.client(y).clone();
-        match transfer(&up, &down, x, ctx.seed(), out.file_bytes).await {
+        match transfer(ctx.cluster.clients(), (x, y), ctx.seed(), out.file_bytes).await {
             Ok((fetched_ok, ttfb, total)) => {
                 ctx.checks.uploads_acknowledged += 1;
                 out.ttfb_ms.push(ttfb.as_secs_f64() * 1000.0);
@@ -60,20 +58,26 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ExchangeResult> {
         "exchange {} pairs: ttfb p50 {:.1} ms, file p50 {:.1} ms, block p50 {:.2} ms p99 {:.2} ms",
         out.pairs, out.ttfb.p50, out.file.p50, out.block_latency.p50_ms, out.block_latency.p99_ms
     ));
-    out.aggregate = aggregate(ctx, &mut out.errors).await?;
+    out.aggregate = aggregate(ctx, &mut out.errors).await;
     Ok(out)
 }
 
-/// Upload on `up`, download through `down`: (matched, ttfb, total).
+/// Upload on node `x`, download through node `y`: (matched, ttfb, total).
 async fn transfer(
-    up: &NodeClient,
-    down: &NodeClient,
-    origin: usize,
+    clients: &[NodeClient],
+    (x, y): (usize, usize),
     seed: u64,
     len: u64,
-) -> anyhow::Result<(bool, Duration, Duration)> {
-    let (stored, _) = upload_new(up, origin, seed, len, LIMIT).await?;
-    let f = down.get_network(&stored.cid, LIMIT).await?;
+) -> Result<(bool, Duration, Duration), BenchError> {
+    let (stored, _) = upload_new(&clients[x], x, seed, len, LIMIT).await?;
+    let f = clients[y]
+        .get_network(&stored.cid, LIMIT)
+        .await
+        .map_err(|source| BenchError::Download {
+            node: y,
+            cid: stored.cid.clone(),
+            source,
+        })?;
     Ok((f.sha256 == stored.sha256, f.ttfb, f.total))
 }
 
@@ -94,7 +98,7 @@ pub async fn latency_buckets(clients: &[NodeClient]) -> Vec<(f64, f64)> {
 }
 
 /// Files spread over the cluster, then fetched through other nodes many at once.
-async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Aggregate> {
+async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> Aggregate {
     let p = ctx.profile.clone();
     let bar = ctx.ui.bar(p.aggregate_downloads as u64, "uploading");
     let mut jobs = Vec::new();
@@ -200,5 +204,5 @@ async fn aggregate(ctx: &mut Ctx, errors: &mut Vec<String>) -> anyhow::Result<Ag
         q.p50,
         q.max
     ));
-    Ok(a)
+    a
 }

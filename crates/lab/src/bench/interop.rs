@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::stats::{mib_s, quantiles};
 use super::upload::human;
-use super::{short_error, upload_new, Ctx};
+use super::{short_error, upload_new, BenchError, Ctx};
 use crate::results::{InteropKind, InteropResult, InteropSize, InteropTransfer};
 use crate::sampler::summarize;
 use crate::topology::cluster_file::Implementation;
@@ -20,7 +20,7 @@ use crate::topology::cluster_file::Implementation;
 const LIMIT: Duration = Duration::from_secs(600);
 const KINDS: [Implementation; 2] = [Implementation::Neverust, Implementation::Archivist];
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<InteropResult> {
+pub async fn run(ctx: &mut Ctx) -> Result<InteropResult, BenchError> {
     let neverust = ctx.cluster.indices_of(Implementation::Neverust);
     let archivist = ctx.cluster.indices_of(Implementation::Archivist);
     let of = |kind| match kind {
@@ -37,11 +37,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<InteropResult> {
     }
     // A reader of its own kind must not be the uploader.
     if neverust.len() < 2 || archivist.len() < 2 {
-        anyhow::bail!(
-            "interop needs at least 2 nodes of each kind, the cluster has {} Neverust and {} Archivist nodes (--nodes, --archivist-every)",
-            neverust.len(),
-            archivist.len()
-        );
+        return Err(BenchError::TooFewOfAKind {
+            neverust: neverust.len(),
+            archivist: archivist.len(),
+        });
     }
     let mut out = InteropResult::default();
     let series = ctx.sampler.series();
@@ -99,8 +98,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<InteropResult> {
                         }
                         Err(e) => {
                             ctx.checks.errors += 1;
-                            out.errors
-                                .push(format!("upload to node {origin}: {}", short_error(&e)));
+                            out.errors.push(short_error(&e));
                             bar.inc(1);
                             continue;
                         }

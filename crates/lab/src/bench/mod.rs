@@ -8,6 +8,7 @@
 mod baseline;
 mod cache;
 mod chaos;
+pub mod error;
 mod exchange;
 mod interop;
 mod marketplace;
@@ -27,17 +28,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::client::{sha256, NodeClient};
+use crate::cluster::error::io_at;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::results::{Baseline, Checks, ClusterSummary, Results, Settings, SCHEMA_VERSION};
 use crate::sampler::Sampler;
 use crate::ui::Ui;
 pub use cache::DEFAULT_SKEW as DEFAULT_CACHE_SKEW;
+pub use error::BenchError;
 use payload::Stored;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -375,11 +377,22 @@ pub async fn upload_new(
     seed: u64,
     len: u64,
     limit: Duration,
-) -> anyhow::Result<(Stored, Duration)> {
-    let data: Bytes = tokio::task::spawn_blocking(move || payload::payload(seed, len)).await?;
+) -> Result<(Stored, Duration), BenchError> {
+    let data: Bytes = tokio::task::spawn_blocking(move || payload::payload(seed, len))
+        .await
+        .map_err(|source| BenchError::Task {
+            what: "making a payload",
+            source,
+        })?;
     let digest = sha256(&data);
     let start = Instant::now();
-    let cid = client.upload(data, limit).await?;
+    let cid = client
+        .upload(data, limit)
+        .await
+        .map_err(|source| BenchError::Upload {
+            node: origin,
+            source,
+        })?;
     Ok((
         Stored {
             cid,
@@ -391,8 +404,9 @@ pub async fn upload_new(
     ))
 }
 
-pub fn short_error(e: &dyn std::fmt::Display) -> String {
-    let s = e.to_string();
+/// An error with its causes, cut to a line: for the failures a scenario records and goes on.
+pub fn short_error(e: &dyn std::error::Error) -> String {
+    let s = crate::error_chain(e);
     if s.len() > 240 {
         format!("{}…", &s[..s.floor_char_boundary(240)])
     } else {
@@ -406,7 +420,7 @@ pub async fn run(
     opts: BenchOptions,
     target: Target,
     ui: &Ui,
-) -> anyhow::Result<(Results, PathBuf)> {
+) -> Result<(Results, PathBuf), BenchError> {
     // Refused before anything is created or asked of the cluster.
     if let Target::Remote(url) = &target {
         if let Some((s, why)) = opts
@@ -414,16 +428,16 @@ pub async fn run(
             .iter()
             .find_map(|s| s.needs_local_nodes().map(|why| (s, why)))
         {
-            anyhow::bail!(
-                "scenario {} cannot run against the deployed cluster at {url}: {why}. Run it on a cluster of this machine (--nodes N, or --cluster cluster.json); against {url}, choose among upload, exchange, throughput, interop and stress",
-                s.name()
-            );
+            return Err(BenchError::NeedsLocalNodes {
+                scenario: s.name(),
+                url: url.clone(),
+                why,
+            });
         }
     }
     let t0 = Instant::now();
     let started_at = crate::now_rfc3339();
-    std::fs::create_dir_all(&opts.report_dir)
-        .with_context(|| format!("creating {}", opts.report_dir.display()))?;
+    std::fs::create_dir_all(&opts.report_dir).map_err(io_at("creating", &opts.report_dir))?;
     ui.say(format!(
         "seed {} (--seed {} replays this run)",
         opts.seed, opts.seed
@@ -445,7 +459,9 @@ pub async fn run(
             let nodes = crate::cluster::remote::discover(&url).await?;
             // Kept beside the report: which nodes were measured.
             let path = opts.report_dir.join("remote-cluster.json");
-            crate::cluster::remote::file(nodes).write(&path)?;
+            crate::cluster::remote::file(nodes)
+                .write(&path)
+                .map_err(io_at("writing", &path))?;
             let c = Cluster::attach(&path)?;
             ui.say(format!(
                 "{} nodes found from the bootstrap at {url} (listed in {}); their CPU and memory are not sampled (no processes here)",
@@ -512,7 +528,8 @@ pub async fn run(
         ctx.cluster.remove_data();
     }
     let _ = std::fs::remove_dir_all(&ctx.work_dir);
-    let report = crate::report::write_report(&results, &opts.report_dir)?;
+    let report = crate::report::write_report(&results, &opts.report_dir)
+        .map_err(io_at("writing the report in", &opts.report_dir))?;
     outcome?;
     Ok((results, report))
 }
@@ -521,7 +538,7 @@ async fn run_scenarios(
     opts: &BenchOptions,
     ctx: &mut Ctx,
     results: &mut Results,
-) -> anyhow::Result<()> {
+) -> Result<(), BenchError> {
     // Chaos restarts nodes under new pids: it updates this list, which the sampler reads
     // on every tick.
     let live = Arc::new(std::sync::Mutex::new(ctx.cluster.entries()));
@@ -579,7 +596,7 @@ async fn run_scenarios(
         };
         if let Err(e) = r {
             ctx.checks.errors += 1;
-            return Err(e.context(format!("scenario {}", scenario.name())));
+            return Err(e.in_scenario(scenario.name()));
         }
     }
     Ok(())
@@ -595,6 +612,15 @@ fn machine() -> crate::results::Machine {
             .unwrap_or_default()
             .trim()
             .to_string(),
+    }
+}
+
+/// The node binary for the nodes a scenario starts on its own: the main cluster's, or this
+/// program when the cluster was not launched here.
+fn node_binary(ctx: &Ctx) -> Result<PathBuf, BenchError> {
+    match &ctx.spec {
+        Some(spec) => Ok(spec.binary.clone()),
+        None => std::env::current_exe().map_err(BenchError::OwnBinary),
     }
 }
 

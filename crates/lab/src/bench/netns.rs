@@ -9,7 +9,33 @@
 
 use std::process::Command;
 
-use anyhow::{bail, Context};
+/// Why a namespace pair could not be set up or changed, or a thread not moved into one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetnsError {
+    #[error("running ip {args}")]
+    Run {
+        args: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ip {args} failed: {stderr}")]
+    Ip { args: String, stderr: String },
+    #[error("opening namespace {ns}")]
+    Open {
+        ns: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("entering namespace {ns}")]
+    Enter {
+        ns: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("the thread in namespace {ns} panicked")]
+    Panicked { ns: String },
+}
 
 pub struct NetnsPair {
     pub a: String,
@@ -34,17 +60,19 @@ pub fn unavailable() -> Option<String> {
     }
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
+fn ip(args: &[&str]) -> Result<(), NetnsError> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .with_context(|| format!("running ip {}", args.join(" ")))?;
+        .map_err(|source| NetnsError::Run {
+            args: args.join(" "),
+            source,
+        })?;
     if !out.status.success() {
-        bail!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        return Err(NetnsError::Ip {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(())
 }
@@ -52,7 +80,7 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 impl NetnsPair {
     /// One pair per process at a time: names and the 10.213.x.0/24 ranges derive from the
     /// pid (`tag` tells a test's pair from a scenario's by name).
-    pub fn create(tag: &str) -> anyhow::Result<NetnsPair> {
+    pub fn create(tag: &str) -> Result<NetnsPair, NetnsError> {
         let pid = std::process::id();
         // Interface names are limited to 15 bytes.
         let id = format!("{}{}", tag, pid % 100_000);
@@ -70,7 +98,7 @@ impl NetnsPair {
         let link_b = format!("nv{id}ba");
         let (root_a, ns_a) = (format!("nv{id}ra"), format!("nv{id}ar"));
         let (root_b, ns_b) = (format!("nv{id}rb"), format!("nv{id}br"));
-        let setup = || -> anyhow::Result<()> {
+        let setup = || -> Result<(), NetnsError> {
             ip(&["netns", "add", &pair.a])?;
             ip(&["netns", "add", &pair.b])?;
             for ns in [&pair.a, &pair.b] {
@@ -141,11 +169,11 @@ impl NetnsPair {
     }
 
     /// Takes the shared link down: packets between the groups are dropped from now on.
-    pub fn cut(&self) -> anyhow::Result<()> {
+    pub fn cut(&self) -> Result<(), NetnsError> {
         ip(&["-n", &self.a, "link", "set", &self.link_a, "down"])
     }
 
-    pub fn restore(&self) -> anyhow::Result<()> {
+    pub fn restore(&self) -> Result<(), NetnsError> {
         ip(&["-n", &self.a, "link", "set", &self.link_a, "up"])
     }
 
@@ -166,16 +194,24 @@ impl Drop for NetnsPair {
 pub fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> T + Send + 'static,
-) -> anyhow::Result<T> {
-    let file = std::fs::File::open(format!("/var/run/netns/{ns}"))
-        .with_context(|| format!("opening namespace {ns}"))?;
+) -> Result<T, NetnsError> {
+    let file =
+        std::fs::File::open(format!("/var/run/netns/{ns}")).map_err(|source| NetnsError::Open {
+            ns: ns.to_string(),
+            source,
+        })?;
+    let entered = ns.to_string();
     std::thread::spawn(move || {
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| anyhow::anyhow!("entering the namespace: {e}"))?;
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+            NetnsError::Enter {
+                ns: entered,
+                source,
+            }
+        })?;
         Ok(f())
     })
     .join()
-    .map_err(|_| anyhow::anyhow!("the thread in namespace {ns} panicked"))?
+    .map_err(|_| NetnsError::Panicked { ns: ns.to_string() })?
 }
 
 #[cfg(test)]

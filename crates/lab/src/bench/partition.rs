@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::netns::NetnsPair;
 use super::payload::Stored;
-use super::{upload_new, Ctx};
+use super::{upload_new, BenchError, Ctx};
 use crate::client::NodeClient;
 use crate::cluster::{Cluster, ClusterSpec, Placement};
 use crate::results::{Event, OpSample, PartitionResult};
@@ -49,7 +49,7 @@ impl Run<'_> {
         group * self.k + nth % self.k
     }
 
-    async fn upload(&mut self, node: usize, size: u64) -> anyhow::Result<Stored> {
+    async fn upload(&mut self, node: usize, size: u64) -> Result<Stored, BenchError> {
         let (s, took) = upload_new(
             &self.clients[node],
             node,
@@ -89,7 +89,7 @@ impl Run<'_> {
     }
 }
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<PartitionResult> {
+pub async fn run(ctx: &mut Ctx) -> Result<PartitionResult, BenchError> {
     let k = ctx.profile.partition_group.max(1);
     let pair = NetnsPair::create("p")?;
     let dir = ctx.work_dir.join("partition");
@@ -127,7 +127,13 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<PartitionResult> {
         "partition: {k} nodes in namespace {} and {k} in {}, one link between them",
         pair.a, pair.b
     ));
-    let mut cluster = Cluster::launch(spec, &ctx.ui).await?;
+    let mut cluster =
+        Cluster::launch(spec, &ctx.ui)
+            .await
+            .map_err(|source| BenchError::Launch {
+                what: format!("the partition's {} nodes", 2 * k),
+                source,
+            })?;
     let result = split_and_heal(ctx, &cluster, &pair, k).await;
     cluster.stop(&ctx.ui).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -140,7 +146,7 @@ async fn split_and_heal(
     cluster: &Cluster,
     pair: &NetnsPair,
     k: usize,
-) -> anyhow::Result<PartitionResult> {
+) -> Result<PartitionResult, BenchError> {
     let size = ctx.profile.chaos_file;
     let mut run = Run {
         ctx,
@@ -162,7 +168,7 @@ async fn split_and_heal(
         .fetch(run.member(1, 0), &first, VERIFY_LIMIT, true)
         .await
     {
-        anyhow::bail!("before the split, group B could not read group A's data: the namespaces are not one network");
+        return Err(BenchError::NotOneNetwork);
     }
 
     pair.cut()?;

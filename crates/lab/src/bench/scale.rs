@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use super::stats::{mib_s, quantiles};
 use super::stress::operations;
-use super::Ctx;
+use super::{BenchError, Ctx};
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::results::{ScalePoint, ScaleResult};
 use crate::sampler::Sampler;
 
-pub async fn run(ctx: &mut Ctx, sizes: Option<Vec<usize>>) -> anyhow::Result<ScaleResult> {
+pub async fn run(ctx: &mut Ctx, sizes: Option<Vec<usize>>) -> Result<ScaleResult, BenchError> {
     let sizes = sizes.unwrap_or_else(|| ctx.profile.scale_nodes.clone());
     let mut out = ScaleResult::default();
     let base = super::free_base_port(ctx);
@@ -29,11 +29,16 @@ pub async fn run(ctx: &mut Ctx, sizes: Option<Vec<usize>>) -> anyhow::Result<Sca
         spec.placements.clear();
         spec.restart = false;
         ctx.ui.say(format!("scale: starting {n} nodes"));
-        let mut cluster = Cluster::launch(spec, &ctx.ui).await?;
+        let mut cluster =
+            Cluster::launch(spec, &ctx.ui)
+                .await
+                .map_err(|source| BenchError::Launch {
+                    what: format!("a cluster of {n} nodes for scale"),
+                    source,
+                })?;
         let point = measure(ctx, &cluster, n).await;
         cluster.stop(&ctx.ui).await;
         let _ = std::fs::remove_dir_all(&dir);
-        let point = point?;
         ctx.ui.say(format!(
             "scale {n:>3} nodes: ready {:.2} s, download p50 {:.1} ms, {:.0} blocks/s, idle RSS {:.1} MiB, idle CPU {:.2} %",
             point.ready_seconds,
@@ -47,7 +52,7 @@ pub async fn run(ctx: &mut Ctx, sizes: Option<Vec<usize>>) -> anyhow::Result<Sca
     Ok(out)
 }
 
-async fn measure(ctx: &mut Ctx, cluster: &Cluster, n: usize) -> anyhow::Result<ScalePoint> {
+async fn measure(ctx: &mut Ctx, cluster: &Cluster, n: usize) -> ScalePoint {
     let sampler = Sampler::new(ctx.t0);
     let nodes: Vec<(usize, u32, String)> = cluster
         .entries()
@@ -101,7 +106,7 @@ async fn measure(ctx: &mut Ctx, cluster: &Cluster, n: usize) -> anyhow::Result<S
     }
     ctx.checks.errors += errors;
     let ok = download_ms.len() as u64;
-    Ok(ScalePoint {
+    ScalePoint {
         nodes: n,
         ready_seconds: cluster.ready_seconds,
         download: quantiles(&download_ms),
@@ -110,5 +115,5 @@ async fn measure(ctx: &mut Ctx, cluster: &Cluster, n: usize) -> anyhow::Result<S
         idle,
         loaded,
         errors,
-    })
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::stats::quantiles;
-use super::{short_error, upload_new, Ctx};
+use super::{short_error, upload_new, BenchError, Ctx};
 use crate::client::NodeClient;
 use crate::results::StressResult;
 
@@ -38,7 +38,7 @@ pub async fn operations(
             let started_s = t0.elapsed().as_secs_f64();
             let upload = upload_new(&clients[x], x, seed, file, LIMIT)
                 .await
-                .map_err(|e| format!("upload to node {x}: {}", short_error(&e)));
+                .map_err(|e| short_error(&e));
             let download = match &upload {
                 Ok((stored, _)) => Some(
                     clients[y]
@@ -68,7 +68,7 @@ pub async fn operations(
     .await
 }
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<StressResult> {
+pub async fn run(ctx: &mut Ctx) -> Result<StressResult, BenchError> {
     let ops = ctx.profile.stress_ops;
     let file = ctx.profile.stress_file;
     let plan = ctx.plan(ops, ctx.cluster.len());

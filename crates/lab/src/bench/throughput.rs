@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use neverust_node::metrics::names::BYTES_RECEIVED_TOTAL as RECEIVED;
 
+use super::payload::Stored;
 use super::stats::{mib_s, ratio};
-use super::{upload_new, Ctx};
-use crate::client::NodeClient;
+use super::{upload_new, BenchError, Ctx};
+use crate::client::{ClientError, Fetched, NodeClient};
 use crate::results::{RatePoint, Swarm, ThroughputResult, Transfer};
 
 const LIMIT: Duration = Duration::from_secs(600);
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
+pub async fn run(ctx: &mut Ctx) -> Result<ThroughputResult, BenchError> {
     let n = ctx.cluster.len();
     let size = ctx.profile.throughput_dataset;
     let (src, single) = ctx.pair();
@@ -34,11 +35,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
         .get_network(&stored.cid, LIMIT)
         .await;
     watcher.finish().await;
-    let f = f?;
+    let f = checked(f, single, &stored)?;
     bar.finish_and_clear();
-    if f.sha256 != stored.sha256 {
-        anyhow::bail!("node {single} fetched different bytes for {}", stored.cid);
-    }
     ctx.checks.downloads_verified += 1;
     let single_mib = mib_s(size, f.total.as_secs_f64());
     let single_t = Transfer {
@@ -74,11 +72,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
         swarm_r.seconds = start.elapsed().as_secs_f64();
         watcher.finish().await;
         bar.finish_and_clear();
-        for (i, f) in swarm.iter().zip(all) {
-            let f = f.map_err(|e| anyhow::anyhow!("swarm download on node {i}: {e}"))?;
-            if f.sha256 != stored.sha256 {
-                anyhow::bail!("node {i} fetched different bytes for {}", stored.cid);
-            }
+        for (&i, f) in swarm.iter().zip(all) {
+            let f = checked(f, i, &stored)?;
             ctx.checks.downloads_verified += 1;
             swarm_r.per_node_seconds.push(f.total.as_secs_f64());
         }
@@ -99,6 +94,26 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ThroughputResult> {
         swarm: swarm_r,
         timeline,
     })
+}
+
+/// A download of `stored` through `node`, if it arrived byte for byte.
+fn checked(
+    fetched: Result<Fetched, ClientError>,
+    node: usize,
+    stored: &Stored,
+) -> Result<Fetched, BenchError> {
+    let f = fetched.map_err(|source| BenchError::Download {
+        node,
+        cid: stored.cid.clone(),
+        source,
+    })?;
+    if f.sha256 != stored.sha256 {
+        return Err(BenchError::Mismatch {
+            node,
+            cid: stored.cid.clone(),
+        });
+    }
+    Ok(f)
 }
 
 /// Samples the downloaders' received bytes every 100 ms into a timeline (and the bar)

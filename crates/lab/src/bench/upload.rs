@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use super::stats::{mib_s, quantiles, ratio};
-use super::{short_error, upload_new, Ctx};
+use super::{short_error, upload_new, BenchError, Ctx};
 use crate::results::{UploadResult, UploadSize};
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<UploadResult> {
+pub async fn run(ctx: &mut Ctx) -> Result<UploadResult, BenchError> {
     let sizes = ctx.profile.upload_sizes.clone();
     let total: usize = sizes.iter().map(|(_, n)| n).sum();
     let bar = ctx.ui.bar(total as u64, "upload");

@@ -24,7 +24,7 @@ use neverust_market::request::{AvailabilityParams, StorageRequestParams};
 use neverust_market::states::PurchaseState;
 
 use super::payload::Stored;
-use super::{short_error, upload_new, Ctx};
+use super::{short_error, upload_new, BenchError, Ctx};
 use crate::client::{state_name, HeldSlot, NodeClient};
 use crate::results::{Event, LostSlot, MarketRequest, MarketplaceResult};
 use crate::topology::cluster_file::{Implementation, NodeEntry};
@@ -54,7 +54,7 @@ const POLL: Duration = Duration::from_millis(250);
 pub async fn run(
     ctx: &mut Ctx,
     live: &Arc<Mutex<Vec<NodeEntry>>>,
-) -> anyhow::Result<MarketplaceResult> {
+) -> Result<MarketplaceResult, BenchError> {
     let mut marketplace: Vec<usize> = ctx
         .cluster
         .entries()
@@ -273,7 +273,7 @@ async fn upload(ctx: &Ctx, clients: &[usize], errors: &mut Vec<String>) -> Vec<S
         let client = ctx.cluster.client(c);
         match upload_new(client, c, ctx.seed(), ctx.profile.market_file, UPLOAD_LIMIT).await {
             Ok((s, _)) => stored.push(s),
-            Err(e) => errors.push(format!("upload to node {c}: {}", short_error(&e))),
+            Err(e) => errors.push(short_error(&e)),
         }
     }
     stored

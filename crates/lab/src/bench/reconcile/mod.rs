@@ -30,12 +30,14 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use neverust_content::Cid;
-use neverust_net::reconcile::Holdings;
-use neverust_net::{NetConfig, NetMetrics, Network};
+use neverust_net::reconcile::{Holdings, ReconcileError, Reconciled};
+use neverust_net::{NetConfig, NetError, NetMetrics, Network, StartError};
 use neverust_store::{MemoryStore, StoreConfig};
 
-use super::Ctx;
+use super::{BenchError, Ctx};
+use crate::error_chain;
 use crate::results::{MethodCost, ReconcileHeal, ReconcilePair, ReconcileResult};
+use plain::{Asked, PlainError};
 use sets::{cpu_seconds, median, PairSets};
 
 /// Differences measured at each set size, as shares of the set.
@@ -57,6 +59,34 @@ impl Holdings for Sets {
     }
 }
 
+/// Why an in-process host could not start, reach its peer, or learn what the peer holds.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum HostError {
+    #[error("starting an in-process host")]
+    Start(#[source] StartError),
+    #[error("dialling host {peer}")]
+    Dial {
+        peer: PeerId,
+        #[source]
+        source: NetError,
+    },
+    #[error("reconciling with host {peer}")]
+    Session {
+        peer: PeerId,
+        #[source]
+        source: ReconcileError,
+    },
+    #[error("a session with host {peer} took over {limit:?}")]
+    SessionTimeout { peer: PeerId, limit: Duration },
+    #[error("asking host {peer} for want-haves")]
+    Plain {
+        peer: PeerId,
+        #[source]
+        source: PlainError,
+    },
+}
+
 /// An in-process host holding `set` of `tree`, answering plain want-haves from it too.
 pub(crate) struct Host {
     pub net: Network,
@@ -64,7 +94,7 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    pub async fn start(tree: Cid, set: Vec<u64>) -> anyhow::Result<Host> {
+    pub async fn start(tree: Cid, set: Vec<u64>) -> Result<Host, HostError> {
         let set = Arc::new(set);
         let holdings = Sets(HashMap::from([(tree, set.clone())]));
         let store = Arc::new(MemoryStore::new(StoreConfig {
@@ -81,7 +111,8 @@ impl Host {
             NetMetrics::new("altruistic"),
             Some(Arc::new(holdings)),
         )
-        .await?;
+        .await
+        .map_err(HostError::Start)?;
         plain::serve(&net, set.clone());
         Ok(Host { net, set })
     }
@@ -90,11 +121,30 @@ impl Host {
         self.net.local_peer_id()
     }
 
-    pub async fn connect(&self, other: &Host) -> anyhow::Result<()> {
+    pub async fn connect(&self, other: &Host) -> Result<(), HostError> {
+        let peer = other.id();
         self.net
-            .dial(Some(other.id()), other.net.listen_addrs())
-            .await?;
+            .dial(Some(peer), other.net.listen_addrs())
+            .await
+            .map_err(|source| HostError::Dial { peer, source })?;
         Ok(())
+    }
+
+    /// One reconciliation session with `other` about `tree`.
+    async fn reconcile(&self, other: &Host, tree: Cid) -> Result<Reconciled, HostError> {
+        let peer = other.id();
+        self.net
+            .reconcile(peer, tree)
+            .await
+            .map_err(|source| HostError::Session { peer, source })
+    }
+
+    /// Asks `other` about every block of `missing`, the plain way.
+    async fn ask(&self, other: &Host, tree: Cid, missing: &[u64]) -> Result<Asked, HostError> {
+        let peer = other.id();
+        plain::ask(&self.net, peer, tree, missing)
+            .await
+            .map_err(|source| HostError::Plain { peer, source })
     }
 }
 
@@ -108,7 +158,7 @@ fn tree_of(seed: u64) -> Cid {
         .root_cid()
 }
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ReconcileResult> {
+pub async fn run(ctx: &mut Ctx) -> Result<ReconcileResult, BenchError> {
     let p = ctx.profile.clone();
     let mut out = ReconcileResult {
         repetitions: p.reconcile_reps,
@@ -140,8 +190,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ReconcileResult> {
                 }
                 Err(e) => {
                     ctx.checks.errors += 1;
-                    out.errors
-                        .push(format!("pair of {n} blocks at {share}: {e:#}"));
+                    out.errors.push(format!(
+                        "pair of {n} blocks at {share}: {}",
+                        error_chain(&e)
+                    ));
                 }
             }
             bar.inc(1);
@@ -175,7 +227,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ReconcileResult> {
         }
         Err(e) => {
             ctx.checks.errors += 1;
-            out.errors.push(format!("heal: {e:#}"));
+            out.errors.push(format!("heal: {}", error_chain(&e)));
         }
     }
 
@@ -183,14 +235,14 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ReconcileResult> {
         Ok(s) => out.swarm = Some(s),
         Err(e) => {
             ctx.checks.errors += 1;
-            out.errors.push(format!("swarm: {e:#}"));
+            out.errors.push(format!("swarm: {}", error_chain(&e)));
         }
     }
     Ok(out)
 }
 
 /// One pair of hosts at one size and difference, both methods `reps` times.
-async fn pair(seed: u64, n: u64, share: f64, reps: usize) -> anyhow::Result<ReconcilePair> {
+async fn pair(seed: u64, n: u64, share: f64, reps: usize) -> Result<ReconcilePair, HostError> {
     let tree = tree_of(seed);
     let sets = PairSets::new(seed, n, share);
     let a = Host::start(tree, sets.a.clone()).await?;
@@ -202,9 +254,12 @@ async fn pair(seed: u64, n: u64, share: f64, reps: usize) -> anyhow::Result<Reco
         // Reconciliation: one session tells both sides.
         let cpu = cpu_seconds();
         let started = Instant::now();
-        let r = tokio::time::timeout(SESSION_LIMIT, a.net.reconcile(b.id(), tree))
+        let r = tokio::time::timeout(SESSION_LIMIT, a.reconcile(&b, tree))
             .await
-            .map_err(|_| anyhow::anyhow!("a session took over {SESSION_LIMIT:?}"))??;
+            .map_err(|_| HostError::SessionTimeout {
+                peer: b.id(),
+                limit: SESSION_LIMIT,
+            })??;
         let wall = started.elapsed();
         correct &= r.peer_has == sets.b_only && r.peer_lacks == sets.a_only;
         rec.push(MethodCost {
@@ -220,8 +275,8 @@ async fn pair(seed: u64, n: u64, share: f64, reps: usize) -> anyhow::Result<Reco
         let cpu = cpu_seconds();
         let started = Instant::now();
         let (ab, ba) = tokio::join!(
-            plain::ask(&a.net, b.id(), tree, &sets.a_missing),
-            plain::ask(&b.net, a.id(), tree, &sets.b_missing)
+            a.ask(&b, tree, &sets.a_missing),
+            b.ask(&a, tree, &sets.b_missing)
         );
         let wall = started.elapsed();
         let (ab, ba) = (ab?, ba?);
@@ -250,7 +305,7 @@ async fn pair(seed: u64, n: u64, share: f64, reps: usize) -> anyhow::Result<Reco
 }
 
 /// `k` hosts in two groups meet; every host learns from every host of the other group.
-async fn heal(seed: u64, k: usize, blocks: u64) -> anyhow::Result<ReconcileHeal> {
+async fn heal(seed: u64, k: usize, blocks: u64) -> Result<ReconcileHeal, HostError> {
     let tree = tree_of(seed);
     let all = sets::heal_sets(seed, k.max(2), blocks);
     let mut hosts = Vec::new();
@@ -271,7 +326,7 @@ async fn heal(seed: u64, k: usize, blocks: u64) -> anyhow::Result<ReconcileHeal>
     let sessions = left.iter().flat_map(|a| {
         right
             .iter()
-            .map(move |b| async move { (a, b, a.net.reconcile(b.id(), tree).await) })
+            .map(move |b| async move { (a, b, a.reconcile(b, tree).await) })
     });
     let mut bytes = 0;
     let mut round_trips = 0;
@@ -298,7 +353,7 @@ async fn heal(seed: u64, k: usize, blocks: u64) -> anyhow::Result<ReconcileHeal>
         let missing = sets::complement(&a.set, blocks);
         others.iter().map(move |b| {
             let missing = missing.clone();
-            async move { (a, b, plain::ask(&a.net, b.id(), tree, &missing).await) }
+            async move { (a, b, a.ask(b, tree, &missing).await) }
         })
     });
     let (mut bytes, mut messages) = (0, 0);

@@ -10,12 +10,28 @@ use futures::{AsyncReadExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
 use neverust_content::Cid;
 use neverust_net::blockexc::codec::{framed_len, read_frame, write_message};
-use neverust_net::blockexc::{BlockAddress, BlockPresence, Message, Presence, MAX_MESSAGE_SIZE};
+use neverust_net::blockexc::{
+    BlockAddress, BlockPresence, Message, Presence, WireError, MAX_MESSAGE_SIZE,
+};
 use neverust_net::Network;
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new("/neverust-bench/want-have/1.0.0");
 /// Want-have entries per message, as a download's peer sync sends them.
 const WANTS_PER_MESSAGE: usize = 4096;
+
+/// Why asking a peer about its blocks failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlainError {
+    #[error("opening a want-have stream")]
+    Open(#[source] libp2p_stream::OpenStreamError),
+    #[error("sending want-haves")]
+    Send(#[source] WireError),
+    #[error("reading presences")]
+    Receive(#[source] WireError),
+    #[error("the peer closed after {answered} of {asked} presences")]
+    Closed { answered: usize, asked: usize },
+}
 
 /// What one side learned, and what it cost on the wire in both directions.
 pub struct Asked {
@@ -41,7 +57,7 @@ pub fn serve(net: &Network, set: Arc<Vec<u64>>) {
     });
 }
 
-async fn answer(stream: libp2p::Stream, set: &[u64]) -> anyhow::Result<()> {
+async fn answer(stream: libp2p::Stream, set: &[u64]) -> Result<(), WireError> {
     let (read, mut write) = stream.split();
     let mut read = BufReader::new(read);
     while let Some(body) = read_frame(&mut read, MAX_MESSAGE_SIZE).await? {
@@ -76,7 +92,12 @@ async fn answer(stream: libp2p::Stream, set: &[u64]) -> anyhow::Result<()> {
 }
 
 /// Asks `peer` about every block of `missing` (sorted); returns those it holds.
-pub async fn ask(net: &Network, peer: PeerId, tree: Cid, missing: &[u64]) -> anyhow::Result<Asked> {
+pub async fn ask(
+    net: &Network,
+    peer: PeerId,
+    tree: Cid,
+    missing: &[u64],
+) -> Result<Asked, PlainError> {
     // libp2p-stream drops an inbound stream its acceptor is not ready for that instant;
     // the asker sees the stream close and asks again, as the node's sessions do.
     let mut attempt = 0;
@@ -96,32 +117,41 @@ async fn ask_once(
     peer: PeerId,
     tree: Cid,
     missing: &[u64],
-) -> anyhow::Result<Asked> {
-    let stream = net.stream_control().open_stream(peer, PROTOCOL).await?;
+) -> Result<Asked, PlainError> {
+    let stream = net
+        .stream_control()
+        .open_stream(peer, PROTOCOL)
+        .await
+        .map_err(PlainError::Open)?;
     let (read, mut write) = stream.split();
     let writing = async {
         let (mut bytes, mut messages) = (0u64, 0u64);
         for chunk in missing.chunks(WANTS_PER_MESSAGE) {
             let msg = Message::want_haves(tree, chunk);
-            bytes += write_message(&mut write, &msg).await? as u64;
+            bytes += write_message(&mut write, &msg)
+                .await
+                .map_err(PlainError::Send)? as u64;
             messages += 1;
         }
-        anyhow::Ok((bytes, messages))
+        Ok::<_, PlainError>((bytes, messages))
     };
     let reading = async {
         let mut read = BufReader::new(read);
         let (mut bytes, mut messages, mut answered) = (0u64, 0u64, 0usize);
         let mut has = Vec::new();
         while answered < missing.len() {
-            let Some(body) = read_frame(&mut read, MAX_MESSAGE_SIZE).await? else {
-                anyhow::bail!(
-                    "the peer closed after {answered} of {} presences",
-                    missing.len()
-                );
+            let Some(body) = read_frame(&mut read, MAX_MESSAGE_SIZE)
+                .await
+                .map_err(PlainError::Receive)?
+            else {
+                return Err(PlainError::Closed {
+                    answered,
+                    asked: missing.len(),
+                });
             };
             bytes += framed_len(body.len());
             messages += 1;
-            let msg = Message::decode(body)?;
+            let msg = Message::decode(body).map_err(PlainError::Receive)?;
             answered += msg.presences.len();
             has.extend(
                 msg.presences
@@ -133,7 +163,7 @@ async fn ask_once(
             );
         }
         has.sort_unstable();
-        anyhow::Ok((has, bytes, messages))
+        Ok::<_, PlainError>((has, bytes, messages))
     };
     let (w, r) = futures::join!(writing, reading);
     let ((wb, wm), (has, rb, rm)) = (w?, r?);

@@ -11,7 +11,7 @@ use neverust_node::metrics::names::{
     RECONCILE_BYTES_TOTAL as RECONCILE_BYTES,
 };
 
-use super::super::{short_error, upload_new, Ctx};
+use super::super::{short_error, upload_new, BenchError, Ctx};
 use crate::client::NodeClient;
 use crate::cluster::solo::SoloNode;
 use crate::metrics;
@@ -20,7 +20,7 @@ use crate::results::{ReconcileSwarm, SwarmRun};
 const READY_LIMIT: Duration = Duration::from_secs(30);
 const DOWNLOAD_LIMIT: Duration = Duration::from_secs(300);
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<ReconcileSwarm> {
+pub async fn run(ctx: &mut Ctx) -> Result<ReconcileSwarm, BenchError> {
     let downloaders = ctx.profile.reconcile_swarm_downloaders.max(1);
     let bytes = ctx.profile.reconcile_swarm_bytes;
     let mut out = ReconcileSwarm {
@@ -45,11 +45,8 @@ async fn one(
     flag: &str,
     downloaders: usize,
     bytes: u64,
-) -> anyhow::Result<SwarmRun> {
-    let binary = match &ctx.spec {
-        Some(spec) => spec.binary.clone(),
-        None => std::env::current_exe()?,
-    };
+) -> Result<SwarmRun, BenchError> {
+    let binary = super::super::node_binary(ctx)?;
     let dir = ctx.work_dir.join(format!("reconcile-swarm-{flag}"));
     let args = vec![
         "--reconcile".to_string(),
@@ -61,9 +58,12 @@ async fn one(
     for i in 0..=downloaders {
         match SoloNode::start(&binary, &dir.join(format!("n{i}")), &args, READY_LIMIT).await {
             Ok(n) => nodes.push(n),
-            Err(e) => {
+            Err(source) => {
                 stop(nodes).await;
-                return Err(e.into());
+                return Err(BenchError::StartNode {
+                    node: format!("node {i}"),
+                    source,
+                });
             }
         }
     }
@@ -82,22 +82,30 @@ async fn measure(
     method: &str,
     nodes: &[SoloNode],
     bytes: u64,
-) -> anyhow::Result<SwarmRun> {
+) -> Result<SwarmRun, BenchError> {
     let clients: Vec<&NodeClient> = nodes.iter().map(|n| &n.client).collect();
     // Every node connected to every other, as in a small cluster.
     let mut ids = Vec::new();
-    for c in &clients {
-        let info = c.debug_info().await?;
+    for (node, c) in clients.iter().enumerate() {
+        let info = c
+            .debug_info()
+            .await
+            .map_err(|source| BenchError::DebugInfo { node, source })?;
         let addr = info
             .addrs
             .into_iter()
             .next()
-            .ok_or_else(|| anyhow::anyhow!("{}: /debug/info lists no `addrs`", c.base))?;
+            .ok_or_else(|| BenchError::NoAddrs {
+                node,
+                base: c.base.clone(),
+            })?;
         ids.push((info.id, addr));
     }
-    for (i, c) in clients.iter().enumerate() {
-        for (id, addr) in &ids[i + 1..] {
-            c.connect(id, addr).await?;
+    for (node, c) in clients.iter().enumerate() {
+        for (peer, (id, addr)) in ids.iter().enumerate().skip(node + 1) {
+            c.connect(id, addr)
+                .await
+                .map_err(|source| BenchError::Connect { node, peer, source })?;
         }
     }
     let (stored, _) = upload_new(clients[0], 0, ctx.seed(), bytes, DOWNLOAD_LIMIT).await?;
@@ -166,10 +174,14 @@ async fn measure(
     Ok(run)
 }
 
-async fn scrape(clients: &[&NodeClient]) -> anyhow::Result<Vec<Vec<metrics::Sample>>> {
+async fn scrape(clients: &[&NodeClient]) -> Result<Vec<Vec<metrics::Sample>>, BenchError> {
     let mut out = Vec::new();
-    for c in clients {
-        out.push(metrics::parse(&c.metrics().await?));
+    for (i, c) in clients.iter().enumerate() {
+        let text = c.metrics().await.map_err(|source| BenchError::Metrics {
+            node: format!("node {i}"),
+            source,
+        })?;
+        out.push(metrics::parse(&text));
     }
     Ok(out)
 }
