@@ -2,7 +2,8 @@
 //! does anyway): coding a 16 MiB dataset into 3 slots (K = 2, M = 1), rebuilding one lost
 //! slot from the other two, and a host proving one challenge and a verifier checking it.
 //! Also printed once: a proof's size on the ledger (JSON, as it is signed and sent) against
-//! the slot it vouches for.
+//! the slot it vouches for; and what every party does with each proof on the ledger: write
+//! it as a log line, read it back, check its signature.
 //! Run: `cargo bench -p neverust-market --bench slots`.
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use neverust_content::{sha256, BLOCK_SIZE};
 use neverust_market::erasure::{self, SlotSet};
 use neverust_market::ids::{RequestId, SlotId};
+use neverust_market::ledger::{Action, SignedAction};
 use neverust_market::proofs::{self, Challenge};
 use neverust_market::request::ErasureParams;
 
@@ -79,6 +81,26 @@ fn bench(c: &mut Criterion) {
     let root = set.verify_root();
     g.bench_function("verify a proof", |b| {
         b.iter(|| proofs::verify(&challenge(&set, 1, 1), &root, &proof).expect("verifies"))
+    });
+    let key = libp2p_identity::Keypair::generate_ed25519();
+    let signed = SignedAction::sign(
+        &key,
+        1,
+        Action::SubmitProof {
+            slot: SlotId::new(&RequestId([7; 32]), 1),
+            challenge: 0,
+            proof: proof.clone(),
+        },
+    );
+    let line = signed.to_json();
+    g.bench_function("a signed proof to its log line", |b| {
+        b.iter(|| signed.to_json())
+    });
+    g.bench_function("a log line back to a signed proof", |b| {
+        b.iter(|| SignedAction::from_json_line(&line).expect("reads"))
+    });
+    g.bench_function("check a signed proof's signature", |b| {
+        b.iter(|| signed.verify().expect("verifies"))
     });
     g.finish();
 }

@@ -18,7 +18,7 @@ use neverust_market::erasure::{self, SlotLayout, SLOT_ROOT_CODEC};
 use neverust_market::proofs::{self, Challenge, StorageProof};
 use neverust_market::request::{ErasureParams, StorageRequest};
 use neverust_net::DownloadProgress;
-use neverust_store::{LeafRef, StoreError};
+use neverust_store::{BlockStore, LeafRef, StoreError};
 
 use crate::state::NodeState;
 
@@ -274,8 +274,11 @@ pub async fn fetch_slot(
     ))
 }
 
-/// Fetches `range`, giving up once no block has arrived for [`PATIENCE`]: a slot whose
-/// holders are gone is rebuilt from the others sooner than a download's stall timeout.
+/// The leaves of `range`, from this node's store if it has them all (a host that lost the
+/// race for a slot kept what it fetched, and a network fetch does not count what is here
+/// already), else fetched, giving up once no block has arrived for [`PATIENCE`]: a slot
+/// whose holders are gone is rebuilt from the others sooner than a download's stall
+/// timeout.
 async fn fetch_patiently(
     state: &NodeState,
     cid: Cid,
@@ -283,6 +286,11 @@ async fn fetch_patiently(
     range: Range<u64>,
 ) -> Result<Vec<neverust_net::FetchedLeaf>, String> {
     use std::sync::atomic::Ordering;
+    let (store, tree, wanted) = (state.store.clone(), manifest.tree_cid, range.clone());
+    let local = tokio::task::spawn_blocking(move || local_leaves(&store, tree, wanted)).await;
+    if let Ok(Ok(Some(leaves))) = local {
+        return Ok(leaves);
+    }
     let progress = Arc::new(DownloadProgress::default());
     let fetch = state
         .net
@@ -302,6 +310,30 @@ async fn fetch_patiently(
             }
         }
     }
+}
+
+/// Every leaf of `range` under `tree` with its block, if the store holds them all.
+fn local_leaves(
+    store: &Arc<dyn BlockStore>,
+    tree: Cid,
+    range: Range<u64>,
+) -> Result<Option<Vec<neverust_net::FetchedLeaf>>, StoreError> {
+    let mut leaves = Vec::with_capacity((range.end - range.start) as usize);
+    for index in range {
+        let Some(leaf) = store.get_leaf(&tree, index)? else {
+            return Ok(None);
+        };
+        let Some(data) = store.get_block(&leaf.cid)? else {
+            return Ok(None);
+        };
+        leaves.push(neverust_net::FetchedLeaf {
+            index,
+            cid: leaf.cid,
+            data,
+            proof: leaf.proof,
+        });
+    }
+    Ok(Some(leaves))
 }
 
 /// Rebuilds slot `lost` from any K of the others, fetched from whoever holds them. Returns
