@@ -40,6 +40,7 @@ fn challenge(set: &SlotSet, slot: usize, round: u8) -> Challenge {
         id,
         slot as u64,
         set.layout.slot_blocks() as u64,
+        proofs::cells_per_block(BLOCK_SIZE as u64),
         [round; 32],
     )
 }
@@ -75,7 +76,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("rebuild one lost slot from the other two", |b| {
         b.iter(|| erasure::repair_slot(&set.layout, &present, 1).expect("rebuilds"))
     });
-    g.bench_function("prove a challenge (5 blocks)", |b| {
+    g.bench_function("prove a challenge (5 cells)", |b| {
         b.iter(|| proofs::prove(&challenge(&set, 1, 2), &tree, &root_proof, read).expect("proves"))
     });
     let root = set.verify_root();

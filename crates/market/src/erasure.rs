@@ -16,11 +16,13 @@
 //! libleopard's; the layout and the recovery guarantee are.
 //!
 //! Not here: Archivist pads each slot to a power-of-two number of 2 KiB cells for its
-//! Poseidon2 slot trees; a slot root here is the sha256 dataset-style tree of
-//! neverust-content over the slot's block digests, so storage proofs are dataset proofs.
+//! Poseidon2 slot trees; a slot root here is the sha256 tree of neverust-content over each
+//! block's cell root (the tree over its 2 KiB cells), so a proof samples cells as
+//! Archivist's do.
 
 use neverust_content::{cid_from_digest, sha256, Cid, Digest, MerkleProof, MerkleTree};
 
+use crate::proofs::cell_root;
 use crate::request::ErasureParams;
 
 /// Multicodec of a slot root (Archivist's `SlotRootCodec`).
@@ -132,19 +134,22 @@ impl SlotLayout {
     }
 }
 
-/// One slot's blocks with the Merkle tree over their digests.
+/// One slot's blocks, their digests (leaves of the coded dataset's tree) and the slot tree.
 pub struct Slot {
     pub index: usize,
     pub blocks: Vec<Vec<u8>>,
+    digests: Vec<Digest>,
     tree: MerkleTree,
 }
 
 impl Slot {
     pub fn new(index: usize, blocks: Vec<Vec<u8>>) -> Slot {
         let tree = slot_tree(&blocks);
+        let digests = blocks.iter().map(|b| sha256(b)).collect();
         Slot {
             index,
             blocks,
+            digests,
             tree,
         }
     }
@@ -161,15 +166,16 @@ impl Slot {
         self.tree.proof(pos).expect("position within the slot")
     }
 
-    /// The sha256 of each block, in order: the slot tree's leaves, hashed once by `new`.
+    /// The sha256 of each block, in order (the coded dataset's leaves), hashed once by `new`.
     pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
-        (0..self.blocks.len()).map(|i| self.tree.leaf(i).expect("a leaf per block"))
+        self.digests.iter().copied()
     }
 }
 
-/// The tree over a slot's block digests (never empty: a layout has at least one row).
+/// The tree over a slot's blocks' cell roots (never empty: a layout has at least one row),
+/// so that a proof can sample cells, not whole blocks.
 pub fn slot_tree(blocks: &[impl AsRef<[u8]>]) -> MerkleTree {
-    MerkleTree::new(blocks.iter().map(|b| sha256(b.as_ref())).collect())
+    MerkleTree::new(blocks.iter().map(|b| cell_root(b.as_ref())).collect())
         .expect("a slot holds at least one block")
 }
 
@@ -411,7 +417,10 @@ mod tests {
         );
         let root = set.slots[1].root();
         let p = set.slots[1].proof(3);
-        assert!(p.verify(&sha256(&bs[7]), &root));
+        assert!(
+            p.verify(&crate::proofs::cell_root(&bs[7]), &root),
+            "a slot tree's leaves are its blocks' cell roots"
+        );
         assert_eq!(set.slots[1].root_cid().codec(), SLOT_ROOT_CODEC);
         let hashed: Vec<_> = set.slots[3].blocks.iter().map(|b| sha256(b)).collect();
         assert_eq!(set.slots[3].digests().collect::<Vec<_>>(), hashed);

@@ -30,7 +30,7 @@ use neverust_content::{sha256, BLOCK_SIZE};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ids::{Address, RequestId, SlotId, SlotRef};
-use crate::proofs::{self, Challenge, ProofError, StorageProof};
+use crate::proofs::{self, cells_per_block, Challenge, ProofError, StorageProof};
 use crate::request::{Amount, OfferTerms, StorageRequest, ValidationError};
 use crate::states::{IllegalTransition, Lifecycle, RequestState, SlotState};
 
@@ -222,7 +222,7 @@ impl SignedAction {
     }
 
     /// Its JSON on one line, as logged and sent. Here rather than at the callers so that the
-    /// ~700 KB of a proof is written by this crate's code, which debug builds optimise.
+    /// bytes of a proof are written by this crate's code, which debug builds optimise.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("actions serialize")
     }
@@ -634,8 +634,8 @@ impl MemoryLedger {
     }
 
     /// Checks and applies `entry` to the books without keeping it in [`MemoryLedger::log`],
-    /// for a caller that keeps the log itself (a proof carries its sampled blocks, ~320 KiB:
-    /// neither a second copy in memory nor a copy to hand it over).
+    /// for a caller that keeps the log itself: neither a second copy in memory nor a copy
+    /// to hand it over.
     pub fn apply_unlogged(&mut self, entry: &SignedAction) -> Result<Outcome, LedgerError> {
         let key = entry.verify()?;
         let now = self.books.now;
@@ -687,7 +687,13 @@ fn fill_challenge(
     let mut seed = b"fill".to_vec();
     seed.extend_from_slice(&id.0);
     seed.extend_from_slice(&fills.to_be_bytes());
-    Challenge::new(id, slot_index, slot_blocks(config, request), sha256(&seed))
+    Challenge::new(
+        id,
+        slot_index,
+        slot_blocks(config, request),
+        cells_per_block(config.block_size),
+        sha256(&seed),
+    )
 }
 
 impl MarketState for MemoryLedger {
@@ -960,6 +966,7 @@ impl Step<'_> {
             *id,
             s.slot.slot_index,
             slot_blocks(self.config, &r.request),
+            cells_per_block(self.config.block_size),
             *entropy,
         );
         let s = self.slot(id)?;

@@ -40,10 +40,10 @@
 //!   freeing, reservations per slot, proof timeout, duration limit):
 //!   archivist/contracts/config.nim.
 //!
-//! Where this differs, and why: slot roots are neverust-content's sha256 tree over block
-//! digests instead of Poseidon2 trees over 2 KiB cells, and a proof carries the sampled blocks
-//! with their Merkle proofs instead of a Groth16 proof — the same proof form as dataset block
-//! deliveries, no trusted setup, at the price of size; `reed-solomon-simd` implements Leopard's
+//! Where this differs, and why: slot roots are neverust-content's sha256 tree over each
+//! block's tree of 2 KiB cells instead of Poseidon2 trees over the cells, and a proof carries
+//! the sampled cells with their Merkle paths instead of a Groth16 proof — no trusted setup, at
+//! the price of size (about 25 KB); `reed-solomon-simd` implements Leopard's
 //! algorithm but its parity bytes are not claimed identical to libleopard's; amounts are `u128`
 //! rather than `UInt256`; a non-secp256k1 key's address hashes its protobuf encoding.
 //!

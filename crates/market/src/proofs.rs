@@ -1,17 +1,18 @@
 //! Storage proofs: a verifier's challenge, the host's answer, and its verification.
 //!
 //! A challenge names a slot and carries entropy the verifier chose; from it both sides derive
-//! the same block indices, as Archivist's sampler derives cell indices from entropy, the slot
+//! the same cell indices, as Archivist's sampler derives cell indices from entropy, the slot
 //! and a counter 1..=samples (archivist/slots/sampler/utils.nim `cellIndices`; 5 samples,
-//! archivisttypes.nim `DefaultSamplesNum`). The host answers with the blocks and their Merkle
-//! proofs against the slot root, and with the slot root's proof against the request's
+//! archivisttypes.nim `DefaultSamplesNum`), over 2 KiB cells (`DefaultCellSize`). The host
+//! answers with each sampled cell, its Merkle proof against its block's cell root and that
+//! root's proof against the slot root, and with the slot root's proof against the request's
 //! `content.merkleRoot`, so a verifier needs only the request to check it.
 //!
-//! Where Archivist proves with a Groth16 circuit over Poseidon2 cell trees, this proof carries
-//! the blocks themselves with sha256 dataset proofs (neverust-content): larger, but needs no
-//! trusted setup and is checked with the same code as block deliveries. Index derivation
-//! hashes with sha256 over the slot id (not the slot root, which a verifier may not know
-//! before the answer) and reduces modulo the slot's block count.
+//! Where Archivist proves with a Groth16 circuit over Poseidon2 cell trees, this proof
+//! carries the sampled cells themselves with sha256 trees: no trusted setup, about 10 KiB of
+//! cells per proof. Index derivation hashes with sha256 over the slot id (not the slot root,
+//! which a verifier may not know before the answer) and reduces modulo the slot's cell
+//! count.
 
 use neverust_content::{sha256, Digest, MerkleProof, MerkleTree};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -20,18 +21,40 @@ use crate::ids::SlotId;
 
 /// Samples per challenge (Archivist's `DefaultSamplesNum`).
 pub const DEFAULT_SAMPLES: usize = 5;
+/// What a sample is (Archivist's `DefaultCellSize`).
+pub const CELL_SIZE: usize = 2048;
+
+/// Cells in a block of `block_size` bytes (a shorter last cell counts).
+pub fn cells_per_block(block_size: u64) -> u64 {
+    block_size.div_ceil(CELL_SIZE as u64).max(1)
+}
+
+/// The tree over a block's cells' sha256 digests.
+pub fn cell_tree(block: &[u8]) -> MerkleTree {
+    let cells = if block.is_empty() {
+        vec![sha256(block)]
+    } else {
+        block.chunks(CELL_SIZE).map(sha256).collect()
+    };
+    MerkleTree::new(cells).expect("a block has at least one cell")
+}
+
+/// A block's leaf in its slot's tree.
+pub fn cell_root(block: &[u8]) -> Digest {
+    cell_tree(block).root()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProofError {
     #[error("the host does not hold block {index} of slot {slot_id}")]
     MissingBlock { slot_id: SlotId, index: u64 },
-    #[error("proof has {got} blocks, the challenge asks for {want}")]
+    #[error("proof has {got} cells, the challenge asks for {want}")]
     WrongCount { got: usize, want: usize },
-    #[error("proof answers block {got} where the challenge asks for {want}")]
+    #[error("proof answers cell {got} where the challenge asks for {want}")]
     WrongIndex { got: u64, want: u64 },
-    #[error("block {index} does not match the slot root")]
-    BadBlock { index: u64 },
+    #[error("cell {index} does not match the slot root")]
+    BadCell { index: u64 },
     #[error("slot root is not slot {slot_index} of the request's root")]
     BadSlotRoot { slot_index: u64 },
     #[error("slot of {slot_blocks} blocks cannot be challenged")]
@@ -46,24 +69,37 @@ pub struct Challenge {
     pub slot_index: u64,
     /// Blocks in the slot (`slotSize / blockSize`).
     pub slot_blocks: u64,
+    /// Cells in each block ([`cells_per_block`]).
+    pub block_cells: u64,
     #[serde(with = "hex32")]
     pub entropy: [u8; 32],
     pub samples: usize,
 }
 
 impl Challenge {
-    pub fn new(slot_id: SlotId, slot_index: u64, slot_blocks: u64, entropy: [u8; 32]) -> Self {
+    pub fn new(
+        slot_id: SlotId,
+        slot_index: u64,
+        slot_blocks: u64,
+        block_cells: u64,
+        entropy: [u8; 32],
+    ) -> Self {
         Challenge {
             slot_id,
             slot_index,
             slot_blocks,
+            block_cells,
             entropy,
             samples: DEFAULT_SAMPLES,
         }
     }
 
+    fn slot_cells(&self) -> u64 {
+        self.slot_blocks.saturating_mul(self.block_cells.max(1))
+    }
+
     /// `sha256(entropy ‖ slotId ‖ counter)` for counter 1..=samples, as a big-endian number
-    /// modulo the slot's block count. Indices may repeat, as Archivist's do.
+    /// modulo the slot's cell count. Indices may repeat, as Archivist's do.
     pub fn indices(&self) -> Vec<u64> {
         (1..=self.samples as u64)
             .map(|counter| {
@@ -73,7 +109,7 @@ impl Challenge {
                 buf.extend_from_slice(&counter.to_be_bytes());
                 let h = sha256(&buf);
                 let x = u128::from_be_bytes(h[..16].try_into().expect("16 bytes"));
-                (x % self.slot_blocks.max(1) as u128) as u64
+                (x % self.slot_cells().max(1) as u128) as u64
             })
             .collect()
     }
@@ -137,14 +173,19 @@ mod merkle_proof {
     }
 }
 
-/// One challenged block with its proof against the slot root.
+/// One challenged cell with its proofs: in its block's cell tree, and that tree's root in
+/// the slot tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockProof {
+#[serde(rename_all = "camelCase")]
+pub struct CellProof {
+    /// The cell's index in the slot: block `index / block_cells`, cell `index % block_cells`.
     pub index: u64,
     #[serde(with = "hex_bytes")]
     pub data: Vec<u8>,
     #[serde(with = "merkle_proof")]
-    pub proof: MerkleProof,
+    pub cell_proof: MerkleProof,
+    #[serde(with = "merkle_proof")]
+    pub block_proof: MerkleProof,
 }
 
 /// A host's answer to a [`Challenge`].
@@ -156,34 +197,47 @@ pub struct StorageProof {
     /// The slot root's place in the tree over all slot roots.
     #[serde(with = "merkle_proof")]
     pub slot_root_proof: MerkleProof,
-    pub blocks: Vec<BlockProof>,
+    pub cells: Vec<CellProof>,
 }
 
-/// Answers `challenge` from a host's slot: its tree (digests of every block), the slot
-/// root's proof in the request's tree, and a way to read the block at a position.
+/// Answers `challenge` from a host's slot: its tree (the cell root of every block), the
+/// slot root's proof in the request's tree, and a way to read the block at a position.
 pub fn prove(
     challenge: &Challenge,
     tree: &MerkleTree,
     slot_root_proof: &MerkleProof,
     block: impl Fn(u64) -> Option<Vec<u8>>,
 ) -> Result<StorageProof, ProofError> {
-    let blocks = challenge
+    let per_block = challenge.block_cells.max(1);
+    let cells = challenge
         .indices()
         .into_iter()
         .map(|index| {
+            let (b, c) = (index / per_block, (index % per_block) as usize);
             let missing = ProofError::MissingBlock {
                 slot_id: challenge.slot_id,
-                index,
+                index: b,
             };
-            let data = block(index).ok_or(missing.clone())?;
-            let proof = tree.proof(index as usize).map_err(|_| missing)?;
-            Ok(BlockProof { index, data, proof })
+            let data = block(b).ok_or(missing.clone())?;
+            let cell = data
+                .chunks(CELL_SIZE)
+                .nth(c)
+                .ok_or(missing.clone())?
+                .to_vec();
+            let cell_proof = cell_tree(&data).proof(c).map_err(|_| missing.clone())?;
+            let block_proof = tree.proof(b as usize).map_err(|_| missing)?;
+            Ok(CellProof {
+                index,
+                data: cell,
+                cell_proof,
+                block_proof,
+            })
         })
         .collect::<Result<_, ProofError>>()?;
     Ok(StorageProof {
         slot_root: tree.root(),
         slot_root_proof: slot_root_proof.clone(),
-        blocks,
+        cells,
     })
 }
 
@@ -204,23 +258,31 @@ pub fn verify(
         });
     }
     let want = challenge.indices();
-    if proof.blocks.len() != want.len() {
+    if proof.cells.len() != want.len() {
         return Err(ProofError::WrongCount {
-            got: proof.blocks.len(),
+            got: proof.cells.len(),
             want: want.len(),
         });
     }
-    for (b, &index) in proof.blocks.iter().zip(&want) {
-        if b.index != index || b.proof.index != index {
+    let per_block = challenge.block_cells.max(1);
+    for (cell, &index) in proof.cells.iter().zip(&want) {
+        let (b, c) = (index / per_block, index % per_block);
+        if cell.index != index || cell.cell_proof.index != c || cell.block_proof.index != b {
             return Err(ProofError::WrongIndex {
-                got: b.index,
+                got: cell.index,
                 want: index,
             });
         }
-        if b.proof.nleaves != challenge.slot_blocks
-            || !b.proof.verify(&sha256(&b.data), &proof.slot_root)
+        let leaf = sha256(&cell.data);
+        // The block's cell root is what the cell and its path make; the path's shape is
+        // checked by verifying against it, the root by the slot tree.
+        let block_root = cell.cell_proof.reconstruct_root(&leaf);
+        if cell.cell_proof.nleaves != per_block
+            || !cell.cell_proof.verify(&leaf, &block_root)
+            || cell.block_proof.nleaves != challenge.slot_blocks
+            || !cell.block_proof.verify(&block_root, &proof.slot_root)
         {
-            return Err(ProofError::BadBlock { index });
+            return Err(ProofError::BadCell { index });
         }
     }
     Ok(())
@@ -233,9 +295,12 @@ mod tests {
     use crate::request::ErasureParams;
     use proptest::prelude::*;
 
+    /// Blocks of three cells, the last one short.
+    const BLOCK: usize = 2 * CELL_SIZE + 64;
+
     fn slots(n: usize, seed: u8) -> SlotSet {
         let blocks: Vec<Vec<u8>> = (0..n)
-            .map(|i| vec![(i as u8).wrapping_mul(13) ^ seed; 64])
+            .map(|i| vec![(i as u8).wrapping_mul(13) ^ seed; BLOCK])
             .collect();
         encode(&blocks, ErasureParams::new(4, 1).unwrap()).unwrap()
     }
@@ -245,6 +310,7 @@ mod tests {
             SlotId([slot as u8; 32]),
             slot as u64,
             set.layout.slot_blocks() as u64,
+            cells_per_block(set.layout.block_size as u64),
             entropy,
         )
     }
@@ -258,13 +324,13 @@ mod tests {
 
     #[test]
     fn indices_are_deterministic_in_range_and_depend_on_entropy() {
-        let c = Challenge::new(SlotId([1; 32]), 0, 10, [7; 32]);
+        let c = Challenge::new(SlotId([1; 32]), 0, 10, 32, [7; 32]);
         let a = c.indices();
         assert_eq!(a.len(), DEFAULT_SAMPLES);
-        assert!(a.iter().all(|&i| i < 10));
+        assert!(a.iter().all(|&i| i < 320), "cells of the slot: {a:?}");
         assert_eq!(a, c.indices());
-        let d = Challenge::new(SlotId([1; 32]), 0, 1 << 40, [8; 32]);
-        let e = Challenge::new(SlotId([1; 32]), 0, 1 << 40, [9; 32]);
+        let d = Challenge::new(SlotId([1; 32]), 0, 1 << 40, 32, [8; 32]);
+        let e = Challenge::new(SlotId([1; 32]), 0, 1 << 40, 32, [9; 32]);
         assert_ne!(d.indices(), e.indices());
     }
 
@@ -312,27 +378,32 @@ mod tests {
         ) {
             let set = slots(n, seed);
             let c = challenge(&set, slot, entropy);
-            let target = c.indices()[pick.index(c.samples)];
+            let at = pick.index(c.samples);
+            let target = c.indices()[at];
+            // The first sample of the target's block is the one that fails.
+            let block = target / c.block_cells;
+            let first = *c.indices().iter().find(|&&i| i / c.block_cells == block).unwrap();
             let s = &set.slots[slot];
             let tree = crate::erasure::slot_tree(&s.blocks);
             let root_proof = set.verify_tree().proof(slot).unwrap();
-            let lost = prove(&c, &tree, &root_proof, |i| (i != target).then(|| s.blocks[i as usize].clone()));
+            let lost = prove(&c, &tree, &root_proof, |i| (i != block).then(|| s.blocks[i as usize].clone()));
             prop_assert!(
-                matches!(lost, Err(ProofError::MissingBlock { index, .. }) if index == target),
+                matches!(lost, Err(ProofError::MissingBlock { index, .. }) if index == block),
                 "{:?}", lost
             );
             let made_up = prove(&c, &tree, &root_proof, |i| {
                 // Real blocks here are one byte repeated; this one never is.
-                let mut fake = vec![0xEE; 64];
-                fake[0] = 0x11;
-                Some(if i == target { fake } else { s.blocks[i as usize].clone() })
+                let mut fake = vec![0xEE; BLOCK];
+                for cell in fake.chunks_mut(CELL_SIZE) {
+                    cell[0] = 0x11;
+                }
+                Some(if i == block { fake } else { s.blocks[i as usize].clone() })
             }).unwrap();
-            prop_assert_eq!(verify(&c, &set.verify_root(), &made_up), Err(ProofError::BadBlock { index: target }));
+            prop_assert_eq!(verify(&c, &set.verify_root(), &made_up), Err(ProofError::BadCell { index: first }));
             let mut flipped = honest(&set, slot, &c);
-            let at = pick.index(c.samples);
-            let b = byte.index(64);
-            flipped.blocks[at].data[b] ^= 1;
-            prop_assert_eq!(verify(&c, &set.verify_root(), &flipped), Err(ProofError::BadBlock { index: target }));
+            let len = flipped.cells[at].data.len();
+            flipped.cells[at].data[byte.index(len)] ^= 1;
+            prop_assert_eq!(verify(&c, &set.verify_root(), &flipped), Err(ProofError::BadCell { index: target }));
         }
     }
 }

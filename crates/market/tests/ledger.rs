@@ -288,7 +288,7 @@ fn missed_and_invalid_proofs_slash_free_repair_and_fail() {
         .challenge
         .clone();
     let mut proof = w.answer(&c);
-    proof.blocks[0].data[0] ^= 1;
+    proof.cells[0].data[0] ^= 1;
     let h3 = w.hosts[3].clone();
     assert_eq!(
         w.market.submit_proof(&h3, 110, s3, n, proof).unwrap(),
@@ -475,7 +475,7 @@ proptest! {
                 Op::Answer { honest } => if let Some((sid, n)) = last {
                     let s = w.market.slot(&sid).unwrap().clone();
                     let mut proof = w.answer(&s.challenges[n as usize].challenge);
-                    if !honest { proof.blocks[0].data[1] ^= 0x80; }
+                    if !honest { proof.cells[0].data[1] ^= 0x80; }
                     if let Some(host) = w.hosts.iter().find(|h| Some(addr(h)) == s.host).cloned() {
                         let _ = w.market.submit_proof(&host, now, sid, n, proof);
                     }

@@ -26,8 +26,6 @@ use crate::state::NodeState;
 pub const VERIFY_ROOT_CODEC: u64 = 0xCD05;
 /// How long a slot fetch may go without a block before the slot is rebuilt instead.
 const PATIENCE: Duration = Duration::from_secs(10);
-/// Archivist's `cellSize` (2 KiB): recorded in the manifest; proofs here sample whole blocks.
-const CELL_SIZE: u32 = 2048;
 /// Archivist's `StrategyType`: `LinearStrategy = 0`, `SteppedStrategy = 1`.
 const STEPPED: u32 = 1;
 const LINEAR: u32 = 0;
@@ -118,7 +116,7 @@ pub async fn code_dataset(
                         .iter()
                         .map(|r| cid_from_digest(SLOT_ROOT_CODEC, r))
                         .collect(),
-                    cell_size: CELL_SIZE,
+                    cell_size: proofs::CELL_SIZE as u32,
                     verifiable_strategy: LINEAR,
                 }),
             }),
@@ -239,19 +237,15 @@ pub async fn fetch_slot(
             (rebuild(state, cid, &manifest, &layout, slot).await?, true)
         }
     };
-    // Each block was checked against its CID on arrival: the CIDs' digests are the leaves.
-    let digests = leaves
-        .iter()
-        .map(|l| digest_of(&l.0))
-        .collect::<Result<Vec<_>, _>>()?;
-    let slot_tree = MerkleTree::new(digests)?;
-    if slot_tree.root() != roots[slot as usize] {
-        return Err(SlotDataError::WrongRoot { slot });
-    }
     let store = state.store.clone();
     let tree = manifest.tree_cid;
     let start = range.start;
-    tokio::task::spawn_blocking(move || {
+    let slot_root = roots[slot as usize];
+    let slot_tree = tokio::task::spawn_blocking(move || {
+        let slot_tree = erasure::slot_tree(&leaves.iter().map(|l| &l.1).collect::<Vec<_>>());
+        if slot_tree.root() != slot_root {
+            return Err(SlotDataError::WrongRoot { slot });
+        }
         for (i, (cid, data, proof)) in leaves.into_iter().enumerate() {
             store.put_block(&cid, data)?;
             store.put_leaf(&tree, start + i as u64, LeafRef { cid, proof })?;
@@ -259,7 +253,7 @@ pub async fn fetch_slot(
         // Stored as Archivist's hosts store it: other hosts repairing a slot fetch it from
         // here when the client is gone.
         store.put_block(&cid, manifest_bytes)?;
-        Ok::<_, StoreError>(())
+        Ok::<_, SlotDataError>(slot_tree)
     })
     .await??;
     let slot_root_proof = MerkleTree::new(roots)?.proof(slot as usize)?;
@@ -397,20 +391,22 @@ pub async fn held_slot(
         let manifest = Manifest::decode(&bytes)?;
         let (layout, roots) = check_coded(&request, &manifest)?;
         let range = slot_range(&layout, slot);
-        let mut digests = Vec::with_capacity(layout.steps);
+        let mut cell_roots = Vec::with_capacity(layout.steps);
         for index in range.clone() {
-            let leaf = store.get_leaf(&manifest.tree_cid, index)?.ok_or_else(|| {
-                SlotDataError::MissingBlock {
-                    cid: neverust_content::cid_string(&cid),
-                    index,
-                }
-            })?;
-            digests.push(digest_of(&leaf.cid)?);
+            let missing = || SlotDataError::MissingBlock {
+                cid: neverust_content::cid_string(&cid),
+                index,
+            };
+            let leaf = store
+                .get_leaf(&manifest.tree_cid, index)?
+                .ok_or_else(missing)?;
+            let block = store.get_block(&leaf.cid)?.ok_or_else(missing)?;
+            cell_roots.push(proofs::cell_root(&block));
         }
         Ok(HeldSlot {
             tree: manifest.tree_cid,
             range,
-            slot_tree: Arc::new(MerkleTree::new(digests)?),
+            slot_tree: Arc::new(MerkleTree::new(cell_roots)?),
             slot_root_proof: MerkleTree::new(roots)?.proof(slot as usize)?,
         })
     })

@@ -15,7 +15,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/neverust/market/1.0.0");
 
-/// A fill or a proof carries 5 sampled 64 KiB blocks, hex-encoded: about 700 KB.
+/// A fill or a proof carries 5 sampled 2 KiB cells, hex-encoded: about 25 KB.
 const MAX_FRAME: usize = 8 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
