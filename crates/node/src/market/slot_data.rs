@@ -81,14 +81,7 @@ pub async fn code_dataset(
         let count = original.blocks_count();
         let mut blocks = Vec::with_capacity(count as usize);
         for index in 0..count {
-            let missing = || SlotDataError::MissingBlock {
-                cid: neverust_content::cid_string(&cid),
-                index,
-            };
-            let leaf = store
-                .get_leaf(&original.tree_cid, index)?
-                .ok_or_else(missing)?;
-            let data = store.get_block(&leaf.cid)?.ok_or_else(missing)?;
+            let data = stored_block(&store, &cid, &original.tree_cid, index)?;
             // Coding needs equal blocks: the last one is padded, as Archivist pads it.
             let mut block = data.to_vec();
             block.resize(BLOCK_SIZE, 0);
@@ -142,6 +135,21 @@ pub async fn code_dataset(
         })
     })
     .await?
+}
+
+/// Block `index` of dataset `cid` (whose tree is `tree`), which must be stored here.
+fn stored_block(
+    store: &Arc<dyn BlockStore>,
+    cid: &Cid,
+    tree: &Cid,
+    index: u64,
+) -> Result<Bytes, SlotDataError> {
+    let missing = || SlotDataError::MissingBlock {
+        cid: neverust_content::cid_string(cid),
+        index,
+    };
+    let leaf = store.get_leaf(tree, index)?.ok_or_else(missing)?;
+    store.get_block(&leaf.cid)?.ok_or_else(missing)
 }
 
 /// One slot a host keeps: where its blocks are and what proves them.
@@ -393,14 +401,7 @@ pub async fn held_slot(
         let range = slot_range(&layout, slot);
         let mut cell_roots = Vec::with_capacity(layout.steps);
         for index in range.clone() {
-            let missing = || SlotDataError::MissingBlock {
-                cid: neverust_content::cid_string(&cid),
-                index,
-            };
-            let leaf = store
-                .get_leaf(&manifest.tree_cid, index)?
-                .ok_or_else(missing)?;
-            let block = store.get_block(&leaf.cid)?.ok_or_else(missing)?;
+            let block = stored_block(&store, &cid, &manifest.tree_cid, index)?;
             cell_roots.push(proofs::cell_root(&block));
         }
         Ok(HeldSlot {
