@@ -19,7 +19,11 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return usage_error(e),
             };
-            exit(runtime_with(threads).block_on(neverust_node::run_until_signal(config)))
+            exit(
+                runtime_with(threads)
+                    .block_on(neverust_node::run_until_signal(config))
+                    .map_err(anyhow::Error::from),
+            )
         }
         cli::Command::Cluster(args) => cluster(args),
         cli::Command::Bench(args) => bench(*args),

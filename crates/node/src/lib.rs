@@ -21,4 +21,4 @@ pub mod tiers;
 pub mod upload;
 
 pub use config::{Mode, NodeConfig, StoreKind};
-pub use node::{run_until_signal, Node, StartError};
+pub use node::{run_until_signal, Node, RunError, StartError};

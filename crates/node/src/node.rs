@@ -346,8 +346,18 @@ impl IdleSpell {
     }
 }
 
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error(transparent)]
+    Logging(#[from] crate::logging::LogLevelError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
 /// Runs a node until SIGINT or SIGTERM, then stops it gracefully.
-pub async fn run_until_signal(config: NodeConfig) -> anyhow::Result<()> {
+pub async fn run_until_signal(config: NodeConfig) -> Result<(), RunError> {
     crate::logging::init(&config.log_level)?;
     let node = Node::start(config).await?;
     // One machine-readable line on stdout: launchers and tests wait for it and read the
