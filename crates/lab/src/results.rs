@@ -527,6 +527,9 @@ pub struct MarketplaceResult {
     /// dataset was read back identical through a node other than its client.
     pub started: usize,
     pub repaired: usize,
+    /// Lost slots that stayed with their host, restarted by its launcher in time.
+    #[serde(default)]
+    pub kept: usize,
     pub downloadable: usize,
     /// Validators' proof outcomes during the scenario, summed over every node.
     pub proofs: ProofCounts,
@@ -589,6 +592,11 @@ pub struct LostSlot {
     /// From the kill until another host held the slot (None: not within the limit).
     pub repair_s: Option<f64>,
     pub repaired_by: Option<usize>,
+    /// The killed host held the slot again first: its launcher (`cluster --restart`)
+    /// brought it back before a proof was missed, so the slot was never freed; `repair_s`
+    /// is then the time until it listed the slot again.
+    #[serde(default)]
+    pub kept: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]

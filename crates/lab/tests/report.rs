@@ -490,6 +490,7 @@ fn marketplace() -> MarketplaceResult {
                 slot_index: 0,
                 repair_s,
                 repaired_by: repair_s.map(|_| by),
+                kept: false,
             }),
             state: "started".into(),
             downloaded: true,
@@ -509,6 +510,7 @@ fn marketplace() -> MarketplaceResult {
         restart_seconds: vec![0.2, 0.3],
         started: 2,
         repaired: 1,
+        kept: 0,
         downloadable: 2,
         proofs: ProofCounts {
             verified: 44,

@@ -40,6 +40,10 @@ pub fn marketplace(r: Option<&MarketplaceResult>) -> Option<Section> {
             format!("{} of {lost}", r.repaired).into(),
         ),
         (
+            "lost slots kept by their restarted host",
+            format!("{} of {lost}", r.kept).into(),
+        ),
+        (
             "datasets not readable",
             Cell::zero_expected(requests.saturating_sub(r.downloadable)),
         ),
@@ -77,7 +81,8 @@ pub fn marketplace(r: Option<&MarketplaceResult>) -> Option<Section> {
          stored on hosts other than itself and proven every proof period. Once the purchases \
          started, one host of each request was killed with -9 (never a client, and never \
          more than a request tolerates); the repair time runs from the kill until another \
-         host lists the slot as its own. Datasets are read back through a node other than \
+         host lists the slot as its own, or, on a cluster whose launcher restarts killed \
+         nodes, until the host itself lists it again, back before it missed a proof. Datasets are read back through a node other than \
          their client, checked byte for byte; proofs are the validators' counts.",
     ) + &totals
         + &per_request
@@ -127,8 +132,14 @@ fn row(q: &MarketRequest) -> Vec<Cell> {
         })
         .into(),
         seconds(lost.and_then(|l| l.repair_s)),
-        lost.and_then(|l| l.repaired_by)
-            .map_or(html::MISSING.into(), |n| format!("node {n}"))
+        lost.and_then(|l| l.repaired_by.map(|n| (n, l.kept)))
+            .map_or(html::MISSING.into(), |(n, kept)| {
+                if kept {
+                    format!("node {n} (itself, restarted)")
+                } else {
+                    format!("node {n}")
+                }
+            })
             .into(),
         q.state.as_str().into(),
         match (q.reader, q.downloaded) {

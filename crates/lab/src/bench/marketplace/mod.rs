@@ -161,15 +161,23 @@ pub async fn run(
             out.killed
         ));
     }
-    let alive: Vec<usize> = marketplace
-        .iter()
-        .copied()
-        .filter(|n| !killed_at.contains_key(n))
-        .collect();
-    await_repairs(&clients_of, &alive, &killed_at, &mut requests).await;
+    await_repairs(&clients_of, &marketplace, &killed_at, &mut requests).await;
     for r in &mut requests {
         let Some(lost) = &r.lost else { continue };
         match (lost.repair_s, lost.repaired_by) {
+            (Some(s), Some(by)) if lost.kept => {
+                out.kept += 1;
+                let detail = format!(
+                    "slot {} of node {}'s request stayed with node {by}: restarted by its launcher, it held the slot again after {s:.1} s",
+                    lost.slot_index, r.client
+                );
+                let t_s = killed_t.get(&lost.node).map_or(ctx.t(), |t| t + s);
+                out.events.push(Event {
+                    t_s,
+                    kind: "kept".into(),
+                    detail,
+                });
+            }
             (Some(s), Some(by)) => {
                 out.repaired += 1;
                 let detail = format!(
@@ -219,10 +227,11 @@ pub async fn run(
         ctx.ui.say(format!("marketplace: {e}"));
     }
     ctx.ui.say(format!(
-        "marketplace: {} started, {} of {} lost slots repaired, {} of {} datasets read back; validators verified {} proofs, marked {} missed, {} invalid",
+        "marketplace: {} started, {} of {} lost slots repaired ({} kept by their restarted host), {} of {} datasets read back; validators verified {} proofs, marked {} missed, {} invalid",
         out.started,
-        out.repaired,
+        out.repaired + out.kept,
         out.requests.iter().filter(|r| r.lost.is_some()).count(),
+        out.kept,
         out.downloadable,
         datasets.len(),
         out.proofs.verified,
@@ -372,29 +381,38 @@ async fn locate(clients: &[NodeClient], marketplace: &[usize], requests: &mut [M
     }
 }
 
-/// Waits until each lost slot is held by a live host again, noting who and when.
+/// Waits until each lost slot is held again, noting who and when: another host that
+/// repaired it or, on a cluster whose launcher restarts killed nodes, the killed host
+/// itself, back before it missed a proof (a node that is down lists nothing).
 async fn await_repairs(
     clients: &[NodeClient],
-    alive: &[usize],
+    marketplace: &[usize],
     killed_at: &BTreeMap<usize, Instant>,
     requests: &mut [MarketRequest],
 ) {
     let start = Instant::now();
     while start.elapsed() < REPAIR_LIMIT {
-        let held = holdings(clients, alive).await;
+        let held = holdings(clients, marketplace).await;
         let mut waiting = 0;
         for r in requests.iter_mut() {
             let id = r.request_id.clone().unwrap_or_default();
             let Some(lost) = r.lost.as_mut().filter(|l| l.repaired_by.is_none()) else {
                 continue;
             };
-            match plan::holder_of(&held, &id, lost.slot_index, lost.node) {
-                Some(by) => {
-                    lost.repaired_by = Some(by);
-                    lost.repair_s = killed_at.get(&lost.node).map(|t| t.elapsed().as_secs_f64());
+            let repaired = plan::holder_of(&held, &id, lost.slot_index, lost.node);
+            let kept = plan::holds(&held, &id, lost.slot_index, lost.node);
+            match (repaired, kept) {
+                (Some(by), _) => lost.repaired_by = Some(by),
+                (None, true) => {
+                    lost.repaired_by = Some(lost.node);
+                    lost.kept = true;
                 }
-                None => waiting += 1,
+                (None, false) => {
+                    waiting += 1;
+                    continue;
+                }
             }
+            lost.repair_s = killed_at.get(&lost.node).map(|t| t.elapsed().as_secs_f64());
         }
         if waiting == 0 {
             return;

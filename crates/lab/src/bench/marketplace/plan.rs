@@ -97,6 +97,21 @@ pub fn victims(marketplace: &[usize], requests: &[Placed], tolerance: u64) -> Ve
 
 /// Who holds slot `slot_index` of `request` now, among `holdings` (node, the slots it
 /// lists), other than `dead`.
+/// Whether `node` lists slot `slot_index` of `request` among its own.
+pub fn holds(
+    holdings: &[(usize, Vec<crate::client::HeldSlot>)],
+    request: &str,
+    slot_index: u64,
+    node: usize,
+) -> bool {
+    holdings.iter().any(|(n, slots)| {
+        *n == node
+            && slots
+                .iter()
+                .any(|s| s.request == request && s.slot_index == slot_index)
+    })
+}
+
 pub fn holder_of(
     holdings: &[(usize, Vec<crate::client::HeldSlot>)],
     request: &str,
@@ -224,6 +239,8 @@ mod tests {
         assert_eq!(holder_of(&holdings, "0xa", 1, 9), Some(3));
         assert_eq!(holder_of(&holdings, "0xa", 1, 3), None);
         assert_eq!(holder_of(&holdings, "0xb", 0, 9), None);
+        assert!(holds(&holdings, "0xa", 1, 3), "a node holds its own slot");
+        assert!(!holds(&holdings, "0xa", 1, 9));
         let h = holders(&holdings, "0xa");
         assert_eq!(
             h.iter().map(|h| (h.node, h.slot_index)).collect::<Vec<_>>(),
