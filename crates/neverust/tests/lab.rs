@@ -550,3 +550,66 @@ fn bench_against_a_running_cluster_with_restart() {
     assert_eq!(r["checks"]["acknowledged_lost"], 0);
     assert_eq!(r["checks"]["errors"], 0, "{}", r["checks"]);
 }
+
+/// `bench marketplace --cluster` against `cluster --restart`, as `scripts/lab.sh` runs it:
+/// the launcher brings each killed host back at once, it resumes its slot from its copy of
+/// the ledger and keeps proving, so the slot is kept, not repaired, and nothing is an error.
+#[test]
+fn bench_marketplace_on_a_cluster_that_restarts_killed_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let mut launcher = neverust()
+        .args(["cluster", "--nodes", "6", "--restart", "--no-viz"])
+        .args(["--marketplace-every", "1", "--base-port", "27900"])
+        .args(["--bootstrap-api-port", "27999", "--node-log-level", "warn"])
+        // Debug builds on two shared cores: a restarted host must be back within this.
+        .args(["--node-proof-period", "4s", "--node-proof-timeout", "15s"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = dir.join("cluster.json");
+    eventually_blocking("cluster.json", Duration::from_secs(60), || {
+        file.exists().then_some(())
+    });
+    let report = tmp.path().join("report");
+    let out = neverust()
+        .args(["bench", "marketplace", "--profile", "smoke", "--seed", "3"])
+        .arg("--cluster")
+        .arg(&file)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &launcher.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(launcher.wait().unwrap().success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let m = &read_json(&report.join("results.json"))["marketplace"];
+    assert!(m["skipped"].is_null(), "{m}");
+    assert_eq!(m["errors"].as_array().unwrap().len(), 0, "{m}");
+    let lost: Vec<&Value> = m["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["lost"].as_object().map(|_| &q["lost"]))
+        .collect();
+    assert!(!lost.is_empty(), "a slot host was killed: {m}");
+    for l in &lost {
+        assert_eq!(l["kept"], true, "the restarted host kept its slot: {l}");
+        assert_eq!(l["repaired_by"], l["node"], "{l}");
+    }
+    assert_eq!(m["kept"], lost.len(), "{m}");
+    assert_eq!(m["repaired"], 0, "{m}");
+    assert!(
+        m["proofs"]["verified"].as_u64().unwrap() >= 3,
+        "the slots were proven before the counts were read: {m}"
+    );
+    assert_eq!(m["downloadable"], m["requests"].as_array().unwrap().len());
+}

@@ -49,6 +49,8 @@ const HOLDERS_LIMIT: Duration = Duration::from_secs(30);
 const REPAIR_LIMIT: Duration = Duration::from_secs(120);
 const READ_LIMIT: Duration = Duration::from_secs(60);
 const RESTART_LIMIT: Duration = Duration::from_secs(30);
+/// Until the validators verified as many proofs as the started requests have slots.
+const PROOFS_LIMIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
 
 pub async fn run(
@@ -205,7 +207,7 @@ pub async fn run(
     let readable: Vec<usize> = (0..clients_of.len())
         .filter(|n| !killed_at.contains_key(n))
         .collect();
-    let counted = count::between(&before, &counters(&clients_of, &readable).await);
+    let counted = await_proofs(&clients_of, &readable, &before, out.started as u64 * SLOTS).await;
     out.proofs = counted.proofs;
     (out.slots_filled, out.slots_repaired, out.slots_rebuilt) =
         (counted.filled, counted.repaired, counted.rebuilt);
@@ -478,6 +480,25 @@ async fn final_states(ctx: &Ctx, requests: &mut [MarketRequest], errors: &mut Ve
 }
 
 /// Each node's market counters, by index; nodes that do not answer are left out.
+/// The counters' growth since `before`, once the validators verified `expected` proofs (or
+/// after [`PROOFS_LIMIT`]): no slot is challenged in the proof period it was filled in, so
+/// a scenario that saw its slots filled and kept within seconds would count no proof at all.
+async fn await_proofs(
+    clients: &[NodeClient],
+    nodes: &[usize],
+    before: &BTreeMap<usize, Counters>,
+    expected: u64,
+) -> Counters {
+    let start = Instant::now();
+    loop {
+        let counted = count::between(before, &counters(clients, nodes).await);
+        if counted.proofs.verified >= expected || start.elapsed() > PROOFS_LIMIT {
+            return counted;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 async fn counters(clients: &[NodeClient], nodes: &[usize]) -> BTreeMap<usize, Counters> {
     let texts = join_all(nodes.iter().map(|&n| clients[n].metrics())).await;
     nodes
