@@ -2,7 +2,7 @@
 
 mod market;
 
-pub use market::{state_name, HeldSlot};
+pub use market::HeldSlot;
 
 use std::time::{Duration, Instant};
 

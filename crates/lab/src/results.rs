@@ -589,14 +589,18 @@ impl SlotHolder {
 pub struct LostSlot {
     pub node: usize,
     pub slot_index: u64,
-    /// From the kill until another host held the slot (None: not within the limit).
+    /// From the kill until a host held the slot again (None: not within the limit).
     pub repair_s: Option<f64>,
+    /// Another host, or `node` itself when the slot was [kept](LostSlot::kept).
     pub repaired_by: Option<usize>,
+}
+
+impl LostSlot {
     /// The killed host held the slot again first: its launcher (`cluster --restart`)
-    /// brought it back before a proof was missed, so the slot was never freed; `repair_s`
-    /// is then the time until it listed the slot again.
-    #[serde(default)]
-    pub kept: bool,
+    /// brought it back before a proof was missed, so the slot was never freed.
+    pub fn kept(&self) -> bool {
+        self.repaired_by == Some(self.node)
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]

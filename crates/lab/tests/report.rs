@@ -490,7 +490,6 @@ fn marketplace() -> MarketplaceResult {
                 slot_index: 0,
                 repair_s,
                 repaired_by: repair_s.map(|_| by),
-                kept: false,
             }),
             state: "started".into(),
             downloaded: true,

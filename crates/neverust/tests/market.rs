@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use common::market::{availability, request};
 use common::{data, eventually, eventually_ok, TestNode};
+use neverust_lab::metrics;
+use neverust_node::metrics::names;
 use serde_json::{json, Value};
 
 /// Short periods so a lost host is noticed within seconds.
@@ -50,20 +52,18 @@ async fn held_slots(node: &TestNode) -> Vec<(String, u64)> {
         .collect()
 }
 
-async fn metric(node: &TestNode, name: &str, labels: &str) -> f64 {
-    let text = node.metrics_text().await;
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+/// Proofs the node counted with this outcome, in any role.
+async fn proofs(node: &TestNode, outcome: &str) -> f64 {
+    let samples = metrics::parse(&node.metrics_text().await);
+    metrics::sum_where(&samples, names::MARKET_PROOFS_TOTAL, "outcome", outcome)
 }
 
-/// The non-zero samples of a metric family.
-async fn market_lines(node: &TestNode, name: &str) -> Vec<String> {
-    let text = node.metrics_text().await;
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.ends_with(" 0"))
-        .map(str::to_string)
+/// The non-zero series of a metric, as `{labels} value`.
+async fn non_zero(node: &TestNode, name: &str) -> Vec<String> {
+    metrics::parse(&node.metrics_text().await)
+        .into_iter()
+        .filter(|s| s.name == name && s.value != 0.0)
+        .map(|s| format!("{:?} {}", s.labels, s.value))
         .collect()
 }
 
@@ -148,16 +148,7 @@ async fn a_request_is_filled_by_distinct_hosts_proven_and_repaired_after_a_host_
     eventually(
         "the validator to verify a proof",
         Duration::from_secs(30),
-        || async {
-            (metric(
-                &keeper,
-                "neverust_market_proofs_total",
-                "outcome=\"verified\"",
-            )
-            .await
-                > 0.0)
-                .then_some(())
-        },
+        || async { (proofs(&keeper, "verified").await > 0.0).then_some(()) },
     )
     .await;
 
@@ -182,30 +173,22 @@ async fn a_request_is_filled_by_distinct_hosts_proven_and_repaired_after_a_host_
                 return Ok(());
             }
             // What the spare's sales and the validator's proofs came to, for a failure.
-            let spare = market_lines(spare_node, "neverust_market_sales").await;
-            let proofs = market_lines(&keeper, "neverust_market_proofs_total").await;
+            let spare = non_zero(spare_node, names::MARKET_SALES).await;
+            let proofs = non_zero(&keeper, names::MARKET_PROOFS_TOTAL).await;
             Err(format!(
                 "the spare's sales {spare:?}, the keeper's proofs {proofs:?}"
             ))
         },
     )
     .await;
-    assert!(
-        metric(
-            &keeper,
-            "neverust_market_proofs_total",
-            "outcome=\"missed\""
-        )
-        .await
-            >= 1.0
-    );
+    assert!(proofs(&keeper, "missed").await >= 1.0);
     assert_eq!(
-        metric(spare_node, "neverust_market_slots_repaired_total", "").await,
+        spare_node.metric(names::MARKET_SLOTS_REPAIRED_TOTAL).await,
         1.0
     );
     // Rebuilt from the two other slots, or fetched from a host that raced for the lost slot
     // at the start and kept its blocks: either way at most once.
-    assert!(metric(spare_node, "neverust_market_slots_rebuilt_total", "").await <= 1.0);
+    assert!(spare_node.metric(names::MARKET_SLOTS_REBUILT_TOTAL).await <= 1.0);
 
     // The client, killed and restarted, still knows its purchase (started: one lost host
     // is within tolerance) and its dataset.

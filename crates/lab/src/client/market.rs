@@ -86,11 +86,3 @@ impl NodeClient {
         Ok(held)
     }
 }
-
-/// A purchase state as the API names it (`started`, `failed`, …).
-pub fn state_name(s: PurchaseState) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{s:?}").to_lowercase())
-}

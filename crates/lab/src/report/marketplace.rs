@@ -132,7 +132,7 @@ fn row(q: &MarketRequest) -> Vec<Cell> {
         })
         .into(),
         seconds(lost.and_then(|l| l.repair_s)),
-        lost.and_then(|l| l.repaired_by.map(|n| (n, l.kept)))
+        lost.and_then(|l| l.repaired_by.map(|n| (n, l.kept())))
             .map_or(html::MISSING.into(), |(n, kept)| {
                 if kept {
                     format!("node {n} (itself, restarted)")

@@ -146,6 +146,16 @@ impl LedgerCopy {
         }))
     }
 
+    /// Runs `work` on the copy off the async threads: applying syncs the log to disk, and
+    /// reading lines back reads it.
+    pub async fn blocking<R: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&LedgerCopy) -> Result<R, CopyError> + Send + 'static,
+    ) -> Result<R, CopyError> {
+        let copy = self.clone();
+        tokio::task::spawn_blocking(move || work(&copy)).await?
+    }
+
     /// Applies `entry`, an action of this node's or one sent to the keeper, as the next one.
     pub fn apply(&self, entry: SignedAction) -> Result<Arc<Applied>, CopyError> {
         let line = entry.to_json();
@@ -168,7 +178,6 @@ impl LedgerCopy {
         let mut copy = self.copy.lock().expect("ledger lock");
         let outcome = copy.ledger.apply_unlogged(&entry)?;
         learn_peer(&mut copy.peers, &entry);
-        let path = self.dir.join(LOG);
         if let Err(e) = copy
             .file
             .write_all(&line)
@@ -176,7 +185,7 @@ impl LedgerCopy {
         {
             // The books moved but the log did not: the next start replays to the books
             // before this entry, and the keeper sends it again.
-            return Err(io(&path)(e));
+            return Err(io(&self.dir.join(LOG))(e));
         }
         let seq = copy.starts.len() as u64;
         let start = copy.end;

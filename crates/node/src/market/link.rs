@@ -13,7 +13,7 @@ use neverust_market::ledger::{Action, LedgerError, Outcome, SignedAction};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use super::ledger_copy::{Applied, CopyError, LedgerCopy};
+use super::ledger_copy::{CopyError, LedgerCopy};
 use super::wire::{self, Answer, Ask, WireError, PROTOCOL};
 
 /// How long an action the keeper accepted may take to come back through the follow stream.
@@ -98,7 +98,9 @@ impl LedgerLink {
     pub async fn act(&self, action: Action) -> Result<Outcome, ActError> {
         let signed = SignedAction::sign(&self.key, unix_now(), action);
         match self.keeper_peer().await? {
-            None => apply_here(&self.copy, signed)
+            None => self
+                .copy
+                .blocking(move |c| c.apply(signed))
                 .await
                 .map(|a| a.outcome.clone())
                 .map_err(|e| match e {
@@ -184,14 +186,6 @@ impl LedgerLink {
     }
 }
 
-async fn apply_here(
-    copy: &Arc<LedgerCopy>,
-    signed: SignedAction,
-) -> Result<Arc<Applied>, CopyError> {
-    let copy = copy.clone();
-    tokio::task::spawn_blocking(move || copy.apply(signed)).await?
-}
-
 async fn open(control: &libp2p_stream::Control, peer: PeerId) -> Result<libp2p::Stream, WireError> {
     let mut control = control.clone();
     match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, PROTOCOL)).await {
@@ -209,11 +203,7 @@ async fn serve(copy: Arc<LedgerCopy>, peer: PeerId, mut stream: libp2p::Stream) 
         match wire::read::<Ask>(&mut stream).await? {
             Ask::Submit => {
                 let line = wire::read_line(&mut stream).await?;
-                let applied = {
-                    let copy = copy.clone();
-                    tokio::task::spawn_blocking(move || copy.apply_line(line)).await
-                };
-                let answer = match applied.map_err(CopyError::from).and_then(|a| a) {
+                let answer = match copy.blocking(move |c| c.apply_line(line)).await {
                     Ok(applied) => Answer::Submitted { seq: applied.seq },
                     // Sent again after a dropped stream: it is that entry.
                     Err(CopyError::Refused(LedgerError::Replayed { seq })) => {
@@ -254,10 +244,9 @@ async fn stream_log(
     loop {
         // Subscribed before reading, so nothing applied meanwhile passes unheard.
         while next < copy.entries() {
-            let c = copy.clone();
-            let lines = tokio::task::spawn_blocking(move || c.lines_from(next, LINES_PER_READ))
+            let lines = copy
+                .blocking(move |c| c.lines_from(next, LINES_PER_READ))
                 .await
-                .map_err(std::io::Error::other)?
                 .map_err(std::io::Error::other)?;
             for line in lines {
                 wire::write_entry(stream, next, &line).await?;
@@ -318,10 +307,8 @@ async fn follow(
                 copy.entries()
             ));
         }
-        let c = copy.clone();
-        tokio::task::spawn_blocking(move || c.apply_line(line))
+        copy.blocking(move |c| c.apply_line(line))
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| format!("the keeper's entry {seq} does not apply here: {e}"))?;
     }
 }

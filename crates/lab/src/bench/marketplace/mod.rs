@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use neverust_market::request::{AvailabilityParams, StorageRequestParams};
-use neverust_market::states::PurchaseState;
+use neverust_market::states::{Lifecycle, PurchaseState};
 
 use super::payload::Stored;
 use super::{short_error, upload_new, BenchError, Ctx};
-use crate::client::{state_name, HeldSlot, NodeClient};
+use crate::client::{HeldSlot, NodeClient};
 use crate::results::{Event, LostSlot, MarketRequest, MarketplaceResult};
 use crate::topology::cluster_file::{Implementation, NodeEntry};
 use count::Counters;
@@ -167,7 +167,7 @@ pub async fn run(
     for r in &mut requests {
         let Some(lost) = &r.lost else { continue };
         match (lost.repair_s, lost.repaired_by) {
-            (Some(s), Some(by)) if lost.kept => {
+            (Some(s), Some(by)) if lost.kept() => {
                 out.kept += 1;
                 let detail = format!(
                     "slot {} of node {}'s request stayed with node {by}: restarted by its launcher, it held the slot again after {s:.1} s",
@@ -341,10 +341,10 @@ async fn buy(client: NodeClient, cid: String) -> Bought {
                 | PurchaseState::Errored
                 | PurchaseState::Finished),
             ) => {
-                out.error = Some(format!("purchase {id} ended {}", state_name(s)));
+                out.error = Some(format!("purchase {id} ended {}", s.name()));
                 return out;
             }
-            Ok(s) => last = state_name(s),
+            Ok(s) => last = s.name().to_string(),
             Err(e) => last = short_error(&e),
         }
         tokio::time::sleep(POLL).await;
@@ -405,10 +405,7 @@ async fn await_repairs(
             let kept = plan::holds(&held, &id, lost.slot_index, lost.node);
             match (repaired, kept) {
                 (Some(by), _) => lost.repaired_by = Some(by),
-                (None, true) => {
-                    lost.repaired_by = Some(lost.node);
-                    lost.kept = true;
-                }
+                (None, true) => lost.repaired_by = Some(lost.node),
                 (None, false) => {
                     waiting += 1;
                     continue;
@@ -465,7 +462,7 @@ async fn final_states(ctx: &Ctx, requests: &mut [MarketRequest], errors: &mut Ve
         let client = ctx.cluster.client(r.client);
         r.state = match r.request_id.as_deref() {
             Some(id) => match client.purchase_state(id).await {
-                Ok(s) => state_name(s),
+                Ok(s) => s.name().to_string(),
                 Err(e) => format!("unknown ({})", short_error(&e)),
             },
             None => "not requested".into(),
