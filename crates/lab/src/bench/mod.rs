@@ -346,6 +346,11 @@ impl Ctx {
         self.rng.random_range(0..n)
     }
 
+    /// In an order the seed decides.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        rand::seq::SliceRandom::shuffle(items, &mut self.rng);
+    }
+
     /// Two different nodes of the main cluster.
     pub fn pair(&mut self) -> (usize, usize) {
         self.pair_of(self.cluster.len())

@@ -13,8 +13,11 @@ use super::{ClientError, NodeClient};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// A slot a host holds: which request, which of its slots.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A slot a host holds: which request, which of its slots (also as the visualizer's
+/// snapshot carries it).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct HeldSlot {
     /// The request id as the API writes it (`0x…`).
     pub request: String,

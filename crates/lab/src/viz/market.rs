@@ -6,21 +6,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::VizNode;
+use crate::client::HeldSlot;
 
 /// What a marketplace node said of the market in one poll.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeMarket {
-    pub slots: Vec<VizSlot>,
+    pub slots: Vec<HeldSlot>,
     /// The ids of the requests it made (`0x…`), whatever their state.
     pub purchases: Vec<String>,
-}
-
-/// One slot a node holds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct VizSlot {
-    /// The request's id (`0x…`).
-    pub request: String,
-    pub slot_index: u64,
 }
 
 /// A storage request some node holds slots of.
@@ -81,7 +74,7 @@ mod tests {
             up,
             slots: slots
                 .iter()
-                .map(|(r, i)| VizSlot {
+                .map(|(r, i)| HeldSlot {
                     request: r.to_string(),
                     slot_index: *i,
                 })

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 
-use super::market::{NodeMarket, VizSlot};
+use super::market::NodeMarket;
 use super::snapshot::{Builder, DebugInfo, NodeMetrics, NodeReport, Snapshot, Target};
 use crate::client::NodeClient;
 use crate::topology::cluster_file::{ClusterFile, Implementation};
@@ -199,16 +199,8 @@ async fn market(client: &NodeClient, target: &Target) -> Option<NodeMarket> {
         return None;
     }
     let (slots, purchases) = tokio::join!(client.held_slots(), client.purchase_ids());
-    let slots = slots
-        .ok()?
-        .into_iter()
-        .map(|s| VizSlot {
-            request: s.request,
-            slot_index: s.slot_index,
-        })
-        .collect();
     Some(NodeMarket {
-        slots,
+        slots: slots.ok()?,
         purchases: purchases.ok()?,
     })
 }

@@ -14,7 +14,8 @@ use neverust_node::api::answers;
 use neverust_node::metrics::names;
 use serde::{Deserialize, Serialize};
 
-use super::market::{self, NodeMarket, VizRequest, VizSlot};
+use super::market::{self, NodeMarket, VizRequest};
+use crate::client::HeldSlot;
 use crate::metrics::{self, Sample};
 use crate::topology::cluster_file::Implementation;
 
@@ -229,7 +230,7 @@ pub struct VizNode {
     pub tiers: Vec<VizTier>,
     /// Slots of storage requests this node holds (a marketplace host), and the requests it
     /// made (a client); empty while it does not answer, as nothing it holds can be seen.
-    pub slots: Vec<VizSlot>,
+    pub slots: Vec<HeldSlot>,
     pub purchases: Vec<String>,
     pub error: Option<String>,
 }
@@ -628,7 +629,7 @@ mod tests {
             r.market = Some(NodeMarket {
                 slots: slots
                     .iter()
-                    .map(|&i| VizSlot {
+                    .map(|&i| HeldSlot {
                         request: "0xa".into(),
                         slot_index: i,
                     })

@@ -72,10 +72,7 @@ pub async fn run(
         ..Default::default()
     };
     // Which nodes are clients is the seed's choice, so a run can be replayed.
-    for i in (1..marketplace.len()).rev() {
-        let j = ctx.pick(i + 1);
-        marketplace.swap(i, j);
-    }
+    ctx.shuffle(&mut marketplace);
     let Some(clients) = plan::clients(&marketplace, MAX_CLIENTS, SLOTS) else {
         let why = format!(
             "the cluster has {} marketplace nodes, and a request of {SLOTS} slots needs {} (a client, {SLOTS} hosts and one to repair onto): start it with more --nodes or a smaller --marketplace-every",
